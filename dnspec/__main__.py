@@ -1,0 +1,5 @@
+import sys
+
+from dnspec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``dnspec`` CLI, one module each (see :mod:`dnspec.cli`)."""
