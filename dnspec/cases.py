@@ -1,0 +1,103 @@
+"""One call of a CDN builder, as data: the inputs every property, benchmark and error-input
+family passes around.
+
+A :class:`CdnCase` holds the targets and the configuration, plus the seed that makes the
+call reproducible: ``case.call(impl)`` seeds torch's global RNG with ``case.seed`` and
+builds the class embedding from it, so the same case always gives the same call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+
+@dataclass(frozen=True)
+class CdnCase:
+    """Inputs of one call. ``targets``: one dict per image, ``labels`` int64 [n] and
+    ``boxes`` [n, 4] normalized cxcywh in ``dtype`` on ``device``."""
+
+    targets: tuple
+    num_classes: int
+    num_queries: int
+    num_denoising: int = 100
+    label_noise_ratio: float = 0.5
+    box_noise_scale: float = 1.0
+    embed_dim: int = 8
+    seed: int = 0
+    dtype: torch.dtype = torch.float32
+    device: str = "cpu"
+    note: str = field(default="", compare=False)
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(int(len(t["labels"])) for t in self.targets)
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.targets)
+
+    def class_embed(self) -> torch.nn.Embedding:
+        """``nn.Embedding(num_classes + 1, embed_dim, padding_idx=num_classes)`` with
+        weights drawn from ``seed`` (row num_classes is zero, as padding_idx makes it)."""
+        generator = torch.Generator().manual_seed(self.seed)
+        embed = torch.nn.Embedding(self.num_classes + 1, self.embed_dim, padding_idx=self.num_classes)
+        with torch.no_grad():
+            weight = torch.randn(self.num_classes + 1, self.embed_dim, generator=generator)
+            weight[self.num_classes] = 0
+            embed.weight.copy_(weight)
+        return embed.to(device=self.device, dtype=self.dtype)
+
+    def fresh_targets(self) -> list[dict]:
+        """A deep copy of the targets, so a call cannot change the case."""
+        return [{key: value.clone() for key, value in t.items()} for t in self.targets]
+
+    def args(self, class_embed=None) -> tuple:
+        """Positional arguments in the upstream order."""
+        return (
+            self.fresh_targets(),
+            self.num_classes,
+            self.num_queries,
+            self.class_embed() if class_embed is None else class_embed,
+            self.num_denoising,
+            self.label_noise_ratio,
+            self.box_noise_scale,
+        )
+
+    def call(self, impl, class_embed=None, **kwargs):
+        """Seed torch's global RNG with ``seed`` and call ``impl`` on this case."""
+        args = self.args(class_embed)
+        torch.manual_seed(self.seed)
+        with torch.no_grad():
+            return impl(*args, **kwargs)
+
+    def to(self, device=None, dtype=None) -> "CdnCase":
+        """The same case on another device or with boxes and embedding in another dtype."""
+        device = self.device if device is None else str(device)
+        dtype = self.dtype if dtype is None else dtype
+        targets = tuple(
+            {"labels": t["labels"].to(device), "boxes": t["boxes"].to(device=device, dtype=dtype)}
+            for t in self.targets
+        )
+        return replace(self, targets=targets, device=device, dtype=dtype)
+
+    def with_config(self, **changes) -> "CdnCase":
+        return replace(self, **changes)
+
+
+def make_targets(counts, *, seed: int = 0, num_classes: int = 80, dtype=torch.float32, device="cpu") -> tuple:
+    """Seeded random valid targets with ``counts[i]`` boxes in image i (for benchmarks and
+    hand-written tests; the property suite draws its own with Hypothesis)."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = []
+    for n in counts:
+        wh = torch.rand(n, 2, generator=generator, dtype=torch.float64) * 0.5 + 0.01
+        centre = wh / 2 + torch.rand(n, 2, generator=generator, dtype=torch.float64) * (1 - wh)
+        targets.append(
+            {
+                "labels": torch.randint(0, num_classes, (n,), generator=generator).to(device),
+                "boxes": torch.cat([centre, wh], dim=1).to(device=device, dtype=dtype),
+            }
+        )
+    return tuple(targets)
