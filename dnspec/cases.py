@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CdnCase:
     """Inputs of one call. ``targets``: one dict per image, ``labels`` int64 [n] and
     ``boxes`` [n, 4] normalized cxcywh in ``dtype`` on ``device``."""
@@ -84,6 +84,33 @@ class CdnCase:
 
     def with_config(self, **changes) -> "CdnCase":
         return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        """Python source that rebuilds this case (printed in counterexamples)."""
+        images = ", ".join(
+            "{'labels': torch.tensor(%s, dtype=torch.int64), 'boxes': torch.tensor(%s, dtype=%s).reshape(-1, 4)}"
+            % (t["labels"].tolist(), _short_floats(t["boxes"]), self.dtype)
+            for t in self.targets
+        )
+        fields = [
+            f"targets=({images}{',' if len(self.targets) == 1 else ''})",
+            f"num_classes={self.num_classes}",
+            f"num_queries={self.num_queries}",
+            f"num_denoising={self.num_denoising}",
+            f"label_noise_ratio={self.label_noise_ratio!r}",
+            f"box_noise_scale={self.box_noise_scale!r}",
+            f"embed_dim={self.embed_dim}",
+            f"seed={self.seed}",
+        ]
+        if self.dtype != torch.float32:
+            fields.append(f"dtype={self.dtype}")
+        if self.device != "cpu":
+            fields.append(f"device={self.device!r}")
+        return f"CdnCase({', '.join(fields)})"
+
+
+def _short_floats(boxes: torch.Tensor) -> str:
+    return repr([[float(v) for v in row] for row in boxes.double().cpu()])
 
 
 def make_targets(counts, *, seed: int = 0, num_classes: int = 80, dtype=torch.float32, device="cpu") -> tuple:

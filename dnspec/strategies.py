@@ -1,0 +1,195 @@
+"""Hypothesis strategies for CDN inputs: small composable pieces, each saying what it
+generates and why.
+
+Everything shrinks toward the simplest failing input: box counts toward 0, batches
+toward one image, configurations toward num_queries 0, no noise, one class, and boxes
+toward a small box in the top-left corner. The edge cases the builder has to survive
+are weighted in on purpose: empty images and all-empty batches, boxes touching each
+border, full-image boxes, tiny boxes (side 1e-4), many identical boxes, and images with
+more boxes than ``num_denoising`` (so G falls to 1 and N = 2 * max_gt).
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+from dnspec.cases import CdnCase
+
+TINY_SIDE = 1e-4
+
+# --- single numbers -------------------------------------------------------------------
+
+
+def box_sides() -> st.SearchStrategy[float]:
+    """A box side in (0, 1]: mostly ordinary, sometimes tiny (1e-4 .. 1e-3), sometimes
+    the full image (1.0). Shrinks toward the tiny end, the classic overflow/underflow case."""
+    return st.one_of(
+        st.floats(TINY_SIDE, 1e-3),
+        st.floats(1e-3, 1.0),
+        st.just(1.0),
+    )
+
+
+def placements() -> st.SearchStrategy[float]:
+    """Where a box sits along an axis, as a fraction of the free room: 0.0 touches the
+    low border (corner exactly 0), 1.0 the high border (corner exactly 1)."""
+    return st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0))
+
+
+@st.composite
+def boxes_cxcywh(draw) -> list[float]:
+    """One valid normalized box (cx, cy, w, h): w, h > 0 and corners inside [0, 1] (up
+    to the rounding of the box dtype)."""
+    w, h = draw(box_sides()), draw(box_sides())
+    px, py = draw(placements()), draw(placements())
+    return [w / 2 + px * (1 - w), h / 2 + py * (1 - h), w, h]
+
+
+def box_counts(max_boxes: int) -> st.SearchStrategy[int]:
+    """Boxes in one image: 0 often (empty images are common in detection batches)."""
+    return st.one_of(st.just(0), st.integers(1, max(1, max_boxes)))
+
+
+# --- images and batches ---------------------------------------------------------------
+
+
+@st.composite
+def image_targets(draw, num_classes: int, max_boxes: int = 6, dtype=torch.float32, device="cpu") -> dict:
+    """One image's target: ``labels`` int64 [n] in [0, num_classes), ``boxes`` [n, 4].
+
+    Either every box drawn on its own (edge shapes reachable), or one box repeated n
+    times (many identical boxes: ties in any sort or dedup an implementation does)."""
+    n = draw(box_counts(max_boxes))
+    if n and draw(st.booleans()):
+        boxes = [draw(boxes_cxcywh())] * n
+        labels = [draw(st.integers(0, num_classes - 1))] * n
+    else:
+        boxes = [draw(boxes_cxcywh()) for _ in range(n)]
+        labels = [draw(st.integers(0, num_classes - 1)) for _ in range(n)]
+    return {
+        "labels": torch.tensor(labels, dtype=torch.int64, device=device),
+        "boxes": torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4).to(device=device, dtype=dtype),
+    }
+
+
+@st.composite
+def crowded_image_targets(draw, num_classes: int, min_boxes: int, max_boxes: int, dtype=torch.float32, device="cpu") -> dict:
+    """An image with many boxes (min_boxes..max_boxes), generated from a drawn seed
+    rather than box by box, so that crowded images stay cheap to generate and shrink."""
+    n = draw(st.integers(min_boxes, max_boxes))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    wh = torch.rand(n, 2, generator=generator, dtype=torch.float64) * 0.5 + TINY_SIDE
+    centre = wh / 2 + torch.rand(n, 2, generator=generator, dtype=torch.float64) * (1 - wh)
+    labels = torch.randint(0, num_classes, (n,), generator=generator)
+    return {"labels": labels.to(device), "boxes": torch.cat([centre, wh], 1).to(device=device, dtype=dtype)}
+
+
+# --- configurations -------------------------------------------------------------------
+
+
+def noise_ratios() -> st.SearchStrategy[float]:
+    """label_noise_ratio in [0, 1], with both ends (0: no label noise; 1: the most)."""
+    return st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0))
+
+
+def noise_scales() -> st.SearchStrategy[float]:
+    """box_noise_scale in [0, 2], with 0 (no box noise, box-space output upstream)."""
+    return st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 2.0))
+
+
+def denoising_counts() -> st.SearchStrategy[int]:
+    """num_denoising in 0..200; 0 must give (None,)*4 (Hypothesis reaches the bounds
+    of an integer range on its own, so 0 needs no extra weight)."""
+    return st.integers(0, 200)
+
+
+@st.composite
+def cdn_cases(
+    draw,
+    max_batch_size: int = 16,
+    max_boxes: int = 6,
+    dtype=torch.float32,
+    device="cpu",
+    label_noise_ratio: st.SearchStrategy[float] | None = None,
+    box_noise_scale: st.SearchStrategy[float] | None = None,
+) -> CdnCase:
+    """A whole call: ragged batch of 1..max_batch_size images plus a configuration.
+
+    With probability ~1/4 the batch is "crowded": num_denoising is small (1..12) and at
+    least one image has more boxes than it, so num_group falls to 1."""
+    num_classes = draw(st.integers(1, 100))
+    crowded = draw(st.integers(0, 3)) == 3
+    num_denoising = draw(st.integers(1, 12) if crowded else denoising_counts())
+    batch_size = draw(st.integers(1, max_batch_size))
+    images = [draw(image_targets(num_classes, max_boxes, dtype, device)) for _ in range(batch_size)]
+    if crowded:
+        where = draw(st.integers(0, batch_size - 1))
+        images[where] = draw(
+            crowded_image_targets(num_classes, num_denoising + 1, num_denoising + 4, dtype, device)
+        )
+    return CdnCase(
+        targets=tuple(images),
+        num_classes=num_classes,
+        num_queries=draw(st.integers(0, 300)),
+        num_denoising=num_denoising,
+        label_noise_ratio=draw(label_noise_ratio if label_noise_ratio is not None else noise_ratios()),
+        box_noise_scale=draw(box_noise_scale if box_noise_scale is not None else noise_scales()),
+        embed_dim=draw(st.integers(1, 16)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+        dtype=dtype,
+        device=device,
+    )
+
+
+def noiseless_cases(**kwargs) -> st.SearchStrategy[CdnCase]:
+    """Cases with label_noise_ratio == 0 and box_noise_scale == 0: fully deterministic calls."""
+    return cdn_cases(label_noise_ratio=st.just(0.0), box_noise_scale=st.just(0.0), **kwargs)
+
+
+def noisy_box_cases(**kwargs) -> st.SearchStrategy[CdnCase]:
+    """Cases with box noise on (scale in (0, 2]): the box bound checks' domain."""
+    return cdn_cases(box_noise_scale=st.one_of(st.just(1.0), st.just(2.0), st.floats(1e-3, 2.0)), **kwargs)
+
+
+# --- edge-case buckets, for event() and for the reachability tests ----------------------
+
+
+def edge_case_buckets(case: CdnCase) -> list[str]:
+    """Names of the edge-case buckets this case falls in (shown by
+    ``--hypothesis-show-statistics``; tests prove each is reached)."""
+    counts = case.counts
+    max_gt = max(counts, default=0)
+    buckets = []
+    if max_gt == 0:
+        buckets.append("all images empty")
+    elif 0 in counts:
+        buckets.append("some image empty")
+    if case.num_denoising <= 0:
+        buckets.append("num_denoising == 0")
+    elif max_gt > case.num_denoising:
+        buckets.append("max_gt > num_denoising (one group)")
+    elif max_gt and case.num_denoising // max_gt == 1:
+        buckets.append("exactly one group")
+    if case.batch_size == 1:
+        buckets.append("batch of one")
+    if case.label_noise_ratio == 0:
+        buckets.append("no label noise")
+    if case.label_noise_ratio == 1:
+        buckets.append("label_noise_ratio == 1")
+    if case.box_noise_scale == 0:
+        buckets.append("no box noise")
+    all_boxes = torch.cat([t["boxes"].double().cpu() for t in case.targets]) if max_gt else torch.zeros(0, 4)
+    if len(all_boxes):
+        cx, cy, w, h = all_boxes.unbind(-1)
+        if bool(((cx - w / 2 <= 0) | (cy - h / 2 <= 0) | (cx + w / 2 >= 1) | (cy + h / 2 >= 1)).any()):
+            buckets.append("box touching a border")
+        if bool(((w >= 1) & (h >= 1)).any()):
+            buckets.append("full-image box")
+        if bool(((w <= 1e-3) | (h <= 1e-3)).any()):
+            buckets.append("tiny box")
+    for t in case.targets:
+        if len(t["boxes"]) > 1 and bool((t["boxes"] == t["boxes"][0]).all()):
+            buckets.append("identical boxes")
+            break
+    return buckets
