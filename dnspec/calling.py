@@ -15,7 +15,9 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
-DEFAULT_TIME_LIMIT_S = 30.0
+# The per-call time limit in force (seconds, None = none); dnspec.suite sets it for the
+# duration of a property run from RunOptions.time_limit_s.
+DEFAULT_TIME_LIMIT_S_ACTIVE: float | None = None
 
 
 class ImplementationError(AssertionError):
@@ -74,6 +76,8 @@ def call_implementation(impl, case, *, time_limit_s: float | None = None, class_
             f"{name} hung on an earlier case and is not called again in this run "
             f"(first hanging case: {HANGS.hung[name]!r})"
         )
+    if time_limit_s is None:
+        time_limit_s = DEFAULT_TIME_LIMIT_S_ACTIVE
     try:
         with time_limit(time_limit_s, f"{name}"):
             if args is not None:
