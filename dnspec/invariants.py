@@ -10,6 +10,8 @@ run these functions through :mod:`dnspec.suite`; nothing else holds an invariant
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from dnspec.boxes import inverse_sigmoid
@@ -17,7 +19,7 @@ from dnspec.calling import call_implementation
 from dnspec.decode import corners, decode_boxes, expects_logit_space, recover_labels
 from dnspec.layout import CdnLayout
 from dnspec.noise import draw_noise
-from dnspec.tolerances import tolerance_for
+from dnspec.tolerances import decoded_box_tolerance, tolerance_for
 
 # sigmoid(inverse_sigmoid(0)) = 1e-5: the width or height a crossed box collapses to
 COLLAPSED_SIDE = 2e-5
@@ -229,7 +231,7 @@ def _inside(x, interval, tol):
     return (x >= lo - tol) & (x <= hi + tol)
 
 
-def box_noise_bounds_ok(case, layout, decoded, fixes_advisories: bool):
+def box_noise_bounds_ok(case, layout, decoded, fixes_advisories: bool, tol: float):
     """Per real row and axis, whether the decoded box is reachable from its ground truth.
 
     With corners c1 < c2 of the ground truth on one axis and d = w/2 * scale (w the
@@ -246,9 +248,9 @@ def box_noise_bounds_ok(case, layout, decoded, fixes_advisories: bool):
                  pair of intervals in which corner 2 can fall below corner 1, or
       (swapped)  implementations that fix the advisories only: the two corners were
                  reordered (min, max), so corner 1 lies in corner 2's set and vice versa.
-    Returns bool [bs, N, 2] (x axis, y axis); padding rows are True.
+    Every comparison allows ``tol``. Returns bool [bs, N, 2] (x axis, y axis); padding
+    rows are True.
     """
-    tol = tolerance_for(case.dtype).box
     _, gt_boxes = gt_rows(case, layout)
     gt_corners = corners(gt_boxes)
     got = corners(decoded)
@@ -303,8 +305,8 @@ def check_boxes(impl, case):
     if not layout.produces_output:
         return
     bbox = _produced(impl, case)[1].detach().cpu()
-    tol = tolerance_for(case.dtype).box
     logit_space = expects_logit_space(case.box_noise_scale, impl.fixes_advisories)
+    tol = decoded_box_tolerance(case.dtype, logit_space)
     decoded = decode_boxes(bbox, logit_space)
     real = layout.real_rows()
     padding_value = inverse_sigmoid(torch.zeros(4, dtype=bbox.dtype)) if logit_space else torch.zeros(4, dtype=bbox.dtype)
@@ -331,7 +333,7 @@ def check_boxes(impl, case):
     if bool(outside.any()):
         i, r, k = (int(v) for v in outside.nonzero()[0])
         _fail(f"real row {r} of image {i}: corner {'x1 y1 x2 y2'.split()[k]} = {float(got[i, r, k])} is outside [0, 1]")
-    ok = box_noise_bounds_ok(case, layout, decoded, impl.fixes_advisories)
+    ok = box_noise_bounds_ok(case, layout, decoded, impl.fixes_advisories, tol)
     if not bool(ok.all()):
         i, r, axis = (int(v) for v in (~ok).nonzero()[0])
         kind = "negative" if bool(layout.row_is_negative()[r]) else "positive"
@@ -432,7 +434,8 @@ def check_noiseless_matches_reference(impl, case):
     expected = case.call(_reference(), class_embed=class_embed)
     if impl.fixes_advisories and got[0] is not None and expected[0] is not None:
         got = (got[0], got[1].detach().to(torch.float64).sigmoid().to(got[1].dtype), got[2], got[3])
-        assert_outputs_equal(got, expected, "noise-free output vs the reference", tolerance_for(case.dtype))
+        tolerance = replace(tolerance_for(case.dtype), box=decoded_box_tolerance(case.dtype, logit_space=True))
+        assert_outputs_equal(got, expected, "noise-free output vs the reference", tolerance)
     else:
         assert_outputs_equal(got, expected, "noise-free output vs the reference")
 

@@ -6,6 +6,7 @@ Options:
   --strict-advisories    enforce the upstream advisories (violations fail)
   --device DEVICE        where the generated cases live (default cpu); the device
                          agreement tests always compare cpu with cpu and cuda
+  --dtype DTYPE          dtype of the generated boxes and embedding (default float32)
   --dnspec-profile NAME  Hypothesis profile (ci, dev, thorough); also DNSPEC_PROFILE,
                          or Hypothesis' own --hypothesis-profile
 
@@ -23,6 +24,7 @@ import pytest
 import torch
 
 _IMPLEMENTATIONS: dict[str, object] = {}
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def pytest_addoption(parser):
@@ -32,6 +34,8 @@ def pytest_addoption(parser):
     group.addoption("--strict-advisories", action="store_true", default=False,
                     help="treat violated upstream advisories as failures")
     group.addoption("--device", default="cpu", help="device the generated cases live on (default: cpu)")
+    group.addoption("--dtype", default="float32", choices=sorted(DTYPES),
+                    help="dtype of the generated boxes and class embedding (default: float32)")
     group.addoption("--dnspec-profile", default=None, help="Hypothesis profile: ci, dev or thorough")
 
 
@@ -65,7 +69,11 @@ def pytest_generate_tests(metafunc):
 def options(request):
     from dnspec.suite import RunOptions
 
-    return RunOptions(device=request.config.getoption("device"), strict=request.config.getoption("strict_advisories"))
+    return RunOptions(
+        device=request.config.getoption("device"),
+        dtype=DTYPES[request.config.getoption("dtype")],
+        strict=request.config.getoption("strict_advisories"),
+    )
 
 
 def cpu_and_cuda():

@@ -29,6 +29,18 @@ TOLERANCES: dict[torch.dtype, Tolerance] = {
 }
 
 
+# inverse_sigmoid clamps x and 1 - x to at least 1e-5, so a decoded centre or side can
+# sit up to 1e-5 from the value it encodes (a full-image box decodes with side 1 - 1e-5),
+# and a decoded corner (centre +- side/2) up to 1.5e-5 from its true place.
+LOGIT_DECODE_SLACK = 2e-5
+
+
+def decoded_box_tolerance(dtype: torch.dtype, logit_space: bool) -> float:
+    """Absolute tolerance on a box corner decoded from the output: the dtype's own,
+    plus the inverse_sigmoid clamp's slack when the output is in logit space."""
+    return tolerance_for(dtype).box + (LOGIT_DECODE_SLACK if logit_space else 0.0)
+
+
 def tolerance_for(dtype: torch.dtype) -> Tolerance:
     """The tolerance row for ``dtype`` (ValueError naming the dtype if it has none)."""
     try:
