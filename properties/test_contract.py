@@ -25,6 +25,22 @@ def test_class_queries_are_embedding_rows_with_valid_labels(impl, options):
 
 
 def test_boxes_within_positive_and_negative_noise_bounds(impl, options):
+    """Per real row and axis, with ground-truth corners c1 < c2, side s and
+    d = s/2 * box_noise_scale, decoding sigmoid(bbox) to corners X1, X2:
+
+    - padding rows hold inverse_sigmoid(0) = log(1e-5) (logit space) or 0 (box space);
+    - box_noise_scale == 0: real rows equal the ground truth (box space upstream);
+    - every corner lies in [0, 1] (the clip);
+    - positive rows: X in clip([c - d, c + d])             (|u| < 1);
+    - negative rows: X in clip([c - 2d, c - d]) U clip([c + d, c + 2d])   (1 <= |u| < 2);
+      clip is monotone, so clipping the interval ends is exact, and a corner pinned at 0
+      or 1 is accepted exactly when its interval reaches past the border;
+    - crossed corners (X2 < X1 before the inverse sigmoid, upstream): the side comes back
+      clamped to ~1e-5 and only the centre survives; accepted when the side is <= 2e-5
+      and the centre lies in the halved sum of two intervals in which c2 can fall below c1;
+    - implementations fixing the advisories may return the corners swapped (min, max).
+    Tolerance: the dtype's (dnspec/tolerances.py) plus 2e-5 for the inverse_sigmoid clamp.
+    """
     check_property("boxes", impl, options)
 
 
