@@ -30,6 +30,7 @@ import torch
 
 from dnspec.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
 from dnspec.noise import NoiseDraw, draw_noise
+from dnspec.validation import validate_cdn_inputs
 
 NO_OUTPUT = (None, None, None, None)
 
@@ -143,9 +144,18 @@ def get_contrastive_denoising_training_group(
     *,
     noise: NoiseDraw | None = None,
     generator: torch.Generator | None = None,
+    validate: bool = True,
 ):
     """RT-DETR's CDN builder. Draws from ``generator`` (default: the global RNG, in
-    upstream order) unless a ``noise`` draw is injected, then applies it."""
+    upstream order) unless a ``noise`` draw is injected, then applies it.
+
+    ``validate`` (default True): first check the inputs with
+    :func:`dnspec.validation.validate_cdn_inputs`, raising ``CdnInputError`` on a malformed
+    call, even one that num_denoising <= 0 would return early from. The check draws no
+    random numbers, so valid inputs give upstream's outputs and RNG state either way;
+    ``validate=False`` is upstream's behaviour on invalid inputs too (and skips its cost)."""
+    if validate:
+        validate_cdn_inputs(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale)
     if num_denoising <= 0:
         return NO_OUTPUT
     max_gt_num = max((len(t["labels"]) for t in targets), default=0)
