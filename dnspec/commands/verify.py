@@ -1,0 +1,525 @@
+"""``dnspec verify SPEC``: check one implementation against every registered property.
+
+Prints one line per property (PASS / FAIL / SKIP / ADVISORY), and under each failure the
+minimal counterexample and the command that replays it; a progress bar on stderr while
+it runs (on a terminal). Exit status: 0 every property holds (advisories and skips do
+not count against it), 1 some property fails, 2 the SPEC cannot be loaded or the
+options are unusable (one line says why), 3 dnspec itself broke (a bug: please report).
+
+The implementation under test is treated as hostile: whatever it prints during a call
+(or while its module imports) is captured in a bounded buffer and only counted on the
+report line; a call that runs past ``--time-limit`` is stopped (SIGALRM, main thread) and
+the implementation is not called again in this run; anything it raises, or returns
+wrongly, is a failed property, never a dnspec traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import inspect
+import io
+import os
+import platform
+import re
+import shlex
+import sys
+import time
+from collections import deque
+from dataclasses import replace
+
+DEFAULT_TIME_LIMIT_S = 30.0
+UPSTREAM_ARGUMENTS = ("targets", "num_classes", "num_queries", "class_embed", "num_denoising", "label_noise_ratio", "box_noise_scale")
+DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda", "mps")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from dnspec.profiles import PROFILES
+
+    parser = subparsers.add_parser(
+        "verify",
+        help="check one implementation against the CDN contract",
+        description=(
+            "Check an implementation against every dnspec property. SPEC is a built-in name "
+            "(reference, ...), package.module:callable, path/to/file.py:callable, or a name in the "
+            "'dnspec.implementations' entry-point group. Exit 0: all properties hold; 1: some fail; "
+            "2: the SPEC cannot be loaded or an option is unusable."
+        ),
+    )
+    parser.add_argument("spec", metavar="SPEC", help="the implementation to check")
+    parser.add_argument("--profile", choices=PROFILES, default=None,
+                        help="Hypothesis profile: ci (derandomized), dev (default; replays saved failures first), thorough (10x examples); default ci when $CI is set")
+    parser.add_argument("--max-examples", type=int, default=None, metavar="N", help="Hypothesis examples per property (overrides the profile)")
+    parser.add_argument("--seed", type=int, default=None, metavar="S", help="seed for Hypothesis and the statistical batches (replays a run)")
+    parser.add_argument("--device", default="cpu", help="device the generated cases live on: cpu, cuda, cuda:1, mps (default cpu)")
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="dtype of the generated boxes and class embedding (default float32)")
+    parser.add_argument("--strict", action="store_true", help="violated upstream advisories fail instead of being reported")
+    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
+                        help=f"stop any single call of the implementation after this long (default {DEFAULT_TIME_LIMIT_S:g}; 0 = no limit)")
+    parser.add_argument("--no-pinned", action="store_true",
+                        help="skip dnspec's pinned edge-case examples, so failures are found by generation and shrunk (replays a minimal counterexample)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="check only these properties or property families")
+    parser.add_argument("--report", default=None, metavar="FILE", help="also write the report to FILE.md (markdown) or FILE.json")
+    parser.set_defaults(func=run)
+    return parser
+
+
+# --- the implementation's own output ----------------------------------------------------
+
+
+class BoundedOutput(io.TextIOBase):
+    """A text stream that keeps the first ``head`` and last ``tail`` characters written
+    to it and counts the rest (what the implementation prints goes here)."""
+
+    def __init__(self, head: int = 4000, tail: int = 2000):
+        super().__init__()
+        self.head_limit, self.total = head, 0
+        self._head: list[str] = []
+        self._head_len = 0
+        self._tail: deque[str] = deque()
+        self._tail_len, self.tail_limit = 0, tail
+        self.buffer = _BoundedBytes(self)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    def write(self, text) -> int:
+        if not isinstance(text, str):
+            text = str(text)
+        self.total += len(text)
+        if self._head_len < self.head_limit:
+            piece = text[: self.head_limit - self._head_len]
+            self._head.append(piece)
+            self._head_len += len(piece)
+        piece = text[-self.tail_limit:]
+        self._tail.append(piece)
+        self._tail_len += len(piece)
+        while self._tail and self._tail_len - len(self._tail[0]) >= self.tail_limit:
+            self._tail_len -= len(self._tail.popleft())
+        return len(text)
+
+    def head(self) -> str:
+        return "".join(self._head)
+
+    def tail(self) -> str:
+        return "".join(self._tail)[-self.tail_limit:]
+
+
+class _BoundedBytes(io.RawIOBase):
+    """``sys.stdout.buffer`` for code that writes bytes."""
+
+    def __init__(self, text: BoundedOutput):
+        super().__init__()
+        self.text = text
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.text.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+
+@contextlib.contextmanager
+def captured(buffer: BoundedOutput):
+    """Send Python-level stdout and stderr (print, sys.std*.write, warnings) to ``buffer``."""
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        yield
+
+
+def capturing_implementation(impl, buffer: BoundedOutput):
+    """The same Implementation, with its output captured during every call."""
+    fn = impl.fn
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with captured(buffer):
+            return fn(*args, **kwargs)
+
+    return replace(impl, fn=call)
+
+
+# --- checks before the run ----------------------------------------------------------------
+
+
+def signature_problem(impl) -> str:
+    """One line if the callable cannot take the upstream positional arguments, else ''."""
+    try:
+        signature = inspect.signature(impl.fn)
+    except (TypeError, ValueError):
+        return ""
+    try:
+        signature.bind(*UPSTREAM_ARGUMENTS)
+    except TypeError as error:
+        return (
+            f"signature: {impl.name} has parameters {signature}, which cannot take the upstream arguments "
+            f"({', '.join(UPSTREAM_ARGUMENTS)}): {error}; every property will fail with a TypeError"
+        )
+    return ""
+
+
+class UsageProblem(Exception):
+    """An option dnspec cannot run with (exit 2, one line)."""
+
+
+def _device_problem(device: str) -> str:
+    import torch
+
+    kind = device.split(":")[0]
+    if kind not in DEVICES:
+        return f"--device {device}: unknown device type; use one of {', '.join(DEVICES)}"
+    if kind == "cuda" and not torch.cuda.is_available():
+        return f"--device {device}: no CUDA device here (torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'})"
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        return f"--device {device}: no MPS device here"
+    return ""
+
+
+def selected_properties(only: list[str] | None) -> list[str] | None:
+    """Property names from --only, where a family name stands for its properties."""
+    from dnspec.suite import BY_NAME, FAMILIES, PROPERTIES
+
+    if not only:
+        return None
+    names = []
+    for item in only:
+        if item in BY_NAME:
+            names.append(item)
+        elif item in FAMILIES:
+            names.extend(p.name for p in PROPERTIES if p.family == item)
+        else:
+            raise UsageProblem(
+                f"--only {item}: no such property or family; properties: {', '.join(BY_NAME)}; families: {', '.join(FAMILIES)}"
+            )
+    return list(dict.fromkeys(names))
+
+
+@contextlib.contextmanager
+def hypothesis_profile(name: str, pinned_examples: bool = True):
+    """Load a dnspec Hypothesis profile for the duration of the run, then put back the
+    one that was loaded (verify may run inside pytest, which has its own)."""
+    from hypothesis import settings
+
+    from dnspec import profiles
+
+    previous = settings.get_current_profile_name()
+    profiles.load_profile(name, pinned_examples=pinned_examples)
+    try:
+        yield
+    finally:
+        settings.load_profile(previous)
+
+
+@contextlib.contextmanager
+def whole_run_time_limit(seconds):
+    """Apply the per-call limit to every call of the run, the statistical and advisory
+    batches included (the suite applies ``RunOptions.time_limit_s`` to generated cases)."""
+    from dnspec import calling
+
+    previous = calling.DEFAULT_TIME_LIMIT_S_ACTIVE
+    calling.DEFAULT_TIME_LIMIT_S_ACTIVE = seconds
+    try:
+        yield
+    finally:
+        calling.DEFAULT_TIME_LIMIT_S_ACTIVE = previous
+
+
+# --- replaying ------------------------------------------------------------------------------
+
+
+def command_line(args, only: str | None = None, no_pinned: bool = False) -> str:
+    """The verify command for these options, optionally narrowed to one property."""
+    parts = ["dnspec", "verify", args.spec]
+    if args.profile:
+        parts += ["--profile", args.profile]
+    for flag, value, default in (
+        ("--max-examples", args.max_examples, None),
+        ("--seed", args.seed, None),
+        ("--device", args.device, "cpu"),
+        ("--dtype", args.dtype, "float32"),
+        ("--time-limit", args.time_limit, DEFAULT_TIME_LIMIT_S),
+    ):
+        if value != default:
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    if args.strict:
+        parts.append("--strict")
+    if args.no_pinned or no_pinned:
+        parts.append("--no-pinned")
+    if only:
+        parts += ["--only", only]
+    elif args.only:
+        parts += ["--only", *args.only]
+    return shlex.join(parts)
+
+
+def replay_hint(args, outcome, profile: str, no_pinned: bool = False) -> str:
+    from dnspec.suite import ADVISORY, STATISTICAL
+
+    command = command_line(args, outcome.prop.name, no_pinned)
+    if outcome.prop.kind in (STATISTICAL, ADVISORY):
+        return f"{command}   (fixed seeded batch: the same command gives the same numbers)"
+    if profile == "ci" or args.seed is not None:
+        return f"{command}   (derandomized: the same command replays the same examples)"
+    return f"{command}   (Hypothesis' example database in ./.hypothesis replays this failure first)"
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def environment() -> dict:
+    import torch
+
+    from dnspec import __version__
+
+    return {"dnspec": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _implementation_info(impl) -> dict:
+    return {
+        "name": impl.name,
+        "label": impl.label,
+        "version": impl.version,
+        "description": impl.description,
+        "accepts_noise": impl.accepts_noise,
+        "fixes_advisories": impl.fixes_advisories,
+    }
+
+
+class _Screen:
+    """Where the run shows itself: result lines to stdout as each property finishes,
+    and a progress bar on stderr when stderr is a terminal (results then print above it
+    if stdout is that terminal too)."""
+
+    def __init__(self, total: int, stdout, stderr):
+        from rich.console import Console
+
+        self.stdout = stdout
+        self.err_console = Console(file=stderr, highlight=False, markup=False, soft_wrap=True)
+        self.out_console = Console(file=stdout, highlight=False, markup=False, soft_wrap=True)
+        self.progress = None
+        if self.err_console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=self.err_console, transient=True, redirect_stdout=False, redirect_stderr=False,
+            )
+            self.task = self.progress.add_task("starting", total=total)
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+        return False
+
+    def now_checking(self, label: str) -> None:
+        if self.progress:
+            self.progress.update(self.task, description=f"checking {label}")
+
+    def advance(self) -> None:
+        if self.progress:
+            self.progress.advance(self.task)
+
+    def line(self, text: str, status: str | None = None) -> None:
+        from rich.text import Text
+
+        from dnspec.report import STATUS_STYLE, STATUS_WORD
+
+        styled = Text(text)
+        if status in STATUS_WORD:
+            styled.stylize(STATUS_STYLE[status], 0, len(STATUS_WORD[status]))
+        console = self.err_console if self.progress and self.out_console.is_terminal else self.out_console
+        console.print(styled)
+
+
+def run(args) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("dnspec verify: interrupted", file=sys.stderr)
+        return 130
+    except Exception as bug:  # a dnspec bug, not the implementation's: one line, traceback on request
+        if os.environ.get("DNSPEC_DEBUG"):
+            raise
+        print(f"dnspec verify: internal error: {type(bug).__name__}: {bug} (set DNSPEC_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 3
+
+
+def _run(args) -> int:
+    from dnspec import profiles
+    from dnspec.report import REPORT_SUFFIXES, OutcomeRecord, VerifyReport, closing_lines, failure_block, outcome_line, write_report
+
+    started = time.perf_counter()
+    stdout, stderr = sys.stdout, sys.stderr
+    profile = args.profile or profiles.default_profile()
+    report = VerifyReport(spec=args.spec, command=command_line(args), environment=environment())
+
+    def finish(code: int) -> int:
+        report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)
+        if args.report:
+            write_report(report, args.report)
+        return code
+
+    def usage(message: str) -> int:
+        print(f"dnspec verify: {message}", file=stderr)
+        report.error = message
+        return finish(2)
+
+    if args.report and os.path.splitext(args.report)[1] not in REPORT_SUFFIXES:
+        print(f"dnspec verify: --report {args.report}: use a .md or .json file name", file=stderr)
+        return 2
+    try:
+        names = selected_properties(args.only)
+    except UsageProblem as problem:
+        return usage(str(problem))
+    if args.max_examples is not None and args.max_examples < 1:
+        return usage(f"--max-examples {args.max_examples}: must be at least 1")
+    problem = _device_problem(args.device)
+    if problem:
+        return usage(problem)
+
+    import torch
+
+    from dnspec.calling import HANGS
+    from dnspec.specs import SpecError, load_implementation
+    from dnspec.suite import PROPERTIES, RunOptions, evaluate_all
+
+    buffer = BoundedOutput()
+    try:
+        with captured(buffer):  # a module may print (or fail loudly) while it imports
+            impl = load_implementation(args.spec)
+    except SpecError as error:
+        return usage(str(error))
+    except BaseException as error:  # SystemExit from the user's module, say
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        return usage(f"cannot load SPEC {args.spec!r}: loading it raised {type(error).__name__}: {error}")
+    if buffer.total:
+        report.notes.append(f"loading {args.spec!r} printed {_size(buffer.total)} (captured, not shown)")
+
+    time_limit = args.time_limit if args.time_limit and args.time_limit > 0 else None
+    options = RunOptions(
+        device=args.device, dtype=getattr(torch, args.dtype), strict=args.strict,
+        max_examples=args.max_examples, seed=args.seed, time_limit_s=time_limit,
+    )
+    report.implementation = _implementation_info(impl)
+    report.options = {
+        "profile": profile, "max_examples": args.max_examples, "seed": args.seed, "device": args.device,
+        "dtype": args.dtype, "strict": args.strict, "time_limit_s": time_limit, "only": names or [],
+    }
+    signature = signature_problem(impl)
+    if signature:
+        report.notes.append(signature)
+    plan = [p for p in PROPERTIES if not names or p.name in names]
+    labels = [_label(p, v) for p in plan for v in p.variants(impl, options)]
+    tested = capturing_implementation(impl, buffer)
+    HANGS.hung.pop(impl.name, None)  # "hung earlier in this run" means this run
+
+    screen = _Screen(len(labels), stdout, stderr)
+    screen.line(f"dnspec verify {impl.label}: {len(labels)} checks, profile {profile}, device {args.device}, {args.dtype}"
+                + (f", time limit {time_limit:g} s per call" if time_limit else ""))
+    printed_before = buffer.total
+    done = 0
+
+    def on_outcome(outcome):
+        nonlocal printed_before, done
+        shrunk = None
+        if outcome.status == "fail" and not args.no_pinned and impl.name not in HANGS.hung and pinned_failure(outcome.details):
+            screen.now_checking(f"{outcome.label}: shrinking past the pinned edge case")
+            shrunk = shrink_past_pinned(outcome, tested, options, profile)
+        record = OutcomeRecord.from_outcome(
+            shrunk or outcome,
+            printed_chars=buffer.total - printed_before,
+            replay=replay_hint(args, outcome, profile, no_pinned=shrunk is not None) if outcome.status == "fail" else "",
+        )
+        if shrunk is not None:
+            record.seconds = round(outcome.seconds + shrunk.seconds, 3)
+            record.pinned_example = pinned_failure(outcome.details)
+        if outcome.status == "fail" and _hung_earlier(outcome.details):
+            record.message = "not called: the implementation hung earlier in this run (see the hang note)"
+            record.replay = ""
+        printed_before = buffer.total
+        report.outcomes.append(record)
+        screen.line(outcome_line(record), record.status)
+        if record.status == "fail":
+            for text in failure_block(record):
+                screen.line(text)
+        done += 1
+        screen.advance()
+        if done < len(labels):
+            screen.now_checking(labels[done])
+
+    with screen, hypothesis_profile(profile), whole_run_time_limit(time_limit):
+        if labels:
+            screen.now_checking(labels[0])
+        evaluate_all(tested, options, names, on_outcome)
+
+    if impl.name in HANGS.hung:
+        report.notes.append(
+            f"hang: {impl.name} ran past the time limit of {time_limit:g} s on {HANGS.hung[impl.name]!r}; "
+            "it was stopped and not called again in this run, so every later property fails"
+        )
+    if buffer.total:
+        report.captured_output = {"chars": buffer.total, "head": buffer.head(), "tail": buffer.tail()}
+        report.notes.append(
+            f"output: the implementation printed {_size(buffer.total)} during the run; it was captured and is not shown "
+            + (f"(the beginning is in {args.report})" if args.report else "(use --report FILE.md to see its beginning)")
+        )
+    code = 1 if any(r.status == "fail" for r in report.outcomes) else 0
+    report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)
+    for text in closing_lines(report):
+        screen.line(text)
+    return finish(code)
+
+
+def pinned_failure(details: str) -> str:
+    """'the pinned edge case <note>' if the failure was on one of dnspec's pinned
+    @example cases (Hypothesis does not shrink those), else ''."""
+    from dnspec.report import PINNED_EXAMPLE, counterexample
+
+    example = counterexample(details)
+    if not example.startswith(PINNED_EXAMPLE):
+        return ""
+    match = re.search(r"note='([^']*)'", example)
+    return f"dnspec's pinned edge case {match.group(1)!r}" if match else "one of dnspec's pinned edge cases"
+
+
+def shrink_past_pinned(outcome, impl, options, profile: str):
+    """Run the property again without the pinned examples, so Hypothesis generates and
+    shrinks a failing case; the new Outcome if it fails with a shrunk example, else None."""
+    from dnspec.report import GENERATED_EXAMPLE, counterexample
+    from dnspec.suite import evaluate
+
+    with hypothesis_profile(profile, pinned_examples=False):
+        again = evaluate(outcome.prop, impl, options, outcome.variant)
+    if again.status == "fail" and counterexample(again.details).startswith(GENERATED_EXAMPLE):
+        return again
+    return None
+
+
+def _hung_earlier(details: str) -> bool:
+    first = details.splitlines()[0] if details else ""
+    return first.startswith("ImplementationTimeout") and ("hung earlier" in first or "hung on an earlier case" in first)
+
+
+def _label(prop, variant) -> str:
+    return prop.name if variant is None else f"{prop.name}[{str(variant).replace('torch.', '')}]"
+
+
+def _size(chars: int) -> str:
+    from dnspec.report import human_size
+
+    return human_size(chars)
