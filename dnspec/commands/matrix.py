@@ -1,0 +1,152 @@
+"""``dnspec matrix [SPEC...]``: the conformance table of several implementations.
+
+Runs ``dnspec verify`` on each implementation (by default the reference and every
+built-in whose package is installed here) and writes one markdown table: rows are
+implementations (with their package version), columns property families, cells pass /
+fail (one-line reason) / advisory / skipped. Each implementation runs in its own
+subprocess (``python -m dnspec verify SPEC --report tmp.json``), so one that crashes the
+interpreter, exhausts memory or hangs inside C code (where the per-call SIGALRM limit
+cannot reach) costs its own row, never the table; a subprocess that ends without a report
+gets an error row with its exit status and last line of output.
+
+Exit status: 0 when the table was written (whatever it says: divergences of peers are
+what it is for), 2 when it could not be (no implementation, unusable option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_TIMEOUT_S = 900.0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from dnspec.commands.verify import DEFAULT_TIME_LIMIT_S
+    from dnspec.profiles import PROFILES
+
+    parser = subparsers.add_parser(
+        "matrix",
+        help="conformance table of several implementations",
+        description=(
+            "Run `dnspec verify` on each SPEC (default: the reference and every installed built-in), each in its "
+            "own subprocess, and write a markdown conformance table: rows implementations, columns property families."
+        ),
+    )
+    parser.add_argument("specs", nargs="*", metavar="SPEC", help="implementations (default: reference and every installed built-in)")
+    parser.add_argument("--out", default=None, metavar="FILE.md", help="write the table (markdown) here; it is printed either way")
+    parser.add_argument("--json", default=None, metavar="FILE.json", help="also write every implementation's verify report, as one JSON list")
+    parser.add_argument("--profile", choices=PROFILES, default=None, help="Hypothesis profile for every run (default: ci when $CI is set, else dev)")
+    parser.add_argument("--max-examples", type=int, default=None, metavar="N", help="Hypothesis examples per property")
+    parser.add_argument("--seed", type=int, default=None, metavar="S", help="seed for every run")
+    parser.add_argument("--device", default="cpu", help="device the generated cases live on (default cpu)")
+    parser.add_argument("--strict", action="store_true", help="violated upstream advisories fail")
+    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS", help="per-call time limit inside each run")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                        help=f"stop a whole verify subprocess after this long (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these properties or families")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def default_specs() -> list[str]:
+    from dnspec.specs import installed_builtin_names
+
+    names = installed_builtin_names()
+    return ["reference"] + [n for n in names if n != "reference"]
+
+
+def verify_command(spec: str, report_path: str, args) -> list[str]:
+    """The verify subprocess for one implementation."""
+    command = [sys.executable, "-m", "dnspec", "verify", spec, "--report", report_path]
+    if args.profile:
+        command += ["--profile", args.profile]
+    for flag, value in (("--max-examples", args.max_examples), ("--seed", args.seed)):
+        if value is not None:
+            command += [flag, str(value)]
+    command += ["--device", args.device, "--time-limit", f"{args.time_limit:g}"]
+    if args.strict:
+        command.append("--strict")
+    if args.only:
+        command += ["--only", *args.only]
+    return command
+
+
+def run_one(spec: str, args, workdir: str, progress=None):
+    """Verify ``spec`` in a subprocess and return its VerifyReport (an error report if
+    the subprocess ended without writing one)."""
+    from dnspec.report import VerifyReport, read_report
+
+    report_path = os.path.join(workdir, f"report-{abs(hash(spec))}.json")
+    command = verify_command(spec, report_path, args)
+    started = time.perf_counter()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                              timeout=args.timeout, env=env)
+        output, code = done.stdout, done.returncode
+    except subprocess.TimeoutExpired:
+        report = VerifyReport(spec=spec, error=f"verify did not finish within --timeout {args.timeout:g} s and was killed", exit_code=-9)
+        report.seconds = round(time.perf_counter() - started, 1)
+        return report
+    reason = "it wrote no report"
+    if os.path.exists(report_path):
+        try:
+            return read_report(report_path)
+        except (OSError, ValueError, TypeError) as error:
+            reason = f"its report could not be read ({type(error).__name__}: {error})"
+    last = [line for line in (output or "").splitlines() if line.strip()]
+    tail = f"; last output: {last[-1][:200]}" if last else ""
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    report = VerifyReport(spec=spec, error=f"verify {how} and {reason}{tail}", exit_code=code)
+    report.seconds = round(time.perf_counter() - started, 1)
+    return report
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from dnspec.commands.verify import environment
+    from dnspec.report import matrix_markdown, summary_line
+
+    specs = args.specs or default_specs()
+    if not specs:
+        print("dnspec matrix: no implementation to run", file=sys.stderr)
+        return 2
+    console = Console(file=sys.stderr, highlight=False, markup=False, soft_wrap=True)
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="dnspec-matrix-") as workdir:
+        for index, spec in enumerate(specs, 1):
+            with console.status(f"[{index}/{len(specs)}] dnspec verify {spec}"):
+                report = run_one(spec, args, workdir)
+            reports.append(report)
+            line = f"ERROR {spec}: {report.error}" if report.error else summary_line(report)
+            console.print(f"[{index}/{len(specs)}] {line}")
+    command = "dnspec matrix" + (" " + shlex.join(args.specs) if args.specs else "")
+    if args.profile:
+        command += f" --profile {args.profile}"
+    if args.strict:
+        command += " --strict"
+    if args.max_examples is not None:
+        command += f" --max-examples {args.max_examples}"
+    if args.only:
+        command += " --only " + shlex.join(args.only)
+    if args.out:
+        command += f" --out {shlex.quote(args.out)}"
+    env = environment()
+    env["device"] = args.device
+    text = matrix_markdown(reports, command=command, environment=env)
+    if args.out:
+        Path(args.out).write_text(text)
+        console.print(f"wrote {args.out}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")
+    sys.stdout.write(text)
+    return 0
