@@ -280,8 +280,9 @@ def _name_first_bad_value(i: int, labels: torch.Tensor, boxes: torch.Tensor, num
         return
     for row, label in enumerate(labels.tolist()):
         if not 0 <= label < num_classes:
+            note = " (num_classes is the padding class, reserved for padding rows)" if label == num_classes else ""
             raise CdnInputError(
-                f"targets[{i}]['labels'][{row}]: label {label} outside [0, num_classes={num_classes})",
+                f"targets[{i}]['labels'][{row}]: label {label} outside [0, num_classes={num_classes}){note}",
                 field="labels", image_index=i, row=row, value=label,
             )
     tol = corner_tolerance(boxes.dtype)
