@@ -289,3 +289,21 @@ def run_bad_input_family(
         if result.counts[HANGS]:
             hung = kind
     return BadInputReport(name, results)
+
+
+def check_bad_input(impl, seed: int = 0, device: str = "cpu") -> str:
+    """The error-input family as a property: holds (returning the summary line) when no
+    kind of bad input gives silently plausible outputs; otherwise raises an
+    AssertionError listing those kinds. The suite reports it as an advisory: it fails
+    only under strict (or for implementations that declare fixes_advisories)."""
+    from dnspec import calling
+
+    report = run_bad_input_family(impl, seed=seed, time_limit_s=calling.DEFAULT_TIME_LIMIT_S_ACTIVE)
+    silent = report.kinds_with(SILENTLY_PLAUSIBLE)
+    if silent:
+        lines = [report.results[kind].line() for kind in silent]
+        raise AssertionError(
+            f"silently plausible outputs for {len(silent)} kinds of bad input ({report.summary()}): "
+            + "; ".join(lines)
+        )
+    return report.summary()

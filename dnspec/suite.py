@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from hypothesis import HealthCheck, event, example, given, seed as hypothesis_seed, settings
 
-from dnspec import advisories, agreement, distributions, invariants
+from dnspec import advisories, agreement, bad_input_family, distributions, invariants
 from dnspec.calling import HANGS, ImplementationTimeout, time_limit
 from dnspec.cases import CdnCase
 from dnspec.strategies import cdn_cases, edge_case_buckets
@@ -152,6 +152,9 @@ PROPERTIES: tuple[Property, ...] = (
     Property("label_flip_rate_is_ratio", "advisories", ADVISORY,
              "the label changes with probability ratio/2 exactly (upstream: ratio/2 * (1 - 1/num_classes))",
              advisories.check_label_flip_rate),
+    Property("bad_input", "bad input", ADVISORY,
+             "every kind of bad input (NaN/zero-size/outside boxes, bad labels, shapes, config) raises or gives visibly bad output, never silently plausible output",
+             bad_input_family.check_bad_input),
 )
 
 BY_NAME = {p.name: p for p in PROPERTIES}
@@ -183,8 +186,9 @@ def _enforced(prop: Property, impl, options: RunOptions) -> bool:
     return prop.kind != ADVISORY or options.strict or impl.fixes_advisories
 
 
-def run_property(prop: Property, impl, options: RunOptions = RunOptions(), variant=None) -> None:
-    """Check ``prop`` on ``impl``. Returns if it holds; raises PropertySkipped,
+def run_property(prop: Property, impl, options: RunOptions = RunOptions(), variant=None) -> str | None:
+    """Check ``prop`` on ``impl``. Returns if it holds (with the check's one-line note,
+    if it gives one, e.g. the bad-input summary); raises PropertySkipped,
     AdvisoryViolated (a violated advisory that is not enforced), or the violation
     (AssertionError, with Hypothesis' falsifying example in its notes)."""
     reason = prop.skip_reason(impl, options, variant)
@@ -195,9 +199,12 @@ def run_property(prop: Property, impl, options: RunOptions = RunOptions(), varia
     try:
         if prop.kind in (CONTRACT, AGREEMENT):
             _run_hypothesis(prop, impl, options, variant)
-        else:
-            seed = distributions.DEFAULT_SEED if options.seed is None else options.seed
-            prop.check(impl, seed=seed, device=options.device)
+            return None
+        seed = distributions.DEFAULT_SEED if options.seed is None else options.seed
+        from dnspec import calling
+
+        with _per_call_limit(calling, options.time_limit_s):
+            return prop.check(impl, seed=seed, device=options.device)
     except AssertionError as violation:
         if not _enforced(prop, impl, options):
             raise AdvisoryViolated(str(violation)) from violation
@@ -274,7 +281,7 @@ def evaluate(prop: Property, impl, options: RunOptions = RunOptions(), variant=N
     started = time.perf_counter()
     elapsed = lambda: time.perf_counter() - started
     try:
-        run_property(prop, impl, options, variant)
+        note = run_property(prop, impl, options, variant)
     except PropertySkipped as skipped:
         return Outcome(prop, variant, "skip", str(skipped), seconds=elapsed())
     except AdvisoryViolated as advisory:
@@ -284,7 +291,7 @@ def evaluate(prop: Property, impl, options: RunOptions = RunOptions(), variant=N
     except BaseException as failure:  # a user's implementation may raise anything
         details = "\n".join([f"{type(failure).__name__}: {failure}", *getattr(failure, "__notes__", [])])
         return Outcome(prop, variant, "fail", _first_line(f"{failure}") or type(failure).__name__, details, elapsed())
-    return Outcome(prop, variant, "pass", seconds=elapsed())
+    return Outcome(prop, variant, "pass", note or "", seconds=elapsed())
 
 
 def _first_line(text: str, limit: int = 160) -> str:

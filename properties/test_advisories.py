@@ -14,3 +14,7 @@ def test_advisory_crossed_boxes_not_collapsed(impl, options):
 
 def test_advisory_label_flip_rate_is_ratio_over_two(impl, options):
     check_property("label_flip_rate_is_ratio", impl, options)
+
+
+def test_advisory_bad_input_raises_or_is_visibly_bad(impl, options):
+    check_property("bad_input", impl, options)
