@@ -30,7 +30,12 @@ _COMMON = dict(
 
 
 def register_profiles() -> None:
-    settings.register_profile("ci", settings.get_profile("ci"), max_examples=CI_EXAMPLES, **_COMMON)
+    # ci drops Hypothesis' explain phase: it re-runs a shrunk failure under a line tracer to
+    # say which lines only failing cases ran, which cost 2-10 s per failing property here
+    # (most under pytest) and mostly names dnspec's own check lines. dev and thorough keep it.
+    ci = settings.get_profile("ci")
+    settings.register_profile("ci", ci, max_examples=CI_EXAMPLES,
+                              phases=[phase for phase in ci.phases if phase != Phase.explain], **_COMMON)
     settings.register_profile("dev", max_examples=DEV_EXAMPLES, **_COMMON)
     settings.register_profile("thorough", max_examples=10 * DEV_EXAMPLES, **_COMMON)
 
@@ -40,18 +45,25 @@ def default_profile() -> str:
     return "ci" if os.environ.get("CI") else "dev"
 
 
-def load_profile(name: str, pinned_examples: bool = True) -> None:
-    """Load a dnspec profile. ``pinned_examples=False`` drops Hypothesis' explicit phase
-    (dnspec's pinned ``@example`` edge cases), so that a failure is found by generation
-    and shrunk: ``dnspec verify --no-pinned`` uses it to show and replay the minimal
-    counterexample when a pinned edge case failed first."""
+def load_profile(name: str, pinned_examples: bool = True, shrink: bool = True) -> None:
+    """Load a dnspec profile.
+
+    ``pinned_examples=False`` drops Hypothesis' explicit phase (dnspec's pinned
+    ``@example`` edge cases), so that a failure is found by generation and shrunk:
+    ``dnspec verify --no-pinned`` uses it to show and replay the minimal counterexample
+    when a pinned edge case failed first. ``shrink=False`` drops the shrink and explain
+    phases (``dnspec verify --no-shrink``: the first failing example, as found, fast).
+    """
     if name not in PROFILES:
         raise ValueError(f"profile: unknown Hypothesis profile {name!r}; choose one of {', '.join(PROFILES)}")
     register_profiles()
+    dropped = set()
     if not pinned_examples:
+        dropped.add(Phase.explicit)
+    if not shrink:
+        dropped |= {Phase.shrink, Phase.explain}
+    if dropped:
         base = settings.get_profile(name)
-        settings.register_profile(
-            f"{name}-no-pinned", base, phases=[phase for phase in base.phases if phase != Phase.explicit]
-        )
-        name = f"{name}-no-pinned"
+        name = name + ("-no-pinned" if not pinned_examples else "") + ("-no-shrink" if not shrink else "")
+        settings.register_profile(name, base, phases=[phase for phase in base.phases if phase not in dropped])
     settings.load_profile(name)

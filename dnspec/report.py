@@ -17,6 +17,7 @@ that is not in the registry.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class OutcomeRecord:
     printed_chars: int = 0
     replay: str = ""
     pinned_example: str = ""  # the failure was first seen on this pinned edge case (then shrunk past it)
+    shrunk: bool = True  # False under --no-shrink: the counterexample is the first one found
 
     @classmethod
     def from_outcome(cls, outcome, printed_chars: int = 0, replay: str = "") -> "OutcomeRecord":
@@ -56,7 +58,7 @@ class OutcomeRecord:
             kind=outcome.prop.kind,
             summary=outcome.prop.summary,
             status=outcome.status,
-            message=outcome.message,
+            message=full_message(outcome.message, outcome.details),
             details=outcome.details,
             seconds=round(outcome.seconds, 3),
             printed_chars=printed_chars,
@@ -117,9 +119,34 @@ def human_size(chars: int) -> str:
     return f"{chars} B"
 
 
-def one_line(text: str, limit: int = CELL_CHARS) -> str:
+def one_line(text: str, limit: int = CELL_CHARS, keep_end: bool = True) -> str:
+    """Whitespace collapsed; if too long, the middle is cut (the end of a failure
+    message often says what was expected), or the end with ``keep_end=False``."""
     line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    if len(line) <= limit:
+        return line
+    tail = max(0, min(limit // 3, limit - 20)) if keep_end else 0
+    return line[: limit - tail - 5] + " ... " + line[len(line) - tail:] if tail else line[: limit - 3] + "..."
+
+
+# lines of an outcome's details that start Hypothesis' notes, not the failure's own message
+NOTE_PREFIXES = ("Falsifying", "Failing", "Explanation:", "You can reproduce", "(note:", "Trying example", "Draw ", "Unreliable")
+
+
+def full_message(message: str, details: str) -> str:
+    """The failure's whole message on one line. The suite keeps only its first line,
+    which cuts a message that embeds a multi-line repr (a tensor) before the part that
+    says what was expected; the details hold all of it, before Hypothesis' notes."""
+    lines = details.splitlines()
+    if not lines or not message:
+        return message
+    body = []
+    for line in lines:
+        if body and line.startswith(NOTE_PREFIXES):
+            break
+        body.append(line)
+    text = re.sub(r"^[A-Za-z_][\w.]*: ", "", " ".join(" ".join(body).split()), count=1)
+    return text if text.startswith(" ".join(message.split()).rstrip(".")[:40]) and len(text) > len(message) else message
 
 
 GENERATED_EXAMPLE = ("Falsifying example", "Failing test case")  # Hypothesis' wording, older and newer
@@ -141,7 +168,10 @@ def counterexample(details: str) -> str:
 
 def outcome_line(record: OutcomeRecord, width: int = 34) -> str:
     """``FAIL      attention_mask                  attn_mask[200, 0] is False: ...``"""
-    text = one_line(record.message, 200) if record.status != "pass" else one_line(record.summary, 100)
+    if record.status == "pass":  # a passing check may say how it passed (e.g. the bad-input tally)
+        text = one_line(record.message, 200) if record.message else one_line(record.summary, 110, keep_end=False)
+    else:
+        text = one_line(record.message, 200)
     line = f"{STATUS_WORD.get(record.status, record.status.upper()):<9} {record.label:<{width}} {text}"
     if record.printed_chars:
         line += f"  [the implementation printed {human_size(record.printed_chars)}; captured, not shown]"
@@ -159,6 +189,8 @@ def failure_block(record: OutcomeRecord, max_lines: int = DETAIL_LINES) -> list[
     if len(lines) > max_lines:
         lines = lines[:max_lines] + [f"... ({len(lines) - max_lines} more lines in the --report file)"]
     title = "minimal counterexample (shrunk by Hypothesis):" if example else "details:"
+    if example and not record.shrunk:
+        title = "counterexample (as found, not shrunk: --no-shrink):"
     if example.startswith(PINNED_EXAMPLE):
         title = "counterexample (one of dnspec's pinned edge cases; Hypothesis does not shrink those):"
     if not example and len(lines) <= 1 and one_line(body, 10**6).endswith(one_line(record.message, 10**6).rstrip(".")):
@@ -217,7 +249,7 @@ def markdown(report: VerifyReport) -> str:
         return "\n".join(out)
     out += [f"**{summary_line(report)}**", "", "| status | property | family | result |", "| --- | --- | --- | --- |"]
     for r in report.outcomes:
-        text = r.message if r.status != "pass" else r.summary
+        text = r.message or r.summary
         out.append(f"| {STATUS_WORD.get(r.status, r.status)} | `{r.label}` | {r.family} | {_cell(one_line(text, 300))} |")
     if report.notes:
         out += ["", "## Notes", ""] + [f"- {_cell(note)}" for note in report.notes]
@@ -284,7 +316,9 @@ def family_cell(records: list[OutcomeRecord]) -> str:
         return "advisory: " + ", ".join(f"`{r.label}`" for r in by_status["advisory"])
     if by_status["pass"]:
         skipped = by_status["skip"]
-        return "pass" + (f" ({', '.join(r.label for r in skipped)} skipped)" if skipped else "")
+        notes = [r.message for r in by_status["pass"] if r.message]
+        return ("pass" + (f": {one_line(notes[0])}" if notes else "")
+                + (f" ({', '.join(r.label for r in skipped)} skipped)" if skipped else ""))
     return f"skipped: {one_line(by_status['skip'][0].message)}"
 
 

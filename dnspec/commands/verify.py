@@ -60,6 +60,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help=f"stop any single call of the implementation after this long (default {DEFAULT_TIME_LIMIT_S:g}; 0 = no limit)")
     parser.add_argument("--no-pinned", action="store_true",
                         help="skip dnspec's pinned edge-case examples, so failures are found by generation and shrunk (replays a minimal counterexample)")
+    parser.add_argument("--no-shrink", action="store_true",
+                        help="report the first failing example as found, without shrinking it (faster triage)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="check only these properties or property families")
     parser.add_argument("--report", default=None, metavar="FILE", help="also write the report to FILE.md (markdown) or FILE.json")
     parser.set_defaults(func=run)
@@ -204,7 +206,7 @@ def selected_properties(only: list[str] | None) -> list[str] | None:
 
 
 @contextlib.contextmanager
-def hypothesis_profile(name: str, pinned_examples: bool = True):
+def hypothesis_profile(name: str, pinned_examples: bool = True, shrink: bool = True):
     """Load a dnspec Hypothesis profile for the duration of the run, then put back the
     one that was loaded (verify may run inside pytest, which has its own)."""
     from hypothesis import settings
@@ -212,7 +214,7 @@ def hypothesis_profile(name: str, pinned_examples: bool = True):
     from dnspec import profiles
 
     previous = settings.get_current_profile_name()
-    profiles.load_profile(name, pinned_examples=pinned_examples)
+    profiles.load_profile(name, pinned_examples=pinned_examples, shrink=shrink)
     try:
         yield
     finally:
@@ -254,6 +256,8 @@ def command_line(args, only: str | None = None, no_pinned: bool = False) -> str:
         parts.append("--strict")
     if args.no_pinned or no_pinned:
         parts.append("--no-pinned")
+    if args.no_shrink:
+        parts.append("--no-shrink")
     if only:
         parts += ["--only", only]
     elif args.only:
@@ -437,7 +441,7 @@ def _run(args) -> int:
     def on_outcome(outcome):
         nonlocal printed_before, done
         shrunk = None
-        if outcome.status == "fail" and not args.no_pinned and impl.name not in HANGS.hung and pinned_failure(outcome.details):
+        if outcome.status == "fail" and not (args.no_pinned or args.no_shrink) and impl.name not in HANGS.hung and pinned_failure(outcome.details):
             screen.now_checking(f"{outcome.label}: shrinking past the pinned edge case")
             shrunk = shrink_past_pinned(outcome, tested, options, profile)
         record = OutcomeRecord.from_outcome(
@@ -445,6 +449,7 @@ def _run(args) -> int:
             printed_chars=buffer.total - printed_before,
             replay=replay_hint(args, outcome, profile, no_pinned=shrunk is not None) if outcome.status == "fail" else "",
         )
+        record.shrunk = not args.no_shrink
         if shrunk is not None:
             record.seconds = round(outcome.seconds + shrunk.seconds, 3)
             record.pinned_example = pinned_failure(outcome.details)
@@ -462,7 +467,7 @@ def _run(args) -> int:
         if done < len(labels):
             screen.now_checking(labels[done])
 
-    with screen, hypothesis_profile(profile), whole_run_time_limit(time_limit):
+    with screen, hypothesis_profile(profile, pinned_examples=not args.no_pinned, shrink=not args.no_shrink), whole_run_time_limit(time_limit):
         if labels:
             screen.now_checking(labels[0])
         evaluate_all(tested, options, names, on_outcome)
