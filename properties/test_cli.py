@@ -1,0 +1,338 @@
+"""The command line itself: SPEC forms, exit codes, report files, and implementations
+that hang, crash or misbehave (issue 4 part 4, issue 7 part 5).
+
+Most tests call ``dnspec.cli.main`` in-process with ``--only`` and a handful of
+examples; subprocesses are used where isolation is the point (``dnspec matrix`` surviving
+an implementation that kills its interpreter, the exit status of ``python -m dnspec``).
+Every run on a misbehaving implementation also checks that dnspec printed no traceback
+of its own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dnspec.cli import main
+from dnspec.report import OutcomeRecord, VerifyReport, conformance_table, family_cell, matrix_columns
+
+FIXTURES = Path(__file__).parent / "cli_fixtures"
+FAST = ["--profile", "ci", "--max-examples", "5"]
+QUICK = [*FAST, "--no-shrink"]  # where the report line is the point, not the shrinking (saves seconds a run)
+
+
+def fixture(name: str, attr: str = "build") -> str:
+    return f"{FIXTURES / name}:{attr}"
+
+
+def verify(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["verify", *argv])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err, "dnspec printed a traceback"
+    return code, captured.out, captured.err
+
+
+def line_of(out: str, status: str, label: str) -> str:
+    for line in out.splitlines():
+        if line.startswith(status) and line.split()[1] == label:
+            return line
+    raise AssertionError(f"no {status} line for {label} in:\n{out}")
+
+
+# --- SPEC forms and exit status 0 -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "reference",
+        "dnspec.reference:get_contrastive_denoising_training_group",
+        str(FIXTURES / "good.py") + ":build",
+    ],
+    ids=["built-in", "module:callable", "file.py:callable"],
+)
+def test_each_spec_form_loads_and_conforms(capsys, spec):
+    code, out, _ = verify(capsys, spec, "--only", "structure", "attention_mask", *FAST)
+    assert code == 0, out
+    line_of(out, "PASS", "structure")
+    line_of(out, "PASS", "attention_mask")
+    assert "conforms (2 passed, 0 failed" in out
+
+
+def _install_entry_point_package(target: Path) -> str:
+    """Install the fixture package into ``target`` the way pip does (a real build when
+    setuptools is here, else the same installed layout written by hand: the module and a
+    .dist-info with METADATA and entry_points.txt). Returns how it was installed."""
+    source = target.parent / "src"
+    shutil.copytree(FIXTURES / "entry_point_pkg", source)
+    if importlib.util.find_spec("setuptools") and importlib.util.find_spec("pip"):
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+             "--disable-pip-version-check", "--target", str(target), str(source)],
+            capture_output=True, text=True, timeout=120,
+        )
+        if done.returncode == 0:
+            return "pip"
+    target.mkdir(exist_ok=True)
+    shutil.copy(source / "dnspec_cli_fixture_ep.py", target)
+    info = target / "dnspec_cli_fixture_ep-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dnspec-cli-fixture-ep\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[dnspec.implementations]\ncli-fixture-good = dnspec_cli_fixture_ep:build\n")
+    return "by hand"
+
+
+def test_entry_point_spec_from_an_installed_package(capsys, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    _install_entry_point_package(site)
+    monkeypatch.syspath_prepend(str(site))  # importlib.metadata discovers it like any installed distribution
+    code, out, _ = verify(capsys, "cli-fixture-good", "--only", "structure", *FAST)
+    assert code == 0, out
+    assert "cli-fixture-good (0.1.0)" in out  # the distribution's version is the label's
+    line_of(out, "PASS", "structure")
+
+
+# --- exit status 1: failures, shrunk counterexamples and replays ---------------------------
+
+
+def test_broken_implementation_exits_1_with_a_shrunk_counterexample_that_replays(capsys):
+    code, out, _ = verify(capsys, fixture("broken.py"), "--only", "attention_mask", *FAST)
+    assert code == 1
+    assert "object query 0 may not attend to dn row 0" in line_of(out, "FAIL", "attention_mask")
+    assert "minimal counterexample (shrunk by Hypothesis):" in out
+    assert "first seen on dnspec's pinned edge case" in out
+    assert "does NOT conform" in out
+    replay = next(line for line in out.splitlines() if line.strip().startswith("replay: "))
+    argv = shlex.split(replay.split("replay: ", 1)[1].split("   (")[0])
+    assert argv[:2] == ["dnspec", "verify"] and "--no-pinned" in argv and argv[argv.index("--only") + 1] == "attention_mask"
+
+    # the replay command shows the same counterexample (ci is derandomized)
+    code_again, out_again, _ = verify(capsys, *argv[2:])
+    assert code_again == 1
+
+    def example(text):  # the counterexample block: the indented lines under the FAIL line
+        block = text.split("minimal counterexample (shrunk by Hypothesis):", 1)[1]
+        return [line for line in block.splitlines() if line.startswith("      ")]
+
+    assert example(out_again) == example(out)
+
+
+def test_crashing_implementation_is_a_reported_failure(capsys):
+    code, out, _ = verify(capsys, fixture("crashes.py"), "--only", "structure", *FAST)
+    assert code == 1
+    assert "raised IndexError: index 1 is out of bounds" in line_of(out, "FAIL", "structure")
+    assert "minimal counterexample (shrunk by Hypothesis):" in out
+
+
+def test_hanging_implementation_is_stopped_by_the_time_limit(capsys):
+    code, out, _ = verify(capsys, fixture("hangs.py"), "--only", "structure", "attention_mask", "label_flip_rate",
+                          "--time-limit", "0.5", *FAST)
+    assert code == 1
+    assert "ran past the time limit of 0.5 s and was stopped" in line_of(out, "FAIL", "structure")
+    assert "hung earlier in this run" in line_of(out, "FAIL", "attention_mask")
+    assert "NOTE      hang:" in out
+
+
+def test_time_limit_also_covers_the_statistical_batches(capsys):
+    code, out, _ = verify(capsys, fixture("hangs.py"), "--only", "label_flip_rate", "--time-limit", "0.5", *FAST)
+    assert code == 1
+    assert "ran past the time limit of 0.5 s" in line_of(out, "FAIL", "label_flip_rate")
+
+
+# --- exit status 2: the SPEC or an option is unusable ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("no-such-implementation", "not a built-in name"),
+        ("no_such_module_for_dnspec:build", "no module named 'no_such_module_for_dnspec'"),
+        ("dnspec.reference:no_such_function", "has no attribute 'no_such_function'"),
+        (str(FIXTURES / "no_such_file.py") + ":build", "does not exist"),
+        (fixture("import_raises.py"), "raised ImportError: cdn_ext: compiled extension not built"),
+        ("dnspec.reference:NO_OUTPUT", "not callable"),
+    ],
+    ids=["unknown-name", "missing-module", "missing-attribute", "missing-file", "import-raises", "not-callable"],
+)
+def test_unloadable_spec_exits_2_with_one_line(capsys, spec, expected):
+    code, out, err = verify(capsys, spec, *FAST)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("dnspec verify: ") and "SPEC " in err, err
+    assert expected in err
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--only", "no_such_property"], "--only no_such_property: no such property or family"),
+        (["--report", "report.txt"], "use a .md or .json file name"),
+        (["--max-examples", "0"], "must be at least 1"),
+    ],
+)
+def test_unusable_options_exit_2(capsys, argv, expected):
+    code, _, err = verify(capsys, "reference", *argv)
+    assert code == 2 and expected in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_exits_2(capsys):
+    code, _, err = verify(capsys, "reference", "--device", "cuda")
+    assert code == 2 and "no CUDA device here" in err
+
+
+def test_only_accepts_a_family_name(capsys):
+    code, out, _ = verify(capsys, "reference", "--only", "device/dtype", *FAST)
+    assert code == 0
+    line_of(out, "PASS", "dtype_agreement[float16]")
+
+
+# --- bad conditions (issue 7 part 5): each a clear line, no dnspec traceback ----------------
+
+
+def test_wrong_signature_is_named(capsys):
+    code, out, _ = verify(capsys, fixture("wrong_signature.py"), "--only", "structure", *QUICK)
+    assert code == 1
+    assert "takes 3 positional arguments but 7 were given" in line_of(out, "FAIL", "structure")
+    assert "NOTE      signature: " in out and "(labels, boxes, class_embed)" in out
+
+
+def test_wrong_number_of_outputs_is_named(capsys):
+    code, out, _ = verify(capsys, fixture("wrong_outputs.py"), "--only", "structure", *QUICK)
+    assert code == 1
+    assert "expected a tuple of 4 outputs" in line_of(out, "FAIL", "structure")
+
+
+def test_outputs_on_another_device_are_named(capsys):
+    code, out, _ = verify(capsys, fixture("wrong_device.py"), "--only", "structure", *QUICK)
+    assert code == 1
+    assert "is on meta, but the inputs are on cpu" in line_of(out, "FAIL", "structure")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: run on a GPU machine")
+def test_cpu_outputs_for_cuda_inputs_are_named(capsys):
+    code, out, _ = verify(capsys, fixture("wrong_device.py"), "--only", "structure", "--device", "cuda", *QUICK)
+    assert code == 1
+    assert "is on cpu, but the inputs are on cuda" in line_of(out, "FAIL", "structure")
+
+
+def test_mutated_inputs_are_named(capsys):
+    code, out, _ = verify(capsys, fixture("mutates.py"), "--only", "inputs_untouched", *QUICK)
+    assert code == 1
+    assert "targets[0]['boxes'] was modified" in line_of(out, "FAIL", "inputs_untouched")
+
+
+def test_printed_megabytes_are_captured_and_counted(capsys, tmp_path):
+    report = tmp_path / "report.md"
+    code, out, err = verify(capsys, fixture("prints.py"), "--only", "structure", *FAST, "--report", str(report))
+    assert code == 0
+    assert len(out) + len(err) < 20_000, "the implementation's output leaked onto the terminal"
+    assert "MB; captured, not shown]" in line_of(out, "PASS", "structure")
+    assert "NOTE      output: the implementation printed" in out
+    text = report.read_text()
+    assert "## Output printed by the implementation" in text and "debug debug" in text
+    assert len(text) < 50_000
+
+
+# --- report files ------------------------------------------------------------------------------
+
+
+def test_json_report_holds_every_outcome(capsys, tmp_path):
+    path = tmp_path / "report.json"
+    code, _, _ = verify(capsys, fixture("broken.py"), "--only", "structure", "attention_mask", *QUICK, "--report", str(path))
+    assert code == 1
+    data = json.loads(path.read_text())
+    assert data["exit_code"] == 1 and data["spec"].endswith("broken.py:build")
+    assert data["summary"] == {"pass": 1, "fail": 1, "skip": 0, "advisory": 0}
+    by_label = {o["label"]: o for o in data["outcomes"]}
+    assert by_label["structure"]["status"] == "pass"
+    failure = by_label["attention_mask"]
+    assert failure["status"] == "fail" and failure["family"] == "attention mask"
+    assert "explicit example: check_one_case(" in failure["details"]  # --no-shrink: the pinned case that failed
+    assert "--only attention_mask" in failure["replay"]
+    assert VerifyReport.from_dict(data).counts()["fail"] == 1
+
+
+def test_markdown_report_has_the_table_and_the_failure(capsys, tmp_path):
+    path = tmp_path / "report.md"
+    code, _, _ = verify(capsys, fixture("broken.py"), "--only", "attention_mask", *QUICK, "--report", str(path))
+    assert code == 1
+    text = path.read_text()
+    assert text.startswith("# dnspec verify: ")
+    assert "| FAIL | `attention_mask` | attention mask |" in text
+    assert "### FAIL `attention_mask`" in text and "Replay: `dnspec verify " in text
+
+
+def test_unloadable_spec_still_writes_its_report(capsys, tmp_path):
+    path = tmp_path / "report.json"
+    code, _, _ = verify(capsys, fixture("import_raises.py"), "--report", str(path))
+    assert code == 2
+    data = json.loads(path.read_text())
+    assert data["exit_code"] == 2 and "raised ImportError" in data["error"]
+
+
+# --- the conformance table ------------------------------------------------------------------------
+
+
+def _record(label, family, status, message=""):
+    return OutcomeRecord(property=label, label=label, family=family, kind="contract", summary="", status=status, message=message)
+
+
+def test_family_cells_aggregate_fail_over_advisory_over_pass_over_skip():
+    fail, adv = _record("a", "f", "fail", "broke | here"), _record("b", "f", "advisory", "upstream quirk")
+    ok, skip = _record("c", "f", "pass"), _record("d", "f", "skip", "no cuda")
+    assert family_cell([ok, adv, fail, skip]).startswith("**fail**: `a`: broke | here")
+    assert family_cell([ok, adv, skip]) == "advisory: `b`"
+    assert family_cell([ok, skip]) == "pass (d skipped)"
+    assert family_cell([skip]) == "skipped: no cuda"
+    assert family_cell([]) == "-"
+
+
+def test_a_new_family_gets_its_column_without_code_changes():
+    report = VerifyReport(spec="x", implementation={"label": "x (1.0)"},
+                          outcomes=[_record("structure", "structure", "pass"), _record("nan_box", "error inputs", "advisory", "returns NaN")])
+    columns = [family for family, _ in matrix_columns([report])]
+    assert columns[0] == "structure" and columns[-1] == "error inputs"
+    table = conformance_table([report])
+    assert table.splitlines()[0].endswith("| error inputs |")
+    assert "| x (1.0) | pass |" in table and "advisory: `nan_box`" in table
+
+
+def test_matrix_survives_an_implementation_that_kills_its_interpreter(capsys, tmp_path):
+    out_path = tmp_path / "matrix.md"
+    code = main(["matrix", "reference", fixture("crashes.py", "build_abort"), "--only", "structure",
+                 "--profile", "ci", "--max-examples", "3", "--out", str(out_path)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "Traceback" not in captured.out + captured.err
+    text = out_path.read_text()
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ") and " | " in line}
+    assert rows["reference (dnspec " + __import__("dnspec").__version__ + ")"].startswith("| reference") and "| pass |" in rows[next(k for k in rows if k.startswith("reference"))]
+    abort_row = next(line for key, line in rows.items() if key.endswith("crashes.py:build_abort"))
+    assert "**error**: verify exited with status 139" in abort_row
+    assert "Regenerate with `dnspec matrix" in text
+
+
+def test_python_dash_m_dnspec_exit_status_in_a_subprocess():
+    done = subprocess.run([sys.executable, "-m", "dnspec", "verify", fixture("wrong_outputs.py"), "--only", "structure", *QUICK],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "expected a tuple of 4 outputs" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_demo_prints_shapes(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "input_query_class  Tensor [3, 198, 256] float32" in out
+    assert "dn_meta['dn_num_split'] = [198, 300]" in out
+    assert "obj ########|..." in out
