@@ -356,7 +356,7 @@ def matrix_markdown(reports: list[VerifyReport], command: str = "", environment:
             if report.error:
                 detail.append(f"- error: {report.error}")
             for r in interesting:
-                detail.append(f"- {STATUS_WORD[r.status]} `{r.label}`: {_cell(one_line(r.message, 300))}")
+                detail.append(f"- {STATUS_WORD[r.status]} `{r.label}`: {_cell(one_line(r.message, 2000))}")
             detail += [f"- note: {_cell(note)}" for note in report.notes]
     if detail:
         out += ["## Failures, advisories, skips and notes"] + detail

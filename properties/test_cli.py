@@ -176,6 +176,7 @@ def test_unloadable_spec_exits_2_with_one_line(capsys, spec, expected):
         (["--only", "no_such_property"], "--only no_such_property: no such property or family"),
         (["--report", "report.txt"], "use a .md or .json file name"),
         (["--max-examples", "0"], "must be at least 1"),
+        (["--report", "/no/such/folder/report.json"], "does not exist"),
     ],
 )
 def test_unusable_options_exit_2(capsys, argv, expected):
@@ -241,6 +242,14 @@ def test_printed_megabytes_are_captured_and_counted(capsys, tmp_path):
     text = report.read_text()
     assert "## Output printed by the implementation" in text and "debug debug" in text
     assert len(text) < 50_000
+
+
+def test_output_printed_while_importing_is_captured_too(capsys, tmp_path):
+    module = tmp_path / "noisy_import.py"
+    module.write_text("print('x' * 2_000_000)\nfrom dnspec.reference import get_contrastive_denoising_training_group as build\n")
+    code, out, err = verify(capsys, f"{module}:build", "--only", "structure", *FAST)
+    assert code == 0 and len(out) + len(err) < 20_000
+    assert "printed 2.0 MB (captured, not shown)" in out
 
 
 # --- report files ------------------------------------------------------------------------------

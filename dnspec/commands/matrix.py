@@ -142,6 +142,9 @@ def run(args) -> int:
         command += f" --out {shlex.quote(args.out)}"
     env = environment()
     env["device"] = args.device
+    profiles_used = sorted({r.options.get("profile") for r in reports if r.options.get("profile")})
+    if profiles_used:
+        env["Hypothesis profile"] = ", ".join(profiles_used)
     text = matrix_markdown(reports, command=command, environment=env)
     if args.out:
         Path(args.out).write_text(text)

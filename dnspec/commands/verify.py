@@ -385,6 +385,9 @@ def _run(args) -> int:
     if args.report and os.path.splitext(args.report)[1] not in REPORT_SUFFIXES:
         print(f"dnspec verify: --report {args.report}: use a .md or .json file name", file=stderr)
         return 2
+    if args.report and not os.path.isdir(os.path.dirname(os.path.abspath(args.report))):
+        print(f"dnspec verify: --report {args.report}: the folder {os.path.dirname(os.path.abspath(args.report))} does not exist", file=stderr)
+        return 2
     try:
         names = selected_properties(args.only)
     except UsageProblem as problem:
