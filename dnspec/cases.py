@@ -85,6 +85,10 @@ class CdnCase:
     def with_config(self, **changes) -> "CdnCase":
         return replace(self, **changes)
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        """Hypothesis prints counterexamples with this: exact, pasteable Python."""
+        printer.text(repr(self))
+
     def __repr__(self) -> str:
         """Python source that rebuilds this case (printed in counterexamples)."""
         images = ", ".join(
@@ -106,6 +110,8 @@ class CdnCase:
             fields.append(f"dtype={self.dtype}")
         if self.device != "cpu":
             fields.append(f"device={self.device!r}")
+        if self.note:
+            fields.append(f"note={self.note!r}")
         return f"CdnCase({', '.join(fields)})"
 
 

@@ -38,13 +38,22 @@ def outputs_of(impl, case, **kwargs):
     are four (anything else is a structure violation)."""
     outputs = call_implementation(impl, case, **kwargs)
     if not isinstance(outputs, (tuple, list)) or len(outputs) != 4:
-        _fail(f"returned {type(outputs).__name__} {_short(outputs)}; expected a tuple of 4 outputs")
+        _fail(f"returned {_describe(outputs)}; expected a tuple of 4 outputs")
+    expected_device = torch.device(case.device).type
+    for name, value in zip(("input_query_class", "input_query_bbox", "attn_mask"), outputs[:3]):
+        if isinstance(value, torch.Tensor) and value.device.type != expected_device:
+            _fail(f"{name} is on {value.device}, but the inputs are on {case.device}")
     return tuple(outputs)
 
 
-def _short(value, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+def _describe(value) -> str:
+    """A one-line description by type and shape (never a multi-line tensor repr)."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {list(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_describe(v) if isinstance(v, torch.Tensor) else type(v).__name__ for v in value[:6])
+        return f"{len(value)} outputs ({inner}{', ...' if len(value) > 6 else ''})"
+    return type(value).__name__
 
 
 def layout_of(case) -> CdnLayout:
