@@ -57,17 +57,21 @@ def transformers_root() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-@functools.lru_cache(maxsize=None)
-def discover_ports(root: Path | None = None, package: str = "transformers") -> dict[str, str]:
+def discover_ports(root: Path | str | None = None, package: str = "transformers") -> dict[str, str]:
     """``{model: module name}`` for every ``<package>.models.**.modeling_<model>`` module
     under ``root`` (default: the installed transformers) whose source defines
-    ``get_contrastive_denoising_training_group`` at top level. Reads files only; imports
-    nothing. Sorted by model name; empty when transformers is not installed."""
+    ``get_contrastive_denoising_training_group`` at top level. Reads files only (about
+    530 in transformers 5.23, once per process); imports nothing. Sorted by model name;
+    empty when transformers is not installed."""
     if root is None:
         root = transformers_root()
         if root is None:
             return {}
-    root = Path(root)
+    return dict(_scan(Path(root).resolve(), package))
+
+
+@functools.lru_cache(maxsize=None)
+def _scan(root: Path, package: str) -> tuple[tuple[str, str], ...]:
     found: dict[str, str] = {}
     for path in sorted((root / "models").rglob("modeling_*.py")):
         try:
@@ -82,7 +86,7 @@ def discover_ports(root: Path | None = None, package: str = "transformers") -> d
         if model in found:  # two files of one model name in different folders
             model = ".".join(relative.parts[1:-1] + (model,))
         found[model] = module_name
-    return dict(sorted(found.items()))
+    return tuple(sorted(found.items()))
 
 
 def adapt(port: Callable) -> Callable:
@@ -189,10 +193,11 @@ def builtin_implementations() -> dict[str, Callable[[], Implementation]]:
     """``{'transformers-<model>': loader}`` for every discovered port; when transformers
     is not installed, loaders for the best-known names that raise SpecError saying what
     to install."""
-    ports = discover_ports()
+    root = transformers_root()
+    if root is None:
+        return {f"transformers-{model}": _missing(model) for model in _NAMES_WHEN_ABSENT}
+    ports = discover_ports(root)
     if not ports:
-        if transformers_root() is None:
-            return {f"transformers-{model}": _missing(model) for model in _NAMES_WHEN_ABSENT}
         return {"transformers-rt_detr": _none_in_this_version()}
     return {f"transformers-{model}": _loader(model, module_name) for model, module_name in ports.items()}
 
