@@ -19,6 +19,8 @@ cd "$(dirname "$0")/.."
 venv="${DNSPEC_ULTRALYTICS_VENV:-${TMPDIR:-/tmp}/dnspec-venv-ultralytics}"
 ultralytics_version="${ULTRALYTICS_VERSION:-8.4.190}"
 torchvision_version="${TORCHVISION_VERSION:-0.28.0}"
+# importing ultralytics writes its settings.json to the user's config folder: keep it in the venv
+export YOLO_CONFIG_DIR="${YOLO_CONFIG_DIR:-$venv/ultralytics-config}"
 pip_quiet() {
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
         | grep -v -e "^WARNING: Location .* is ignored" -e "dependency resolver" -e "^ultralytics .* requires " || true

@@ -306,6 +306,30 @@ def test_ultralytics_noise_free_equals_the_reference_when_max_gt_fits(ultralytic
         checked += 1
 
 
+@needs_ultralytics
+def test_ultralytics_negatives_land_on_the_contracts_negative_rows(ultralytics_impl):
+    """With G >= 2 groups, the rows with negative-sized noise (1 <= |u| < 2) are the
+    contract's [(2g+1)m, (2g+2)m) and dn_positive_idx names the others (ultralytics
+    8.4.170 and before put all negatives in the second half of the dn block instead)."""
+    boxes = torch.tensor([[0.5, 0.5, 0.1, 0.1], [0.4, 0.6, 0.1, 0.12], [0.55, 0.45, 0.08, 0.1]])
+    case = CdnCase(
+        ({"labels": torch.tensor([0, 1, 2]), "boxes": boxes}, {"labels": torch.tensor([1]), "boxes": boxes[:1]}),
+        num_classes=3, num_queries=2, num_denoising=9, label_noise_ratio=0.0, box_noise_scale=1.0, seed=1,
+    )
+    query_bbox = case.call(ultralytics_impl)[1].double()
+    layout = CdnLayout(case.counts, 9, 2)
+    assert layout.num_groups == 3
+    gt = torch.stack([boxes, torch.cat([boxes[:1], torch.zeros(2, 4)])]).double()[:, layout.row_slot()]
+    cxcy, wh = query_bbox.sigmoid()[..., :2], query_bbox.sigmoid()[..., 2:]
+    corners = torch.cat([cxcy - wh / 2, cxcy + wh / 2], -1)
+    gt_corners = torch.cat([gt[..., :2] - gt[..., 2:] / 2, gt[..., :2] + gt[..., 2:] / 2], -1)
+    u = ((corners - gt_corners).abs() / (gt[..., 2:].repeat(1, 1, 2) / 2).clamp(min=1e-9)).amax(-1)
+    assert bool((u[layout.negative_rows()] >= 1 - 1e-3).all()), u
+    assert bool((u[layout.positive_rows()] < 1).all()), u
+    for got, expected in zip(case.call(ultralytics_impl)[3]["dn_positive_idx"], layout.positive_idx()):
+        assert torch.equal(got, expected)
+
+
 # Documented divergences (README, peers section): these pin ultralytics' behaviour so the
 # prose is checked; when one starts failing, ultralytics changed and the README is stale.
 
