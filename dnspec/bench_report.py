@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dnspec.bench import CLOCK_TEXT, MEMORY_METHODS, SCALING_CENTRE, SCALING_SWEEPS, BenchResult, GateRow, Workload
+from dnspec import bench as _bench
+from dnspec.bench import CLOCK_TEXT, MEMORY_METHODS, BenchResult, GateRow, Workload
 
 PLOT_INSTALL = "plots need matplotlib: pip install 'dnspec[plot]'"
 
@@ -244,7 +245,9 @@ def plot_throughput(result: BenchResult, path: str) -> None:
     ax.set_yscale("log")
     sizes = sorted({w.batch_size for w in result.workloads()})
     ax.set_xticks(sizes, [str(b) for b in sizes])
-    ax.minorticks_off() if len(sizes) > 1 else None
+    from matplotlib.ticker import NullLocator
+
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("batch size (images per call)")
     ax.set_ylabel("images / s (median)")
     w = result.workloads()[0]
@@ -338,7 +341,7 @@ def sweep_points(result: BenchResult, spec: str, knob: str) -> list[tuple[int, f
     points = []
     for m in result.measurements:
         w = m.workload
-        others = {k: v for k, v in SCALING_CENTRE.items() if k != knob}
+        others = {k: v for k, v in _bench.SCALING_CENTRE.items() if k != knob}
         if m.spec == spec and m.median_s and all(getattr(w, k) == v for k, v in others.items()):
             points.append((getattr(w, knob), m.median_s))
     return sorted(points)
@@ -350,7 +353,7 @@ KNOB_LABEL = {"batch_size": "batch size", "max_boxes": "max boxes per image", "n
 def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
     """Markdown: per implementation and sweep, the measured time and the fitted share of
     each term at each size, and a sentence on the dominant term at the ends."""
-    centre = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in SCALING_CENTRE.items())
+    centre = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in _bench.SCALING_CENTRE.items())
     lines = [
         f"Each sweep varies one knob around {centre} (num_queries {result.workloads()[0].num_queries}, "
         f"embed_dim {result.workloads()[0].embed_dim}). The cost model time = sum of coefficient x term is fitted "
@@ -363,10 +366,10 @@ def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
         lines.append("")
         header = ["sweep", "value", "measured", "fitted"] + list(TERMS)
         body = []
-        for knob, values in SCALING_SWEEPS.items():
+        for knob, values in _bench.SCALING_SWEEPS.items():
             for value, seconds in sweep_points(result, spec, knob):
                 w = next(w for w in fit.workloads if getattr(w, knob) == value and all(
-                    getattr(w, k) == v for k, v in SCALING_CENTRE.items() if k != knob))
+                    getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob))
                 predicted = fit.predicted[fit.workloads.index(w)]
                 shares = fit.shares(w)
                 body.append([KNOB_LABEL[knob], str(value), fmt_time(seconds), fmt_time(predicted)]
@@ -380,7 +383,7 @@ def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
 
 def dominance_sentence(result: BenchResult, fit: Fit) -> str:
     sentences = []
-    for knob in SCALING_SWEEPS:
+    for knob in _bench.SCALING_SWEEPS:
         points = sweep_points(result, fit.spec, knob)
         if len(points) < 2:
             continue
@@ -389,7 +392,7 @@ def dominance_sentence(result: BenchResult, fit: Fit) -> str:
         ends = []
         for value in (lo, hi):
             w = next(w for w in fit.workloads if getattr(w, knob) == value and all(
-                getattr(w, k) == v for k, v in SCALING_CENTRE.items() if k != knob))
+                getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob))
             shares = fit.shares(w)
             top = max(shares, key=shares.get)
             ends.append(f"{top} ({shares[top]:.0%}) at {value}")
@@ -406,7 +409,7 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
         raise RuntimeError(PLOT_INSTALL)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.3))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, knob in zip(axes, SCALING_SWEEPS):
+    for ax, knob in zip(axes, _bench.SCALING_SWEEPS):
         for i, spec in enumerate(result.specs()):
             points = sweep_points(result, spec, knob)
             if not points:
@@ -418,10 +421,10 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
                 model = []
                 for value, _ in points:
                     w = next(w for w in fit.workloads if getattr(w, knob) == value and all(
-                        getattr(w, k) == v for k, v in SCALING_CENTRE.items() if k != knob))
+                        getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob))
                     model.append(fit.predicted[fit.workloads.index(w)] * 1e3)
                 ax.plot([p[0] for p in points], model, linestyle="--", color=colour, alpha=0.6)
-        others = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in SCALING_CENTRE.items() if k != knob)
+        others = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in _bench.SCALING_CENTRE.items() if k != knob)
         ax.set_title(f"time vs {KNOB_LABEL[knob]}\n({others})", fontsize=9)
         ax.set_xscale("log")
         ax.set_yscale("log")
