@@ -81,7 +81,7 @@ SCALING_CENTRE = {"batch_size": 16, "max_boxes": 20, "num_denoising": 100}
 SCALING_SWEEPS = {
     "batch_size": (1, 4, 16, 64, 256),
     "max_boxes": (1, 5, 20, 50, 100),
-    "num_denoising": (10, 30, 100, 300, 1000),
+    "num_denoising": (20, 50, 100, 300, 1000),
 }
 
 # The gate: family-wise false-alarm level, and the least standard error it believes in.
@@ -816,6 +816,18 @@ class GateRow:
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "current": self.current.to_dict() if self.current else None,
         }
+
+
+def reference_drift(current: BenchResult, baseline: BenchResult) -> float | None:
+    """Geometric mean over shared workloads of the reference's median time now over its
+    median in the baseline: the yardstick itself, in absolute time (informative only:
+    machines and load differ, which is why the gate uses ratios)."""
+    logs = []
+    for w in current.workloads():
+        now, then = current.get(current.reference, w), baseline.get(baseline.reference, w)
+        if now and then and now.median_s and then.median_s:
+            logs.append(math.log(now.median_s / then.median_s))
+    return math.exp(statistics.fmean(logs)) if logs else None
 
 
 def parse_slowdown(text: str) -> float:

@@ -217,6 +217,16 @@ def _pyplot():
     return plt
 
 
+def _plain_numbers(ax) -> None:
+    """Log axes labelled 1, 10, 0.5 rather than 10^0, 5x10^-1."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
 def matplotlib_available() -> bool:
     import importlib.util
 
@@ -248,6 +258,7 @@ def plot_throughput(result: BenchResult, path: str) -> None:
     from matplotlib.ticker import NullLocator
 
     ax.xaxis.set_minor_locator(NullLocator())
+    _plain_numbers(ax)
     ax.set_xlabel("batch size (images per call)")
     ax.set_ylabel("images / s (median)")
     w = result.workloads()[0]
@@ -428,6 +439,7 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
         ax.set_title(f"time vs {KNOB_LABEL[knob]}\n({others})", fontsize=9)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _plain_numbers(ax)
         ax.set_xlabel(KNOB_LABEL[knob])
         ax.set_ylabel("median time per call (ms)")
         ax.grid(True, which="both", alpha=0.3)

@@ -258,6 +258,10 @@ def _run(args) -> int:
         else:
             bench_report.print_gate(gate_rows, stdout, threshold)
             stdout.print(bench_report.gate_summary(gate_rows, threshold), markup=False, highlight=False)
+            drift = bench.reference_drift(result, baseline)
+            if drift is not None:
+                stdout.print(f"the reference itself took {drift:.2f}x its baseline time (absolute, not gated: it is the "
+                             "yardstick, and absolute times differ between machines and loads)", markup=False, highlight=False)
             if any(r.verdict == "slower" for r in gate_rows):
                 code = max(code, 1)
 

@@ -1,0 +1,261 @@
+"""The benchmark's regression gate, and ``dnspec bench`` from the command line (issue 6).
+
+The gate must flag a copy of the reference made 30% slower and must not flag an
+identical copy, run after run, on a shared and noisy machine. The slowed copy is the
+reference followed by a busy-wait of 0.3 times that call's own CPU time
+(:func:`dnspec.bench.slowed`): a consistent 30% more work per call under whatever load
+there is, as a real regression would be; a fixed sleep would cost no CPU and be a
+different fraction at every size.
+
+Small workloads and few rounds keep the file well under a minute on two loaded cores;
+the margins (the statistic's spread between runs is about 0.01 in log ratio against a
+threshold of log 1.15 = 0.14) keep it reliable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import pytest
+import torch
+
+from dnspec import bench, bench_report
+from dnspec.cli import main
+from dnspec.specs import load_implementation
+
+RUNS = 5
+GATE_WORKLOADS = bench.grid(batch_sizes=(4, 32))
+QUICK = ["--repeats", "12", "--blocks", "3"]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return load_implementation("reference")
+
+
+def _measure(impls, workloads=GATE_WORKLOADS, rounds=12, blocks=3) -> bench.BenchResult:
+    with bench.torch_threads(1):
+        measurements = bench.measure(impls, workloads, rounds=rounds, blocks=blocks, clock="cpu", memory=False,
+                                     specs=["reference", "candidate"])
+    return bench.BenchResult(measurements, rounds=rounds, threads=1, min_sample_s=bench.DEFAULT_MIN_SAMPLE_S)
+
+
+def test_gate_flags_a_copy_made_30_percent_slower_and_never_an_identical_copy(reference):
+    def identical(*args, **kwargs):
+        return reference.fn(*args, **kwargs)
+
+    slower = bench.slowed(identical, 1.3, clock="cpu")
+    baseline = _measure([reference, identical])
+    seen = {"identical": [], "slower": []}
+    for _ in range(RUNS):
+        for name, candidate in (("identical", identical), ("slower", slower)):
+            rows = bench.gate(_measure([reference, candidate]), baseline, max_slowdown=0.15)
+            assert len(rows) == len(GATE_WORKLOADS)
+            seen[name] += [(r.workload.batch_size, r.verdict, round(r.slowdown, 3)) for r in rows]
+    assert all(verdict == "ok" for _, verdict, _ in seen["identical"]), seen["identical"]
+    assert all(verdict == "slower" for _, verdict, _ in seen["slower"]), seen["slower"]
+    # and the statistic itself lands where it should, not merely on the right side
+    assert all(0.9 < s < 1.1 for _, _, s in seen["identical"]), seen["identical"]
+    assert all(1.2 < s < 1.5 for _, _, s in seen["slower"]), seen["slower"]
+
+
+def test_slowed_adds_the_asked_fraction_of_cpu_time(reference):
+    result = _measure([reference, bench.slowed(reference.fn, 1.5, clock="cpu")], workloads=bench.grid(batch_sizes=(8,)),
+                      rounds=8, blocks=2)
+    assert 1.4 < result.ratio("candidate", result.workloads()[0]).ratio < 1.7
+
+
+# --- the statistics, on made-up samples ---------------------------------------------------
+
+
+def test_ratio_stat_is_the_mean_of_block_medians_with_their_spread():
+    ref = [1.0] * 12
+    impl = [1.2] * 6 + [1.3] * 6
+    stat = bench.ratio_stat(impl, ref, blocks=[0] * 6 + [1] * 6)
+    assert stat.blocks == 2 and stat.n == 12
+    assert stat.log_ratio == pytest.approx((math.log(1.2) + math.log(1.3)) / 2)
+    assert stat.se == pytest.approx(abs(math.log(1.3) - math.log(1.2)) / 2)  # stdev of 2 values / sqrt(2)
+
+
+def test_ratio_stat_ignores_an_outlier_and_unmeasured_rounds():
+    ref = [1.0] * 9 + [None]
+    impl = [2.0] * 8 + [50.0, 2.0]
+    stat = bench.ratio_stat(impl, ref)
+    assert stat.n == 9 and stat.ratio == pytest.approx(2.0)
+    assert stat.se == bench.SE_FLOOR
+
+
+@pytest.mark.parametrize(
+    "now, se, verdict",
+    [(1.30, 0.02, "slower"), (1.10, 0.02, "ok"), (1.30, 0.20, "inconclusive"), (0.70, 0.02, "ok"), (1.16, 0.001, "slower")],
+)
+def test_gate_verdicts(now, se, verdict):
+    w = bench.Workload(batch_size=4)
+    row = bench.GateRow(spec="x", workload=w, baseline=bench.RatioStat(0.0, 0.0, 20), current=bench.RatioStat(math.log(now), se, 20),
+                        threshold=0.15, z=bench.gate_z(1))
+    assert row.verdict == verdict
+
+
+def test_gate_corrects_for_the_number_of_comparisons():
+    assert bench.gate_z(1) == pytest.approx(2.326, abs=1e-3)
+    assert bench.gate_z(10) > bench.gate_z(2) > bench.gate_z(1)
+
+
+@pytest.mark.parametrize("text, value", [("15%", 0.15), ("0.15", 0.15), ("15", 0.15), ("5.5%", 0.055)])
+def test_parse_slowdown(text, value):
+    assert bench.parse_slowdown(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["abc", "0%", "-5%"])
+def test_parse_slowdown_rejects(text):
+    with pytest.raises(bench.BenchError):
+        bench.parse_slowdown(text)
+
+
+def test_workload_counts_are_ragged_and_seeded():
+    w = bench.Workload(batch_size=16, max_boxes=20)
+    counts = w.counts()
+    assert counts[0] == 20 and max(counts) == 20 and len(set(counts)) > 3 and counts == w.counts()
+    assert w.dn_queries == 2 * 20 * 5
+
+
+def test_output_bytes_counts_shared_storage_once():
+    base = torch.zeros(10, dtype=torch.int64)
+    assert bench.output_bytes((torch.zeros(4, 4), {"idx": torch.split(base, [3, 7])})) == 64 + 80
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def _candidate(tmp_path, body: str | None = None) -> str:
+    """A file SPEC: the reference, slowed by $DNSPEC_TEST_SLOWDOWN (read at each call)."""
+    path = tmp_path / "candidate.py"
+    path.write_text(body or textwrap.dedent(
+        """
+        import os
+
+        from dnspec.bench import slowed
+        from dnspec.reference import get_contrastive_denoising_training_group as reference
+
+
+        def build(*args, **kwargs):
+            factor = float(os.environ.get("DNSPEC_TEST_SLOWDOWN", "1"))
+            if factor == 1:
+                return reference(*args, **kwargs)
+            return slowed(reference, factor, clock="cpu")(*args, **kwargs)
+        """
+    ))
+    return f"{path}:build"
+
+
+def bench_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["bench", *argv])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err, "dnspec printed a traceback"
+    return code, captured.out, captured.err
+
+
+def test_cli_writes_json_markdown_and_png(tmp_path, capsys):
+    spec = _candidate(tmp_path)
+    files = {"json": tmp_path / "b.json", "markdown": tmp_path / "b.md", "plot": tmp_path / "b.png"}
+    plot = bench_report.matplotlib_available()
+    argv = ["reference", spec, "--batch-sizes", "2", "8", "--repeats", "4", "--blocks", "2",
+            "--json", str(files["json"]), "--markdown", str(files["markdown"])]
+    if plot:
+        argv += ["--plot", str(files["plot"])]
+    code, out, err = bench_cli(capsys, *argv)
+    assert code == 0, out + err
+    assert "images/s" in out and "time / reference" in out
+    result = bench.load_result(str(files["json"]))
+    assert result.specs() == ["reference", spec]
+    assert [w.batch_size for w in result.workloads()] == [2, 8]
+    for m in result.measurements:
+        assert len(m.times) == 4 and m.peak_bytes and m.output_bytes and m.error is None
+        assert m.peak_bytes >= m.output_bytes
+    data = json.loads(files["json"].read_text())
+    assert set(data["ratios_to_reference"]) == {"reference", spec}
+    text = files["markdown"].read_text()
+    assert "| implementation | batch |" in text and "Peak memory" in text
+    if plot:
+        assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_gate_exit_status(tmp_path, capsys, monkeypatch):
+    spec = _candidate(tmp_path)
+    baseline = tmp_path / "baseline.json"
+    common = [*QUICK, "--no-memory"]
+    monkeypatch.setenv("DNSPEC_TEST_SLOWDOWN", "1")
+    code, out, err = bench_cli(capsys, "reference", spec, "--batch-sizes", "4", *common, "--write-baseline", str(baseline))
+    assert code == 0, out + err
+    # the baseline's SPECs and workloads are reused when none are given
+    code, out, err = bench_cli(capsys, *common, "--baseline", str(baseline), "--max-slowdown", "15%")
+    assert code == 0, out + err
+    assert "gate: ok" in out
+    monkeypatch.setenv("DNSPEC_TEST_SLOWDOWN", "1.3")
+    code, out, err = bench_cli(capsys, *common, "--baseline", str(baseline), "--max-slowdown", "15%",
+                               "--json", str(tmp_path / "gate.json"))
+    assert code == 1, out + err
+    assert "gate: FAIL" in out and "SLOWER" in out
+    gate = json.loads((tmp_path / "gate.json").read_text())["gate"]
+    assert [r["verdict"] for r in gate["rows"]] == ["slower"]
+
+
+def test_cli_implementation_that_raises_is_a_failed_row(tmp_path, capsys):
+    spec = _candidate(tmp_path, "def build(*args, **kwargs):\n    raise RuntimeError('boom')\n")
+    code, out, err = bench_cli(capsys, "reference", spec, "--batch-sizes", "2", "--repeats", "2", "--blocks", "1", "--no-memory")
+    assert code == 1
+    assert "RuntimeError: boom" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["no-such-impl", "--batch-sizes", "2"], "cannot load SPEC 'no-such-impl'"),
+        (["--baseline", "/nonexistent/b.json"], "cannot read"),
+        (["--plot", "b.txt"], "use a .png file name"),
+        (["--json", "/nonexistent/dir/b.json"], "does not exist"),
+        (["--clock", "cpu", "--threads", "2"], "--threads 1"),
+        (["--repeats", "0"], "at least 1"),
+        (["--batch-sizes", "two"], "whole numbers"),
+        (["--scaling", "--batch-sizes", "4"], "sweeps its own sizes"),
+        (["--device", "nonsense"], "not a torch device"),
+    ],
+)
+def test_cli_usage_problems_exit_2(capsys, argv, message):
+    code, out, err = bench_cli(capsys, *argv)
+    assert code == 2
+    assert message in err
+
+
+def test_cli_baseline_problems_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    code, _, err = bench_cli(capsys, "--baseline", str(bad))
+    assert code == 2 and "not a dnspec bench file" in err
+    code, _, err = bench_cli(capsys, "--baseline", str(bad), "--max-slowdown", "fast")
+    assert code == 2
+
+
+def test_cli_plot_without_matplotlib_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench_report, "matplotlib_available", lambda: False)
+    code, _, err = bench_cli(capsys, "reference", "--plot", str(tmp_path / "p.png"))
+    assert code == 2 and "pip install 'dnspec[plot]'" in err
+
+
+def test_cli_scaling_fits_and_writes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "SCALING_CENTRE", {"batch_size": 4, "max_boxes": 5, "num_denoising": 20})
+    monkeypatch.setattr(bench, "SCALING_SWEEPS", {"batch_size": (1, 4, 16), "max_boxes": (1, 5, 20), "num_denoising": (10, 20, 60)})
+    argv = ["reference", "--scaling", "--repeats", "3", "--blocks", "1", "--no-memory",
+            "--json", str(tmp_path / "s.json"), "--markdown", str(tmp_path / "s.md")]
+    if bench_report.matplotlib_available():
+        argv += ["--plot", str(tmp_path / "s.png")]
+    code, out, err = bench_cli(capsys, *argv)
+    assert code == 0, out + err
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["kind"] == "scaling" and "reference" in data["scaling_fit"]
+    assert len(data["workloads"]) == 7  # three sweeps of three sharing their centre
+    assert "## Scaling" in (tmp_path / "s.md").read_text()
+    if bench_report.matplotlib_available():
+        assert (tmp_path / "s.png").stat().st_size > 1000
