@@ -115,6 +115,13 @@ def _draw(batch_size, num_dn_rows, num_classes, label_noise_ratio, box_noise_sca
         if bug == "signs_biased":
             # BUG: sign from rand < 0.55 instead of a fair coin
             box_sign = (torch.rand(box_shape, dtype=box_dtype, device=device, generator=generator) < 0.55).to(box_dtype) * 2.0 - 1.0
+        if bug == "signs_biased_per_coordinate":
+            # BUG: x signs + with probability 0.55, y signs with 0.45 (fair over all four together)
+            p_up = torch.tensor([0.55, 0.45, 0.55, 0.45], dtype=box_dtype, device=device)
+            box_sign = (torch.rand(box_shape, dtype=box_dtype, device=device, generator=generator) < p_up).to(box_dtype) * 2.0 - 1.0
+        if bug == "corner_signs_mirrored":
+            # BUG: x2, y2 take the opposite sign of x1, y1: boxes only grow or shrink about their centre, never shift
+            box_sign = torch.cat([box_sign[..., :2], -box_sign[..., :2]], dim=-1)
         box_magnitude = torch.rand(box_shape, dtype=box_dtype, device=device, generator=generator)
         if bug == "magnitudes_0_9":
             box_magnitude = box_magnitude * 0.9  # BUG: magnitudes from U[0, 0.9), not U[0, 1)
@@ -497,6 +504,16 @@ KNOWN_MISSES: dict[str, tuple[Implementation, set[str], str]] = {
         _impl("negative-reuses-positive-noise", _draws_noise("negative_reuses_positive_noise")), {"noise_independence"},
         "noise_independence pairs x1/y1 of a row, a slot in consecutive groups and consecutive images, "
         "never a positive row with its negative twin (same slot, same group)",
+    ),
+    "corner_signs_mirrored": (
+        _impl("corner-signs-mirrored", _draws_noise("corner_signs_mirrored")), {"noise_independence"},
+        "noise_independence pairs x1 with y1 of a row, never the two corners of one axis (x1 with x2), "
+        "so mirrored signs (the two corners always move apart or toward each other) pass; every sign is still fair",
+    ),
+    "signs_biased_per_coordinate": (
+        _impl("signs-biased-per-coordinate", _draws_noise("signs_biased_per_coordinate")), {"box_magnitudes"},
+        "box_magnitudes tests sign fairness pooled over the 4 coordinates (binomial on all of them), so "
+        "x biased + and y biased - by the same amount cancel (a per-coordinate test: z ~ 10 here)",
     ),
     "label_noise_same_every_group": (
         _impl("label-noise-same-every-group", _draws_noise("label_noise_same_every_group")), {"noise_independence"},
