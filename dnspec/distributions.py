@@ -38,11 +38,12 @@ class Workload:
 
 def uniform_boxes_case(num_classes, label_noise_ratio, box_noise_scale, seed, *, labels="random", device="cpu", workload=Workload()):
     """A crowded batch of identical central boxes (0.5, 0.5, 0.2, 0.2) with labels drawn
-    from ``seed`` (or all 0 when ``labels == 'zero'``)."""
+    from ``seed`` (or all 0 when ``labels == 'zero'``); every second image holds half as
+    many boxes, so the batch has padding rows too."""
     generator = torch.Generator().manual_seed(seed)
     targets = []
-    for _ in range(workload.batch_size):
-        n = workload.boxes_per_image
+    for image in range(workload.batch_size):
+        n = workload.boxes_per_image if image % 2 == 0 else workload.boxes_per_image // 2
         lab = torch.zeros(n, dtype=torch.int64) if labels == "zero" else torch.randint(0, num_classes, (n,), generator=generator)
         box = torch.tensor([[0.5, 0.5, 0.2, 0.2]]).repeat(n, 1)
         targets.append({"labels": lab.to(device), "boxes": box.to(device)})
@@ -84,19 +85,58 @@ def expected_flip_rate(label_noise_ratio: float, num_classes: int, fixes_advisor
 
 
 def check_label_flip_rate(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
-    """The fraction of real rows whose class differs from their label is
-    label_noise_ratio/2 * (1 - 1/num_classes) (two-sided binomial test, 5 classes,
-    ratio 0.6, 11520 real rows)."""
+    """On positive rows and on negative rows separately, the fraction of real rows whose
+    class differs from their label is label_noise_ratio/2 * (1 - 1/num_classes) (two
+    two-sided binomial tests, 5 classes, ratio 0.6); padding rows never change."""
     case = uniform_boxes_case(5, 0.6, 1.0, seed, device=device)
     labels, gt_labels, real = _labels(impl, case)
-    changed = int((labels != gt_labels)[real].sum())
-    total = int(real.sum())
+    negative = layout_of(case).row_is_negative()[None, :].expand_as(real)
     p0 = expected_flip_rate(0.6, 5, impl.fixes_advisories)
-    result = stats.binomtest(changed, total, p0)
-    _require(result.pvalue, FALSE_ALARM, f"label changed on {changed}/{total} = {changed / total:.4f} real rows, expected rate {p0:.4f}")
+    for role, rows in (("positive", real & ~negative), ("negative", real & negative)):
+        changed, total = int((labels != gt_labels)[rows].sum()), int(rows.sum())
+        result = stats.binomtest(changed, total, p0)
+        _require(
+            result.pvalue,
+            FALSE_ALARM / 2,
+            f"label changed on {changed}/{total} = {changed / total:.4f} real {role} rows, expected rate {p0:.4f}",
+        )
     padding_changed = int((labels != gt_labels)[~real].sum())
     if padding_changed:
         raise PropertyViolation(f"{padding_changed} padding rows changed class; label noise must touch real rows only")
+
+
+def _independence(pairs: dict, alpha: float, bins, what: str):
+    """Chi-square test of independence on each (a, b) sample pair's contingency table."""
+    for name, (a, b) in pairs.items():
+        a, b = bins(a.numpy()), bins(b.numpy())
+        size = int(max(a.max(), b.max())) + 1
+        table = np.zeros((size, size))
+        np.add.at(table, (a, b), 1)
+        if (table.sum(0) == 0).any() or (table.sum(1) == 0).any():
+            raise PropertyViolation(f"{what} for {name} takes too few distinct values to be random: {table.astype(int).tolist()}")
+        result = stats.chi2_contingency(table)
+        _require(result.pvalue, alpha, f"{what} for {name} is dependent (contingency {table.astype(int).tolist()})")
+
+
+def check_label_noise_independence(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
+    """Whether a real row's label changed is independent between the same slot in
+    consecutive groups, between a positive row and its negative twin (same slot, same
+    group), and between consecutive images at the same row (2x2 chi-square tests)."""
+    case = uniform_boxes_case(5, 0.6, 1.0, seed, device=device)
+    labels, gt_labels, real = _labels(impl, case)
+    changed = (labels != gt_labels).to(torch.int64)
+    layout = layout_of(case)
+    width, m = 2 * layout.max_gt, layout.max_gt
+    positive = real & ~layout.row_is_negative()[None, :]
+    later = real[:, :-width] & real[:, width:]
+    twins = positive[:, :-m] & real[:, m:]
+    images = real[:-1] & real[1:]
+    pairs = {
+        "the same slot in consecutive groups": (changed[:, :-width][later], changed[:, width:][later]),
+        "a positive row and its negative twin": (changed[:, :-m][twins], changed[:, m:][twins]),
+        "consecutive images at the same row": (changed[:-1][images], changed[1:][images]),
+    }
+    _independence(pairs, FALSE_ALARM / len(pairs), lambda x: x, "label noise")
 
 
 def check_replacement_uniform(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
@@ -126,11 +166,12 @@ def _displacements(impl, seed, device):
 
 def check_box_magnitudes(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
     """Corner displacements are |u| * d with |u| ~ U[0, 1) on positive rows and
-    |u| - 1 ~ U[0, 1) on negative rows (two KS tests), and the signs are fair (binomial)."""
+    |u| - 1 ~ U[0, 1) on negative rows (two KS tests), and the signs of each of the four
+    coordinates are fair (four binomial tests)."""
     case, layout, u = _displacements(impl, seed, device)
     real = layout.real_rows()
     negative = layout.row_is_negative()[None, :].expand_as(real)
-    alpha = FALSE_ALARM / 3
+    alpha = FALSE_ALARM / 6
     for name, rows, shift in (("positive", real & ~negative, 0.0), ("negative", real & negative, 1.0)):
         magnitudes = (u[rows].abs() - shift).flatten().numpy()
         result = stats.kstest(magnitudes, "uniform")
@@ -140,38 +181,36 @@ def check_box_magnitudes(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
             f"{name} rows: |u|{' - 1' if shift else ''} has mean {magnitudes.mean():.4f}, range "
             f"[{magnitudes.min():.4f}, {magnitudes.max():.4f}]; expected U[0, 1) (KS statistic {result.statistic:.4f})",
         )
-    signs = u[real].flatten()
-    ups = int((signs > 0).sum())
-    result = stats.binomtest(ups, signs.numel(), 0.5)
-    _require(result.pvalue, alpha, f"{ups}/{signs.numel()} corner displacements are positive; expected fair signs")
+    for k, name in enumerate(("x1", "y1", "x2", "y2")):
+        signs = u[..., k][real]
+        ups = int((signs > 0).sum())
+        result = stats.binomtest(ups, signs.numel(), 0.5)
+        _require(result.pvalue, alpha, f"{ups}/{signs.numel()} {name} displacements are positive; expected fair signs")
 
 
 def check_noise_independence(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
-    """Box noise is independent across coordinates, groups and images: within positive
-    rows and within negative rows, the quartile of the signed u for x1 vs y1 of a row,
-    for a row vs the same slot in the next group, and for image i vs image i+1 at the same
-    row, each pass a chi-square test of independence (4x4 contingency)."""
+    """Box noise is independent across coordinates, corners, groups, roles and images:
+    within positive rows and within negative rows, the quartile of the signed u for x1
+    vs y1 of a row, x1 vs x2 of a row (the two corners of one axis), a row vs the same
+    slot in the next group, and image i vs image i+1 at the same row; and a positive
+    row vs its negative twin (same slot, same group). Each pair passes a chi-square test
+    of independence on its 4x4 contingency table of quartiles."""
     case, layout, u = _displacements(impl, seed, device)
     real = layout.real_rows()
     negative = layout.row_is_negative()[None, :].expand_as(real)
-    group_width = 2 * layout.max_gt
-    bins = lambda x: np.digitize(x, np.quantile(x, [0.25, 0.5, 0.75]))
+    group_width, m = 2 * layout.max_gt, layout.max_gt
     pairs = {}
     for role, rows in (("positive", real & ~negative), ("negative", real & negative)):
         later = rows[:, group_width:] & rows[:, :-group_width]
         both_images = rows[:-1] & rows[1:]
         pairs[f"coordinates x1 and y1 of a {role} row"] = (u[..., 0][rows], u[..., 1][rows])
+        pairs[f"corners x1 and x2 of a {role} row"] = (u[..., 0][rows], u[..., 2][rows])
         pairs[f"the same {role} slot in consecutive groups"] = (
             u[:, :-group_width][later].flatten(),
             u[:, group_width:][later].flatten(),
         )
         pairs[f"consecutive images at the same {role} row"] = (u[:-1][both_images].flatten(), u[1:][both_images].flatten())
-    alpha = FALSE_ALARM / len(pairs)
-    for what, (a, b) in pairs.items():
-        a, b = a.numpy(), b.numpy()
-        table = np.zeros((4, 4))
-        np.add.at(table, (bins(a), bins(b)), 1)
-        if (table.sum(0) == 0).any() or (table.sum(1) == 0).any():
-            raise PropertyViolation(f"noise for {what} takes too few distinct values to be random: {table.tolist()}")
-        result = stats.chi2_contingency(table)
-        _require(result.pvalue, alpha, f"box noise for {what} is dependent (contingency {table.astype(int).tolist()})")
+    twins = (real & ~negative)[:, :-m] & real[:, m:]
+    pairs["a positive row and its negative twin"] = (u[:, :-m][twins].flatten(), u[:, m:][twins].flatten())
+    quartiles = lambda x: np.digitize(x, np.quantile(x, [0.25, 0.5, 0.75]))
+    _independence(pairs, FALSE_ALARM / len(pairs), quartiles, "box noise")

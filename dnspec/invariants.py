@@ -412,7 +412,8 @@ def assert_outputs_equal(a, b, what: str, tolerance=None):
     if len(ma["dn_positive_idx"]) != len(mb["dn_positive_idx"]):
         _fail(f"{what}: dn_positive_idx lengths differ")
     for i, (x, y) in enumerate(zip(ma["dn_positive_idx"], mb["dn_positive_idx"])):
-        if not torch.equal(x.cpu(), y.cpu()):
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
+        if x.dtype != y.dtype or x.shape != y.shape or not torch.equal(x.cpu(), y.cpu()):
             _fail(f"{what}: dn_positive_idx[{i}] differs: {x.tolist()} vs {y.tolist()}")
 
 

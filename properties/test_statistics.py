@@ -17,3 +17,7 @@ def test_box_noise_magnitudes_and_signs(impl, options):
 
 def test_box_noise_independent_across_coordinates_groups_images(impl, options):
     check_property("noise_independence", impl, options)
+
+
+def test_label_noise_independent_across_groups_twins_images(impl, options):
+    check_property("label_noise_independence", impl, options)

@@ -171,9 +171,8 @@ def test_a_crash_is_a_failure_not_a_crash_of_the_suite():
             outcome = evaluate(prop, impl, RunOptions(max_examples=MAX_EXAMPLES, seed=SEED), variant)
             if outcome.status == "skip" or prop.name == "bad_input":  # raising on bad input is the right answer
                 continue
-            # an advisory reports the crash as 'advisory' today (not enforced without strict)
-            expected = {"advisory", "fail"} if prop.kind == ADVISORY else {"fail"}
-            assert outcome.status in expected, f"{outcome.label}: {outcome.status} {outcome.message}"
+            # a crash fails every property, advisories included (enforced or not)
+            assert outcome.status == "fail", f"{outcome.label}: {outcome.status} {outcome.message}"
             assert "raised RuntimeError" in outcome.message
 
 
