@@ -282,22 +282,17 @@ TERMS = {
     "per group": "per-group work: the Python loop over denoising groups building the mask (O(G))",
     "dn elements": "embedding gather and box noise over [bs, N, D] and [bs, N, 4] (O(bs*N*D))",
     "mask": "attention mask fill, (N+Q)^2 booleans",
-    "fresh pages": "page faults on outputs above malloc's 32 MiB mmap threshold (bytes of those outputs)",
 }
-MMAP_BYTES = 32 << 20
 
 
 def term_values(w: Workload) -> dict[str, float]:
     n = w.dn_queries
-    itemsize = 2 if w.dtype in ("float16", "bfloat16") else (8 if w.dtype == "float64" else 4)
-    big = [w.batch_size * n * w.embed_dim * itemsize, w.batch_size * n * 4 * itemsize, (n + w.num_queries) ** 2]
     return {
         "per call": 1.0,
         "per image": float(w.batch_size),
         "per group": float(w.num_groups),
         "dn elements": float(w.batch_size * n * w.embed_dim),
         "mask": float((n + w.num_queries) ** 2),
-        "fresh pages": float(sum(b for b in big if b >= MMAP_BYTES)),
     }
 
 

@@ -70,7 +70,7 @@ def test_slowed_adds_the_asked_fraction_of_cpu_time(reference):
 # --- the statistics, on made-up samples ---------------------------------------------------
 
 
-def test_ratio_stat_is_the_mean_of_block_medians_with_their_spread():
+def test_ratio_stat_is_the_median_of_block_medians_with_their_spread():
     ref = [1.0] * 12
     impl = [1.2] * 6 + [1.3] * 6
     stat = bench.ratio_stat(impl, ref, blocks=[0] * 6 + [1] * 6)
