@@ -95,12 +95,14 @@ MAX_WARMUP_CALLS = 50
 WARM_ROUNDS = 1  # interleaved rounds run and discarded at the start of each block
 MAX_CALLS_PER_SAMPLE = 200
 
-# Scaling sweeps: each varies one knob around the centre (batch 16, 20 boxes, 100 dn).
-SCALING_CENTRE = {"batch_size": 16, "max_boxes": 20, "num_denoising": 100}
+# Scaling sweeps: each varies one knob around the centre, the others held there.
+SCALING_CENTRE = {"batch_size": 16, "max_boxes": 20, "num_denoising": 100, "num_queries": 300, "embed_dim": 256}
 SCALING_SWEEPS = {
     "batch_size": (1, 4, 16, 64, 256),
     "max_boxes": (1, 5, 20, 50, 100),
     "num_denoising": (20, 50, 100, 300, 1000),
+    "num_queries": (100, 300, 900),
+    "embed_dim": (64, 256, 1024),
 }
 
 # The gate: family-wise false-alarm level, and the least standard error it believes in.

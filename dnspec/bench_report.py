@@ -217,14 +217,19 @@ def _pyplot():
     return plt
 
 
-def _plain_numbers(ax) -> None:
-    """Log axes labelled 1, 10, 0.5 rather than 10^0, 5x10^-1."""
-    from matplotlib.ticker import FuncFormatter
+def _plain_numbers(ax, xticks=None) -> None:
+    """Log axes labelled 1, 2, 5, 10, ... (or at ``xticks``) rather than 10^0, 5x10^-1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     plain = FuncFormatter(lambda value, _: f"{value:g}")
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(plain)
-        axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_locator(NullLocator())
+    if xticks:
+        ax.set_xticks(list(xticks), [f"{x:g}" for x in xticks])
+        ax.xaxis.set_minor_locator(NullLocator())
+    else:
+        ax.xaxis.set_major_formatter(plain)
 
 
 def matplotlib_available() -> bool:
@@ -253,12 +258,7 @@ def plot_throughput(result: BenchResult, path: str) -> None:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    sizes = sorted({w.batch_size for w in result.workloads()})
-    ax.set_xticks(sizes, [str(b) for b in sizes])
-    from matplotlib.ticker import NullLocator
-
-    ax.xaxis.set_minor_locator(NullLocator())
-    _plain_numbers(ax)
+    _plain_numbers(ax, sorted({w.batch_size for w in result.workloads()}))
     ax.set_xlabel("batch size (images per call)")
     ax.set_ylabel("images / s (median)")
     w = result.workloads()[0]
@@ -277,11 +277,12 @@ def plot_throughput(result: BenchResult, path: str) -> None:
 
 # The cost model the scaling analysis fits: time = sum of coefficient * term, per implementation.
 TERMS = {
-    "per call": "fixed cost of a call (Python, launching a few dozen small ops, validation set-up)",
-    "per image": "per-image work: the Python loop over images, per-image ops (O(bs))",
-    "per group": "per-group work: the Python loop over denoising groups building the mask (O(G))",
-    "dn elements": "embedding gather and box noise over [bs, N, D] and [bs, N, 4] (O(bs*N*D))",
-    "mask": "attention mask fill, (N+Q)^2 booleans",
+    "per call": "fixed cost of a call: Python, a few dozen small op launches, validation set-up (O(1))",
+    "per image": "per-image work: Python loops over images, per-image ops (O(bs))",
+    "per group": "per-group work: the Python loop over denoising groups that builds the mask (O(G))",
+    "per dn query": "elementwise work on the dn queries: box noise over [bs, N, 4], padding, gathers (O(bs*N))",
+    "embedding": "the class-query embedding, [bs, N, D] written (O(bs*N*D))",
+    "mask": "the attention mask, (N+Q)^2 elements filled (O((N+Q)^2))",
 }
 
 
@@ -291,7 +292,8 @@ def term_values(w: Workload) -> dict[str, float]:
         "per call": 1.0,
         "per image": float(w.batch_size),
         "per group": float(w.num_groups),
-        "dn elements": float(w.batch_size * n * w.embed_dim),
+        "per dn query": float(w.batch_size * n),
+        "embedding": float(w.batch_size * n * w.embed_dim),
         "mask": float((n + w.num_queries) ** 2),
     }
 
@@ -353,7 +355,8 @@ def sweep_points(result: BenchResult, spec: str, knob: str) -> list[tuple[int, f
     return sorted(points)
 
 
-KNOB_LABEL = {"batch_size": "batch size", "max_boxes": "max boxes per image", "num_denoising": "num_denoising"}
+KNOB_LABEL = {"batch_size": "batch size", "max_boxes": "max boxes per image", "num_denoising": "num_denoising",
+              "num_queries": "num_queries", "embed_dim": "embed_dim"}
 
 
 def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
@@ -361,8 +364,7 @@ def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
     each term at each size, and a sentence on the dominant term at the ends."""
     centre = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in _bench.SCALING_CENTRE.items())
     lines = [
-        f"Each sweep varies one knob around {centre} (num_queries {result.workloads()[0].num_queries}, "
-        f"embed_dim {result.workloads()[0].embed_dim}). The cost model time = sum of coefficient x term is fitted "
+        f"Each sweep varies one knob around {centre}. The cost model time = sum of coefficient x term is fitted "
         "to each implementation's medians by non-negative least squares in relative error; the shares below are "
         "each term's part of the fitted time. Terms: " + "; ".join(f"**{t}**: {d}" for t, d in TERMS.items()) + ".",
         "",
@@ -413,9 +415,15 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
     plt = _pyplot()
     if plt is None:
         raise RuntimeError(PLOT_INSTALL)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.3))
+    knobs = list(_bench.SCALING_SWEEPS)
+    columns = min(3, len(knobs))
+    rows_ = math.ceil(len(knobs) / columns)
+    fig, grid = plt.subplots(rows_, columns, figsize=(4.7 * columns, 4.0 * rows_), squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[len(knobs):]:
+        ax.set_visible(False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, knob in zip(axes, _bench.SCALING_SWEEPS):
+    for ax, knob in zip(axes, knobs):
         for i, spec in enumerate(result.specs()):
             points = sweep_points(result, spec, knob)
             if not points:
@@ -430,16 +438,17 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
                         getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob))
                     model.append(fit.predicted[fit.workloads.index(w)] * 1e3)
                 ax.plot([p[0] for p in points], model, linestyle="--", color=colour, alpha=0.6)
-        others = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in _bench.SCALING_CENTRE.items() if k != knob)
-        ax.set_title(f"time vs {KNOB_LABEL[knob]}\n({others})", fontsize=9)
+        ax.set_title(f"time vs {KNOB_LABEL[knob]}", fontsize=9)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _plain_numbers(ax)
+        _plain_numbers(ax, _bench.SCALING_SWEEPS[knob])
         ax.set_xlabel(KNOB_LABEL[knob])
         ax.set_ylabel("median time per call (ms)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("CDN query builder scaling (dashed: fitted cost model)", fontsize=10)
+    centre = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in _bench.SCALING_CENTRE.items())
+    device = result.workloads()[0].device if result.workloads() else ""
+    fig.suptitle(f"CDN query builder scaling on {device}: one knob at a time around {centre} (dashed: fitted cost model)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
