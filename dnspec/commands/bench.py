@@ -26,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Time each SPEC (default: the reference and every installed built-in) on a grid of workloads, interleaved "
             "with the reference, and print median time, images/s, the ratio to the reference and peak memory. "
-            "--baseline FILE --max-slowdown 15%% turns it into a regression gate on those ratios."
+            "--baseline FILE --max-slowdown 15% turns it into a regression gate on those ratios."
         ),
         epilog=(
             "Timing: CPU runs default to one torch thread and the calling thread's CPU time (--clock auto), which a "
