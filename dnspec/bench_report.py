@@ -140,8 +140,8 @@ def markdown(result: BenchResult, gate_rows: list[GateRow] | None = None, analys
         "\n".join(notes(result)),
         "",
         f"Median time per call over {result.rounds} interleaved rounds; spread: interquartile range / median of "
-        f"those samples; time / reference: median per-round ratio to `{result.reference}` timed in the same rounds, "
-        f"with its 95% interval. Clock: {CLOCK_TEXT.get(clock, clock)}.",
+        f"those samples; time / reference: ratio to `{result.reference}` timed in the same rounds (median over each "
+        f"block's rounds, then over blocks), with its 95% interval. Clock: {CLOCK_TEXT.get(clock, clock)}.",
         "",
         "Peak memory: " + "; ".join(MEMORY_METHODS.get(m, m) for m in methods) + ". Output: bytes of the output tensors' "
         "distinct storages." if methods else "",
