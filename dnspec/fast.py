@@ -12,8 +12,9 @@ real box, and not in upstream's order, so a seed does not reproduce upstream's n
   * each box coordinate moves by diff * rand_part, rand_part = s + copysign(neg, s), where
     s is uniform on (-c, c) in the box dtype, c = 1 - eps/2 the largest value below 1, and
     neg is 1 on the negative half of a group: so its sign is fair, its magnitude |s| is
-    uniform on [0, 1) (upstream: ``torch.rand``), plus 1 for negatives, and one uniform
-    gives both (upstream draws a sign and a magnitude separately).
+    uniform on [0, 1) (upstream: ``torch.rand``), plus 1 for negatives (rounded in the box
+    dtype, as upstream's ``rand + 1.0`` is), and one uniform gives both (upstream draws a
+    sign and a magnitude separately).
 
 Where the reference's time goes and what replaces it:
   * no Python loop over images or groups, and no work on padding rows. Row r of image i
@@ -109,13 +110,12 @@ def _negative(num_group: int, device: torch.device, dtype: torch.dtype) -> torch
 
 
 @_cached
-def _padding_box(device: torch.device, dtype: torch.dtype) -> float:
-    """What each coordinate of a padding row's box becomes when box_noise_scale > 0 (or
+def _padding_box(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """0-d: what each coordinate of a padding row's box becomes when box_noise_scale > 0 (or
     under fix_upstream). The reference noises the zero box: 0 + rand_part * 0 is 0 (or -0,
     and 0 + -0 = 0), the clip keeps 0, cxcywh gives 0, so inverse_sigmoid(0), computed here
-    once by the same operations on the same device and dtype and read back as a Python
-    float (exact: every dtype's values are doubles)."""
-    return _inverse_sigmoid(torch.zeros((), dtype=dtype, device=device)).item()
+    by the same operations on the same device and dtype (never read back to the host)."""
+    return _inverse_sigmoid(torch.zeros((), dtype=dtype, device=device))
 
 
 @functools.lru_cache(maxsize=64)
@@ -242,7 +242,7 @@ def _apply(targets, counts, num_classes, num_queries, class_embed, max_gt, num_g
     boxes = torch.cat([t["boxes"] for t in nonempty])
     if boxes.dtype != box_dtype:  # the reference's buffer takes the first image's dtype
         boxes = boxes.to(box_dtype)
-    padding = 0.0
+    padding = None  # zeros
     if rand_part is not None:
         centre, size = boxes.split(2, 1)
         half = size * 0.5  # the reference's 0.5 * w, and its diff before the scale
@@ -261,7 +261,10 @@ def _apply(targets, counts, num_classes, num_queries, class_embed, max_gt, num_g
         if fix_upstream:
             real_boxes = _inverse_sigmoid(boxes).expand(2 * num_group, -1, 4)
             padding = _padding_box(device, box_dtype)
-    query_boxes = torch.full((bs, num_dn, 4), padding, dtype=box_dtype, device=device)
+    if padding is None:
+        query_boxes = torch.zeros((bs, num_dn, 4), dtype=box_dtype, device=device)
+    else:
+        query_boxes = torch.empty((bs, num_dn, 4), dtype=box_dtype, device=device).fill_(padding)
     _scatter_rows(query_boxes.view(-1, 4), plan.rows, real_boxes.reshape(-1, 4))
 
     dn_meta = {
