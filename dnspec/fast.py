@@ -118,6 +118,12 @@ def _padding_box(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return _inverse_sigmoid(torch.zeros((), dtype=dtype, device=device))
 
 
+@_cached
+def _corner_signs(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """[2, 1, 1]: -1 for the (x1, y1) corner, +1 for the (x2, y2) corner."""
+    return torch.tensor([-1.0, 1.0], dtype=dtype, device=device)[:, None, None]
+
+
 @functools.lru_cache(maxsize=64)
 def _copy_offsets(max_gt: int, num_group: int) -> np.ndarray:
     """numpy [2G]: the row of copy j = 2g + half of slot 0, g*2m + half*m."""
@@ -207,9 +213,10 @@ def _scatter_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -
     """``out[rows[k]] = values[k]`` for [R, 4] and [K, 4] tensors. Where a row's bytes
     match one element of an 8- or 16-byte dtype (half types, float32), each row moves as
     that one element, bit for bit: a flat scatter, 7x faster than ``index_copy_`` of
-    4-wide rows on CPU at batch 256. Other widths (float64) use ``index_copy_``."""
+    4-wide rows on CPU at batch 256. Other widths (float64), and traces for torch.compile,
+    use ``index_copy_``."""
     width = _ROW_DTYPE.get(out.dtype)
-    if width is None:
+    if width is None or torch.compiler.is_compiling():  # inductor generates no complex code
         out.index_copy_(0, rows, values)
     else:
         out.view(width).view(-1).scatter_(0, rows, values.view(width).view(-1))
@@ -247,9 +254,12 @@ def _apply(targets, counts, num_classes, num_queries, class_embed, max_gt, num_g
         centre, size = boxes.split(2, 1)
         half = size * 0.5  # the reference's 0.5 * w, and its diff before the scale
         diff = half * box_noise_scale if box_noise_scale != 1 else half
-        # [2, T, 2], per box: the corners (cx - 0.5w, cy - 0.5h) and (cx + 0.5w, cy + 0.5h);
-        # rand_part * diff + corners is the reference's corners + rand_part * diff
-        corners = rand_part.mul_(diff).add_(torch.stack([centre - half, centre + half]))
+        # [2, T, 2], per box: the corners (cx - 0.5w, cy - 0.5h) and (cx + 0.5w, cy + 0.5h),
+        # as centre + half * (-1 or +1): the product is exact, so the one rounding is the
+        # reference's cx -+ 0.5 * w (also where addcmul fuses it into an FMA);
+        # rand_part * diff + corners is then the reference's corners + rand_part * diff
+        corner_boxes = torch.addcmul(centre, half, _corner_signs(device, box_dtype))
+        corners = rand_part.mul_(diff).add_(corner_boxes)
         if fix_upstream:
             first, second = corners.unbind(1)
             corners = torch.stack([torch.minimum(first, second), torch.maximum(first, second)], 1)
