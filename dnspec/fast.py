@@ -7,7 +7,7 @@ and the suite's exact differential property check it). With the global RNG (or a
 real box, and not in upstream's order, so a seed does not reproduce upstream's numbers:
 
   * a real row's label is replaced with probability label_noise_ratio / 2 (a float32
-    uniform below the ratio, as upstream compares it) by one drawn uniformly from
+    uniform below ratio / 2, as upstream compares it) by one drawn uniformly from
     [0, num_classes) by ``torch.randint``;
   * each box coordinate moves by diff * rand_part, rand_part = s + copysign(neg, s), where
     s is uniform on (-c, c) in the box dtype, c = 1 - eps/2 the largest value below 1, and
@@ -19,11 +19,12 @@ real box, and not in upstream's order, so a seed does not reproduce upstream's n
 Where the reference's time goes and what replaces it:
   * no Python loop over images or groups, and no work on padding rows. Row r of image i
     copies box ``r mod m`` of the image (m = the padded width) or is padding. Only the
-    real rows are computed, box-major: the batch's T boxes, concatenated, times the 2G
-    copies of each (a [T, 2G] layout, tiled by broadcasting, nothing gathered); padding
-    rows have constant outputs (label num_classes; box inverse_sigmoid(0) when
-    box_noise_scale > 0, else 0), so each output is one constant fill and one scatter of
-    the real rows to their flat destinations ``i*N + g*2m + half*m + slot``;
+    real rows are computed: the 2G copies (j = 2g + half) of the batch's T boxes,
+    concatenated, in a copy-major [2G, T] layout, tiled by broadcasting the per-box
+    values over the copies (nothing gathered); padding rows have constant outputs (label
+    num_classes; box inverse_sigmoid(0) when box_noise_scale > 0, else 0), so each output
+    is one constant fill and one scatter of the real rows to their flat destinations
+    ``i*N + g*2m + half*m + slot``;
   * the noise-free box arithmetic (corners, half sizes) runs once per ground-truth box;
     each value is computed by the reference's expression, so results are bit-identical;
   * the attention mask depends only on (m, G, Q, device): built once from group ids and
@@ -40,9 +41,12 @@ image's box count, e.g. the dataset's maximum) makes the output shapes a functio
 (batch size, max_gt, num_denoising, num_queries) alone and computes the plan on the device
 from no host data (the counts enter as views of a device ``arange``), so the call can be
 traced by ``torch.compile(fullgraph=True)`` and captured in a CUDA graph (pass
-``validate=False`` there: the validator reads one device value). That plan is also used
+``validate=False`` there: the validator reads one device value; and, as for any capture,
+make one call before capturing, which fills the per-shape caches). That plan is also used
 whenever the call is being compiled. With max_gt equal to the largest count the outputs
-equal the default path's.
+equal the default path's. Inductor fuses the arithmetic (FMA, its own log), so a compiled
+call's boxes can differ from eager in the last ulp; eager, and the aot_eager backend, are
+bit-identical.
 
 ``fix_upstream=True`` fixes the three upstream advisories of :mod:`dnspec.advisories`:
   (a) boxes come back in logit space at every box_noise_scale, 0 included (upstream
