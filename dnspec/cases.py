@@ -40,11 +40,16 @@ class CdnCase:
 
     def class_embed(self) -> torch.nn.Embedding:
         """``nn.Embedding(num_classes + 1, embed_dim, padding_idx=num_classes)`` with
-        weights drawn from ``seed`` (row num_classes is zero, as padding_idx makes it)."""
+        weights drawn from ``seed`` (row num_classes is zero, as padding_idx makes it).
+
+        Column 0 of class c holds c + 1 (exact in every float dtype up to 256 classes), so
+        no two rows coincide even with embed_dim 1 in bfloat16, and the class a query row
+        carries can always be read back from it."""
         generator = torch.Generator().manual_seed(self.seed)
         embed = torch.nn.Embedding(self.num_classes + 1, self.embed_dim, padding_idx=self.num_classes)
         with torch.no_grad():
             weight = torch.randn(self.num_classes + 1, self.embed_dim, generator=generator)
+            weight[:, 0] = torch.arange(1, self.num_classes + 2, dtype=weight.dtype)
             weight[self.num_classes] = 0
             embed.weight.copy_(weight)
         return embed.to(device=self.device, dtype=self.dtype)
