@@ -16,6 +16,8 @@ import shlex
 import sys
 import time
 
+from dnspec.progress import ProgressBar
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from dnspec import bench
@@ -320,30 +322,12 @@ def _invoked_as_bench() -> bool:
     return len(sys.argv) >= 2 and sys.argv[1] == "bench"
 
 
-class _Progress:
-    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
+class _Progress(ProgressBar):
+    """The shared progress bar, worded for timing."""
 
     def __init__(self, console, total: int):
-        self.progress = None
-        if console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=console, transient=True,
-            )
-            self.task = self.progress.add_task("warming up", total=total)
-
-    def __enter__(self):
-        if self.progress:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress:
-            self.progress.stop()
-        return False
+        super().__init__(console, total, "warming up", eta=True)
 
     def advance(self, description: str, n: int = 1) -> None:
-        if self.progress:
-            self.progress.update(self.task, advance=n, description=f"timing {description}")
+        self.describe(f"timing {description}")
+        super().advance(n)

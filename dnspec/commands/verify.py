@@ -29,6 +29,8 @@ import time
 from collections import deque
 from dataclasses import replace
 
+from dnspec.progress import ProgressBar
+
 DEFAULT_TIME_LIMIT_S = 30.0
 UPSTREAM_ARGUMENTS = ("targets", "num_classes", "num_queries", "class_embed", "num_denoising", "label_noise_ratio", "box_noise_scale")
 DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
@@ -309,33 +311,20 @@ class _Screen:
         self.stdout = stdout
         self.err_console = Console(file=stderr, highlight=False, markup=False, soft_wrap=True)
         self.out_console = Console(file=stdout, highlight=False, markup=False, soft_wrap=True)
-        self.progress = None
-        if self.err_console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=self.err_console, transient=True, redirect_stdout=False, redirect_stderr=False,
-            )
-            self.task = self.progress.add_task("starting", total=total)
+        self.bar = ProgressBar(self.err_console, total, "starting", spinner=True)
 
     def __enter__(self):
-        if self.progress:
-            self.progress.start()
+        self.bar.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self.progress:
-            self.progress.stop()
-        return False
+        return self.bar.__exit__(*exc)
 
     def now_checking(self, label: str) -> None:
-        if self.progress:
-            self.progress.update(self.task, description=f"checking {label}")
+        self.bar.describe(f"checking {label}")
 
     def advance(self) -> None:
-        if self.progress:
-            self.progress.advance(self.task)
+        self.bar.advance()
 
     def line(self, text: str, status: str | None = None) -> None:
         from rich.text import Text
@@ -345,7 +334,7 @@ class _Screen:
         styled = Text(text)
         if status in STATUS_WORD:
             styled.stylize(STATUS_STYLE[status], 0, len(STATUS_WORD[status]))
-        console = self.err_console if self.progress and self.out_console.is_terminal else self.out_console
+        console = self.err_console if self.bar.shown and self.out_console.is_terminal else self.out_console
         console.print(styled)
 
 
