@@ -95,6 +95,12 @@ def settings_line(result: BenchResult) -> str:
     env = result.environment
     parts = [
         f"{result.rounds} interleaved rounds in {result.environment.get('blocks', 1)} blocks per workload",
+    ]
+    extra = env.get("extra_rounds") or {}
+    if extra:
+        parts.append(f"the gate measured {sum(extra.values())} more rounds on {len(extra)} workload(s) whose verdict the noise "
+                     "left unclear")
+    parts += [
         f"clock: {clock}", f"torch threads: {result.threads}",
         f"torch {env.get('torch', '?')}, python {env.get('python', '?')}, {env.get('machine', '')} x{env.get('cpu_count', '?')}",
     ]

@@ -68,6 +68,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gate = parser.add_argument_group("regression gate")
     gate.add_argument("--baseline", default=None, metavar="FILE.json", help="compare each implementation's ratio to the reference with this file's")
     gate.add_argument("--max-slowdown", default="15%", metavar="PCT", help="flag a ratio that grew by more than this (default 15%%)")
+    gate.add_argument(
+        "--gate-budget", type=float, default=bench.DEFAULT_GATE_BUDGET_S, metavar="SECONDS",
+        help="on a noisy machine, spend up to this long measuring more rounds for comparisons whose verdict is not yet "
+             f"clear (default {bench.DEFAULT_GATE_BUDGET_S:.0f}; 0: never)",
+    )
     gate.add_argument("--write-baseline", default=None, metavar="FILE.json", help="write this run as a baseline (the --json format)")
     parser.set_defaults(func=run)
     return parser
@@ -163,6 +168,8 @@ def _run(args) -> int:
     for flag, value in (("--repeats", args.repeats), ("--blocks", args.blocks), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise Usage(f"{flag} {value}: must be at least 1")
+    if args.gate_budget < 0:
+        raise Usage(f"--gate-budget {args.gate_budget}: must be >= 0")
     if args.min_sample_ms is not None and args.min_sample_ms < 0:
         raise Usage(f"--min-sample-ms {args.min_sample_ms}: must be >= 0")
 
@@ -226,14 +233,16 @@ def _run(args) -> int:
 
     # --- measuring ---
     allocator = "" if args.default_allocator else bench.steady_allocator()
-    total = len(workloads) * rounds
-    with bench.torch_threads(threads):
-        with _Progress(stderr, total) as progress:
-            measurements = bench.measure(
+
+    def measure(workloads, memory: bool) -> list:
+        with bench.torch_threads(threads), _Progress(stderr, len(workloads) * rounds) as progress:
+            return bench.measure(
                 impls, workloads, rounds=rounds, blocks=blocks, min_sample_s=min_sample_s, clock=clock,
-                memory=not args.no_memory, steady=not args.default_allocator, specs=specs,
+                memory=memory, steady=not args.default_allocator, specs=specs,
                 on_progress=progress.advance, time_limit_s=args.time_limit, native_peers=not args.through_adapters,
             )
+
+    measurements = measure(workloads, memory=not args.no_memory)
     env = bench.environment(threads)
     env.update({"clock": clock, "blocks": blocks, "allocator": allocator})
     result = bench.BenchResult(
@@ -242,16 +251,20 @@ def _run(args) -> int:
         environment=env, kind="scaling" if args.scaling else "bench", seconds=time.perf_counter() - started,
     )
 
+    gate_rows = None
+    if baseline:
+        gate_rows = bench.settle_gate(result, baseline, threshold, lambda pending: measure(pending, memory=False),
+                                      budget_s=args.gate_budget)
+        result.seconds = time.perf_counter() - started
+
     # --- showing ---
     bench_report.print_table(result, stdout)
     errors = [m for m in measurements if m.error]
     for m in errors:
         stdout.print(f"ERROR {m.spec} on {m.workload.short}: {m.error}", style="bold red", markup=False)
 
-    gate_rows = None
     code = 1 if errors else 0
     if baseline:
-        gate_rows = bench.gate(result, baseline, threshold)
         if not any(r.verdict != "not compared" for r in gate_rows):
             bench_report.print_gate(gate_rows, stdout, threshold)
             print("dnspec bench: nothing in this run can be compared with the baseline (no implementation other "
