@@ -953,7 +953,7 @@ def settle_gate(
     while True:
         pending = [w for w in result.workloads() if any(r.workload == w and not r.clear for r in rows)]
         elapsed = time.perf_counter() - started
-        if not pending or elapsed + last_pass > budget_s:
+        if not pending or elapsed + last_pass >= budget_s:
             return rows
         pass_start = time.perf_counter()
         for new in remeasure(pending):
