@@ -45,6 +45,10 @@ class Implementation:
     applies the injected draw exactly (enables the exact differential and device checks).
     ``fixes_advisories``: the implementation claims to fix the upstream advisories, so
     strict mode holds it to them. ``devices``/``dtypes``: where it is meant to run.
+    ``not_comparable``: ``{property or family name: why}`` for properties an adapter
+    cannot compare with RT-DETR's semantics (an extra argument with no RT-DETR
+    equivalent, a different layout by design); they are reported "not comparable: why",
+    never run and never failed.
     """
 
     name: str
@@ -56,6 +60,7 @@ class Implementation:
     version: str = ""
     description: str = ""
     extra: dict = field(default_factory=dict)
+    not_comparable: dict = field(default_factory=dict)
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
