@@ -109,6 +109,8 @@ BUILTIN_PROVIDERS = (
     "dnspec.fast:builtin_implementations",
     "dnspec.adapters.transformers_peers:builtin_implementations",
     "dnspec.adapters.ultralytics_peer:builtin_implementations",
+    "dnspec.adapters.libreyolo_peers:builtin_implementations",
+    "dnspec.adapters.lightly_train_peer:builtin_implementations",
 )
 
 
