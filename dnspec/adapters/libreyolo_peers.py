@@ -26,11 +26,15 @@ Extra parameters are set by name, from the builder's signature, to the value tha
 reproduces RT-DETR's semantics:
 
   group_detr=1                  (gtr) one Group-DETR group: the CDN block once, Q object
-                                queries; with group_detr=k GTR tiles the whole block k
+                                queries. With group_detr=k GTR tiles the whole block k
                                 times (N = 2*m*G*k rows, dn_num_split [N, Q*k], k*G
                                 isolated 2m-blocks, 'dn_group_detr': k) and dn_num_group
-                                stays G; its decoder passes self.group_detr (default 1;
-                                the OBB and segmentation recipes use 3)
+                                stays G. GTR trains with k = 3 (models/gtr/nn.py:55 builds
+                                its decoder with group_detr=3, which decoder.py:1438
+                                passes in training), so a second SPEC,
+                                ``libreyolo-gtr-group_detr3``, runs that recipe with every
+                                layout-dependent property ``not_comparable`` (only
+                                inputs untouched, determinism and bad input are compared)
   batch_queries_num=[num_queries] * len(targets), num_heads=1
                                 (domedetr) every image has all num_queries object queries:
                                 RT-DETR's fixed query count, no PAQI padding. Dome-DETR
@@ -44,8 +48,8 @@ reproduces RT-DETR's semantics:
 
 A parameter the adapter does not know is left at its default when it has one (named in
 the Implementation's description); a builder with an unknown parameter without a
-default cannot be loaded (SpecError). No value needed ``not_comparable``: with these
-values every property compares with RT-DETR.
+default cannot be loaded (SpecError). With these values every property compares with
+RT-DETR; only the group_detr=3 variant has ``not_comparable`` entries (RECIPE_VARIANTS).
 
 What differs from RT-DETR (libreyolo 1.6.0; the adapter hides none of it)
 -------------------------------------------------------------------------
@@ -92,7 +96,9 @@ agrees. An empty targets list raises IndexError at ``targets[0]``.
       'dn_group_detr': 1, 'dn_num_split': [0, Q]}; with box_noise_scale 0 it raises
       UnboundLocalError like the rest.
   The DINO mask inside each Group-DETR block (lines 120-145) is RT-DETR's for
-  group_detr=1.
+  group_detr=1; for group_detr=3 the mask and dn_positive_idx are RT-DETR's for 3G
+  groups and 3Q object queries, with dn_num_group G (not 3G). Its decoder always passes
+  box_noise_scale=1.0 (decoder.py:1437), whatever the configured scale.
 """
 
 from __future__ import annotations
