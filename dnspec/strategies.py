@@ -12,8 +12,9 @@ more boxes than ``num_denoising`` (so G falls to 1 and N = 2 * max_gt).
 from __future__ import annotations
 
 import torch
-from hypothesis import strategies as st
+from hypothesis import assume, strategies as st
 
+from dnspec import regimes
 from dnspec.cases import CdnCase
 
 TINY_SIDE = 1e-4
@@ -149,6 +150,158 @@ def noiseless_cases(**kwargs) -> st.SearchStrategy[CdnCase]:
 def noisy_box_cases(**kwargs) -> st.SearchStrategy[CdnCase]:
     """Cases with box noise on (scale in (0, 2]): the box bound checks' domain."""
     return cdn_cases(box_noise_scale=st.one_of(st.just(1.0), st.just(2.0), st.floats(1e-3, 2.0)), **kwargs)
+
+
+# --- one regime at a time ----------------------------------------------------------------
+#
+# The common regime avoids every edge of dnspec.regimes on purpose (boxes strictly inside
+# the image, neither tiny nor full, every image non-empty, two or more images, G >= 1 by
+# division, two or more classes, object queries, both noises on with box_noise_scale <= 1);
+# an edge regime's cases move exactly one knob onto its edge. A bug that lives on one
+# edge then fails in that regime and nowhere else.
+
+COMMON_SIDES = (2e-3, 0.9)  # box sides well clear of "tiny" (<= 1e-3) and of the full image
+COMMON_PLACEMENT = (0.02, 0.98)  # fraction of the free room: never a corner on the border
+
+
+@st.composite
+def _inner_box(draw, tiny_axis: int | None = None) -> list[float]:
+    """A box strictly inside the image; with ``tiny_axis`` (2: width, 3: height) that side
+    is tiny (1e-4 .. 1e-3)."""
+    sides = [draw(st.floats(*COMMON_SIDES)), draw(st.floats(*COMMON_SIDES))]
+    if tiny_axis is not None:
+        sides[tiny_axis - 2] = draw(st.floats(TINY_SIDE, regimes.TINY_SIDE))
+    w, h = sides
+    px, py = draw(st.floats(*COMMON_PLACEMENT)), draw(st.floats(*COMMON_PLACEMENT))
+    return [w / 2 + px * (1 - w), h / 2 + py * (1 - h), w, h]
+
+
+@st.composite
+def _border_box(draw) -> list[float]:
+    """A box with one corner on the border (placement 0 or 1 on one axis), inside otherwise."""
+    box = draw(_inner_box())
+    axis = draw(st.integers(0, 1))
+    side = box[axis + 2]
+    box[axis] = side / 2 if draw(st.booleans()) else 1 - side / 2
+    return box
+
+
+def _image(boxes: list[list[float]], labels: list[int], dtype, device) -> dict:
+    return {
+        "labels": torch.tensor(labels, dtype=torch.int64, device=device),
+        "boxes": torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4).to(device=device, dtype=dtype),
+    }
+
+
+@st.composite
+def _common_image(draw, n: int, num_classes: int, dtype, device) -> dict:
+    """``n`` inner boxes; sometimes one box repeated n times (ties)."""
+    if n > 1 and draw(st.booleans()):
+        boxes, labels = [draw(_inner_box())] * n, [draw(st.integers(0, num_classes - 1))] * n
+    else:
+        boxes = [draw(_inner_box()) for _ in range(n)]
+        labels = [draw(st.integers(0, num_classes - 1)) for _ in range(n)]
+    return _image(boxes, labels, dtype, device)
+
+
+@st.composite
+def regime_cases(draw, regime: str = regimes.COMMON, max_batch_size: int = 16, max_boxes: int = 6,
+                 dtype=torch.float32, device="cpu") -> CdnCase:
+    """A whole call in ``regime`` (a name of :data:`dnspec.regimes.NAMES`): the common
+    regime's knobs, with the one knob of an edge regime moved onto its edge. Every case
+    is in its regime and in no other edge regime (a full-image box also touches the
+    border), which :func:`dnspec.regimes.regimes_of` confirms: the few draws that the
+    dtype's rounding pushes onto another edge are filtered out."""
+    if regime not in regimes.NAMES:
+        raise ValueError(f"regime: unknown regime {regime!r}; known: {', '.join(regimes.NAMES)}")
+    num_classes = 1 if regime == "one_class" else draw(st.integers(2, 100))
+    batch_size = 1 if regime == "batch_of_one" else draw(st.integers(2, max(2, max_batch_size)))
+    if regime == "all_images_empty":
+        counts = [0] * batch_size
+    else:
+        counts = [draw(st.integers(1, max_boxes)) for _ in range(batch_size)]
+        if regime == "some_image_empty":
+            counts[draw(st.integers(0, batch_size - 1))] = 0
+            if not any(counts):
+                counts[0] = 1
+    images = [draw(_common_image(n, num_classes, dtype, device)) for n in counts]
+    if regime == "max_gt_above_num_denoising":
+        num_denoising = draw(st.integers(1, 12))
+        where = draw(st.integers(0, batch_size - 1))
+        images[where] = draw(crowded_image_targets(num_classes, num_denoising + 1, num_denoising + 4, dtype, device))
+    elif regime == "num_denoising_non_positive":
+        num_denoising = draw(st.integers(-100, 0))
+    else:
+        num_denoising = draw(st.integers(max(1, max(counts)), 200))
+    if regime in ("border_box", "tiny_box", "full_image_box"):
+        where = draw(st.integers(0, batch_size - 1))
+        slot = draw(st.integers(0, counts[where] - 1))
+        if regime == "border_box":
+            box = draw(_border_box())
+        elif regime == "tiny_box":
+            box = draw(_inner_box(tiny_axis=draw(st.sampled_from([2, 3]))))
+        else:
+            box = [0.5, 0.5, 1.0, 1.0]
+        boxes = images[where]["boxes"].clone()
+        boxes[slot] = torch.tensor(box, dtype=torch.float64).to(dtype)
+        images[where] = {"labels": images[where]["labels"], "boxes": boxes}
+    ratio = 0.0 if regime == "label_noise_ratio_0" else draw(st.one_of(st.just(0.5), st.floats(1e-3, 1.0)))
+    if regime == "box_noise_scale_0":
+        scale = 0.0
+    elif regime == "box_noise_scale_above_1":
+        scale = draw(st.one_of(st.just(2.0), st.floats(1.0, 3.0, exclude_min=True)))
+    else:
+        scale = draw(st.one_of(st.just(1.0), st.floats(1e-3, 1.0)))
+    case = CdnCase(
+        targets=tuple(images), num_classes=num_classes, num_denoising=num_denoising,
+        num_queries=0 if regime == "no_object_queries" else draw(st.integers(1, 300)),
+        label_noise_ratio=ratio, box_noise_scale=scale, embed_dim=draw(st.integers(1, 16)),
+        seed=draw(st.integers(0, 2**32 - 1)), dtype=dtype, device=device,
+    )
+    expected = REGIME_SETS[regime]
+    assume(regimes.regimes_of(case) == expected)  # the dtype's rounding put a box on an edge
+    return case
+
+
+# the regimes a case of each regime's strategy is in (a full-image box touches the border)
+REGIME_SETS = {
+    regimes.COMMON: frozenset(),
+    **{name: frozenset({name}) for name in regimes.BY_NAME},
+    "full_image_box": frozenset({"full_image_box", "border_box"}),
+}
+
+
+def pinned_cases(regime: str, dtype=torch.float32, device="cpu") -> list[CdnCase]:
+    """The canonical small case of each regime, pinned with ``@example`` so every run
+    checks it first (they catch most bugs at once; Hypothesis does not shrink them)."""
+    box = lambda *b: torch.tensor([list(b)], dtype=dtype, device=device)
+    empty = {"labels": torch.zeros(0, dtype=torch.int64, device=device), "boxes": torch.zeros(0, 4, dtype=dtype, device=device)}
+    one = {"labels": torch.tensor([1], device=device), "boxes": box(0.5, 0.5, 0.2, 0.2)}
+    two = {"labels": torch.tensor([0, 2], device=device), "boxes": torch.tensor([[0.3, 0.4, 0.2, 0.3], [0.6, 0.5, 0.3, 0.2]], dtype=dtype, device=device)}
+    common = dict(num_classes=3, num_queries=4, embed_dim=4, seed=1, dtype=dtype, device=device, num_denoising=6)
+    crowded = {"labels": torch.arange(5, device=device) % 3, "boxes": torch.tensor([[0.4, 0.5, 0.3, 0.3]] * 5, dtype=dtype, device=device)}
+    by_regime = {
+        regimes.COMMON: CdnCase(targets=(one, two), note="common: two images", **common),
+        "box_noise_scale_0": CdnCase(targets=(one, two), box_noise_scale=0.0, note="box_noise_scale 0", **common),
+        "label_noise_ratio_0": CdnCase(targets=(one, two), label_noise_ratio=0.0, note="label_noise_ratio 0", **common),
+        "box_noise_scale_above_1": CdnCase(targets=(one, two), box_noise_scale=2.0, note="box_noise_scale 2", **common),
+        "all_images_empty": CdnCase(targets=(empty, empty), note="all-empty batch", **common),
+        "some_image_empty": CdnCase(targets=(one, empty), note="one image with 0 boxes", **common),
+        "batch_of_one": CdnCase(targets=(two,), note="batch of one", **common),
+        "max_gt_above_num_denoising": CdnCase(targets=(crowded, one), note="max_gt > num_denoising", **{**common, "num_denoising": 3}),
+        "num_denoising_non_positive": CdnCase(targets=(one, two), note="num_denoising -1", **{**common, "num_denoising": -1}),
+        "one_class": CdnCase(targets=(dict(one, labels=torch.tensor([0], device=device)), dict(two, labels=torch.tensor([0, 0], device=device))),
+                             note="num_classes 1", **{**common, "num_classes": 1}),
+        "no_object_queries": CdnCase(targets=(one, two), note="num_queries 0", **{**common, "num_queries": 0}),
+        "border_box": CdnCase(targets=(one, {"labels": torch.tensor([0], device=device), "boxes": box(0.05, 0.5, 0.1, 0.1)}),
+                              note="box on the left border", **common),
+        "tiny_box": CdnCase(targets=(one, {"labels": torch.tensor([0], device=device), "boxes": box(0.5, 0.5, 5e-4, 0.2)}),
+                            note="tiny box", **common),
+        "full_image_box": CdnCase(targets=(one, {"labels": torch.tensor([0], device=device), "boxes": box(0.5, 0.5, 1.0, 1.0)}),
+                                  note="full-image box", **common),
+    }
+    case = by_regime[regime]
+    return [case] if regimes.regimes_of(case) == REGIME_SETS[regime] else []
 
 
 # --- edge-case buckets, for event() and for the reachability tests ----------------------
