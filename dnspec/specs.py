@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import importlib.util
 import inspect
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -151,17 +149,19 @@ def _entry_points():
 
 
 def _load_from_file(path_text: str, attr: str, spec: str):
+    """The callable ``attr`` of the file, loaded as a module of its package chain
+    (:mod:`dnspec.file_loader`: relative imports work, package ``__init__`` files are not
+    run unless a name is taken from one)."""
+    from dnspec.file_loader import TreeImportError, load_file
+
     path = Path(path_text)
     if not path.is_file():
         raise SpecError(f"cannot load SPEC {spec!r}: file {path_text!r} does not exist")
-    module_name = f"dnspec_user_{abs(hash(str(path.resolve())))}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
     try:
-        module_spec.loader.exec_module(module)
+        module = load_file(path)
+    except TreeImportError as exc:
+        raise SpecError(f"cannot load SPEC {spec!r}: {exc}") from exc
     except Exception as exc:  # the user's module raised while importing
-        sys.modules.pop(module_name, None)
         raise SpecError(f"cannot load SPEC {spec!r}: importing {path_text!r} raised {type(exc).__name__}: {exc}") from exc
     return _get_attr(module, attr, spec, f"file {path_text!r}")
 

@@ -1,0 +1,1 @@
+from .rtdetr import *  # noqa: F401,F403
