@@ -69,13 +69,16 @@ def time_limit(seconds: float | None, what: str):
 
 def call_implementation(impl, case, *, time_limit_s: float | None = None, class_embed=None, args=None, **kwargs):
     """``case.call(impl)`` (or ``impl(*args)`` when ``args`` is given), turning a raise
-    into ImplementationError and a hang into ImplementationTimeout."""
+    into ImplementationError and a hang into ImplementationTimeout; either carries the
+    case of the call as ``.case`` (where it failed is read off it)."""
     name = getattr(impl, "name", repr(impl))
     if name in HANGS.hung:
-        raise ImplementationTimeout(
+        refused = ImplementationTimeout(
             f"{name} hung on an earlier case and is not called again in this run "
             f"(first hanging case: {HANGS.hung[name]!r})"
         )
+        refused.case = case
+        raise refused
     if time_limit_s is None:
         time_limit_s = DEFAULT_TIME_LIMIT_S_ACTIVE
     try:
@@ -87,10 +90,14 @@ def call_implementation(impl, case, *, time_limit_s: float | None = None, class_
                 with torch.no_grad():
                     return impl(*args, **kwargs)
             return case.call(impl, class_embed=class_embed, **kwargs)
-    except ImplementationTimeout:
+    except ImplementationTimeout as timeout:
         HANGS.hung.setdefault(name, case)
+        timeout.case = case
         raise
-    except ImplementationError:
+    except ImplementationError as error:
+        error.case = getattr(error, "case", case)
         raise
     except Exception as exc:
-        raise ImplementationError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+        error = ImplementationError(f"{name} raised {type(exc).__name__}: {exc}")
+        error.case = case
+        raise error from exc

@@ -10,10 +10,18 @@ Options:
   --dnspec-profile NAME  Hypothesis profile (ci, dev, thorough); also DNSPEC_PROFILE,
                          or Hypothesis' own --hypothesis-profile
 
+  --regime NAME          input regimes to check contract properties in (repeatable;
+                         default: the common regime and every edge regime)
+
 Tests take the fixtures ``impl`` (parametrized over --impl via pytest_generate_tests,
-as kornia does) and ``options`` (a :class:`dnspec.suite.RunOptions`), and call
-:func:`check_property`, which maps a skipped property to pytest.skip and an advisory
-that is not enforced to pytest.xfail (reported, never failing).
+as kornia does), ``regime`` (parametrized over the input regimes of
+:mod:`dnspec.regimes`, so a test id names its regime: ``test_boxes[reference-common]``)
+and ``options`` (a :class:`dnspec.suite.RunOptions`), and call :func:`check_property`.
+It reads the property's result in that regime from one sweep per implementation and
+regime (every contract property checked on each generated case, as ``dnspec verify``
+does, computed once per session), shrinks a failure on its own, and maps a skipped
+property to pytest.skip and an advisory that is not enforced to pytest.xfail (reported,
+never failing).
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ def pytest_addoption(parser):
     group.addoption("--dtype", default="float32", choices=sorted(DTYPES),
                     help="dtype of the generated boxes and class embedding (default: float32)")
     group.addoption("--dnspec-profile", default=None, help="Hypothesis profile: ci, dev or thorough")
+    group.addoption("--regime", action="append", default=None, metavar="NAME",
+                    help="input regime(s) for the contract properties (repeatable; default: all of dnspec.regimes.NAMES)")
 
 
 def pytest_configure(config):
@@ -63,6 +73,14 @@ def pytest_generate_tests(metafunc):
     if "impl" in metafunc.fixturenames:
         specs = metafunc.config.getoption("impl") or ["reference"]
         metafunc.parametrize("impl", [_load(s) for s in specs], ids=specs)
+    if "regime" in metafunc.fixturenames:
+        from dnspec.regimes import NAMES
+
+        chosen = metafunc.config.getoption("regime") or list(NAMES)
+        unknown = [r for r in chosen if r not in NAMES]
+        if unknown:
+            raise pytest.UsageError(f"--regime {unknown[0]}: no such regime; regimes: {', '.join(NAMES)}")
+        metafunc.parametrize("regime", chosen)
 
 
 @pytest.fixture
@@ -84,13 +102,58 @@ def cpu_and_cuda():
     ]
 
 
-def check_property(name: str, impl, options, variant=None) -> None:
-    """Run the registered property ``name`` on ``impl`` the pytest way."""
-    from dnspec.suite import BY_NAME, AdvisoryViolated, PropertySkipped, run_property
+_SWEEPS: dict = {}
 
-    try:
-        run_property(BY_NAME[name], impl, options, variant)
-    except PropertySkipped as skipped:
-        pytest.skip(str(skipped))
-    except AdvisoryViolated as advisory:
-        pytest.xfail(f"advisory, not enforced for {impl.name} (use --strict-advisories): {advisory}")
+
+def _sweep(impl, options, regime: str):
+    """Every contract property of ``impl`` on the cases of ``regime``, once per session
+    (keyed by the loaded Hypothesis profile too)."""
+    from hypothesis import settings
+
+    from dnspec import runner
+    from dnspec.suite import GENERATED_KINDS
+
+    key = (id(impl), impl.name, options, regime, settings.get_current_profile_name())
+    if key not in _SWEEPS:
+        checks = [(p, v) for p, v, skip in runner.plan(impl, options) if p.kind in GENERATED_KINDS and not skip]
+        base = options.max_examples if options.max_examples is not None else settings.default.max_examples
+        _SWEEPS[key] = runner.sweep(impl, regime, checks, options, max_examples=runner.examples_for(regime, base),
+                                    seed=options.seed)[0]
+    return _SWEEPS[key]
+
+
+def check_property(name: str, impl, options, variant=None, regime: str | None = None) -> None:
+    """Run the registered property ``name`` on ``impl`` the pytest way: in ``regime`` for
+    a property checked on generated cases, on its fixed batch otherwise."""
+    from hypothesis import Phase, settings
+
+    from dnspec import runner
+    from dnspec.regimes import regimes_of, describe_set
+    from dnspec.suite import BY_NAME, GENERATED_KINDS, label
+
+    prop = BY_NAME[name]
+    reason = runner.skip_reason(prop, impl, options, variant)
+    if reason:
+        pytest.skip(reason)
+    if prop.kind not in GENERATED_KINDS:
+        status, message, details, _ = runner.fixed_workload(prop, impl, options)
+        if status == "advisory":
+            pytest.xfail(f"advisory, not enforced for {impl.name} (use --strict-advisories): {details}")
+        if status == "fail":
+            raise AssertionError(details)
+        return
+    if regime is None:
+        raise TypeError(f"check_property({name!r}): a property checked on generated cases needs a regime")
+    cell = _sweep(impl, options, regime)[label(prop, variant)]
+    if not cell.findings:
+        return
+    lines = []
+    for signature, finding in cell.findings.items():
+        if Phase.shrink in settings.default.phases:
+            base = options.max_examples if options.max_examples is not None else settings.default.max_examples
+            finding = runner.shrink(impl, prop, variant, regime, signature, options,
+                                    max_examples=runner.examples_for(regime, base), seed=options.seed) or finding
+        where = describe_set(regimes_of(finding.case)) if finding.case is not None else "its fixed workload"
+        lines += [f"{signature} ({cell.counts[signature]} of {cell.cases} cases; failing call in {where}):",
+                  f"  {finding.message}", f"  example: {finding.case!r}"]
+    raise AssertionError("\n".join(lines))

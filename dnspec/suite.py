@@ -1,30 +1,29 @@
-"""The property registry and its runner: the one place both ``pytest properties`` and
-``dnspec verify`` get their properties from.
+"""The property registry: the one place both ``pytest properties`` and ``dnspec verify``
+get their properties from (:mod:`dnspec.runner` runs them).
 
 A :class:`Property` names an invariant, its family and kind, and how to check it:
-``contract`` and ``agreement`` properties are checked on Hypothesis-generated cases
-(:func:`run_property` builds the ``@given`` test, with ``@example`` pins for the classic
-edge cases and ``event()`` buckets); ``statistical`` and ``advisory`` ones on large
-fixed seeded batches. Advisories are enforced only under ``strict`` or for
-implementations that declare ``fixes_advisories``; otherwise a violation is reported as
-an advisory, not a failure.
+``contract`` and ``agreement`` properties are checked on Hypothesis-generated cases, in
+every input regime (their ``check`` takes a :class:`~dnspec.trial.Trial`, and a variant
+where the property has variants); ``statistical`` and ``advisory`` ones on large fixed
+seeded batches (their ``check`` takes the implementation, a seed and a device).
+Advisories are enforced only under ``strict`` or for implementations that declare
+``fixes_advisories``; otherwise a violation is reported as an advisory, not a failure.
+``forces`` names the regimes every call of a property is in whatever case it is given
+(the noise-free differential check calls with both noises off), so that a report can say
+it could not be judged elsewhere.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from hypothesis import HealthCheck, event, example, given, seed as hypothesis_seed, settings
 
 from dnspec import advisories, agreement, bad_input_family, distributions, invariants
-from dnspec.calling import HANGS, ImplementationError, ImplementationTimeout
-from dnspec.cases import CdnCase
-from dnspec.strategies import cdn_cases, edge_case_buckets
 
 CONTRACT, AGREEMENT, STATISTICAL, ADVISORY = "contract", "agreement", "statistical", "advisory"
+GENERATED_KINDS = (CONTRACT, AGREEMENT)  # checked on generated cases, in every regime
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,7 @@ class RunOptions:
     max_examples: int | None = None
     seed: int | None = None
     time_limit_s: float | None = None
+    threads: int = 1  # torch intra-op threads while checking (the cases are small: waking threads costs more)
 
 
 @dataclass(frozen=True)
@@ -49,17 +49,10 @@ class Property:
     check: Callable
     requires: Callable = field(default=lambda impl, options, variant: None)
     variants: Callable = field(default=lambda impl, options: [None])
+    forces: frozenset = frozenset()
 
     def skip_reason(self, impl, options: RunOptions, variant=None) -> str | None:
         return self.requires(impl, options, variant)
-
-
-class PropertySkipped(Exception):
-    """The property does not apply to this implementation here (the message says why)."""
-
-
-class AdvisoryViolated(Exception):
-    """An advisory does not hold, and is not enforced for this implementation."""
 
 
 def _needs_injected_noise(impl, options, variant):
@@ -121,7 +114,8 @@ PROPERTIES: tuple[Property, ...] = (
              invariants.check_determinism),
     Property("noiseless_matches_reference", "differential", CONTRACT,
              "with label_noise_ratio 0 and box_noise_scale 0, outputs equal the reference's exactly",
-             invariants.check_noiseless_matches_reference),
+             invariants.check_noiseless_matches_reference,
+             forces=frozenset({"box_noise_scale_0", "label_noise_ratio_0"})),
     Property("injected_noise_matches_reference", "differential", CONTRACT,
              "under the same injected NoiseDraw, outputs equal the reference's bit for bit",
              invariants.check_injected_noise_matches_reference, requires=_needs_injected_noise),
@@ -164,156 +158,16 @@ BY_NAME = {p.name: p for p in PROPERTIES}
 FAMILIES = tuple(dict.fromkeys(p.family for p in PROPERTIES))
 
 
-def edge_examples(device: str = "cpu", dtype=torch.float32) -> list[CdnCase]:
-    """The classic edge cases, pinned with @example so every run checks them."""
-    box = lambda *b: torch.tensor([list(b)], dtype=dtype, device=device)
-    empty = {"labels": torch.zeros(0, dtype=torch.int64, device=device), "boxes": torch.zeros(0, 4, dtype=dtype, device=device)}
-    one = {"labels": torch.tensor([1], device=device), "boxes": box(0.5, 0.5, 0.2, 0.2)}
-    border = {"labels": torch.tensor([0], device=device), "boxes": box(0.05, 0.95, 0.1, 0.1)}
-    crowded = {
-        "labels": torch.arange(5, device=device) % 3,
-        "boxes": torch.tensor([[0.5, 0.5, 1.0, 1.0]] * 5, dtype=dtype, device=device),
-    }
-    common = dict(num_classes=3, num_queries=4, embed_dim=4, seed=1, dtype=dtype, device=device)
-    return [
-        CdnCase(targets=(empty, empty), note="all-empty batch", **common),
-        CdnCase(targets=(one, empty), note="one image with 0 boxes", **common),
-        CdnCase(targets=(crowded, one), num_denoising=3, note="max_gt > num_denoising", **{**common}),
-        CdnCase(targets=(one, border), num_denoising=1, note="num_group == 1", **common),
-        CdnCase(targets=(one,), num_denoising=0, note="num_denoising == 0", **common),
-        CdnCase(targets=(border,), label_noise_ratio=0.0, box_noise_scale=0.0, note="no noise", **common),
-        CdnCase(targets=(one, border), box_noise_scale=0.4, note="box_noise_scale 0.4", **common),
-        CdnCase(targets=(one,), box_noise_scale=2.0, note="box_noise_scale 2", **common),
-    ]
-
-
-def _enforced(prop: Property, impl, options: RunOptions) -> bool:
+def enforced(prop: Property, impl, options: RunOptions) -> bool:
+    """Whether a violation of ``prop`` fails: always, except for advisories, which fail
+    only under ``strict`` or for an implementation that declares ``fixes_advisories``."""
     return prop.kind != ADVISORY or options.strict or impl.fixes_advisories
 
 
-def run_property(prop: Property, impl, options: RunOptions = RunOptions(), variant=None) -> str | None:
-    """Check ``prop`` on ``impl``. Returns if it holds (with the check's one-line note,
-    if it gives one, e.g. the bad-input summary); raises PropertySkipped,
-    AdvisoryViolated (a violated advisory that is not enforced), or the violation
-    (AssertionError, with Hypothesis' falsifying example in its notes)."""
-    reason = prop.skip_reason(impl, options, variant)
-    if reason:
-        raise PropertySkipped(reason)
-    if impl.name in HANGS.hung:
-        raise ImplementationTimeout(f"{impl.name} hung earlier in this run (first hanging case: {HANGS.hung[impl.name]!r})")
-    try:
-        if prop.kind in (CONTRACT, AGREEMENT):
-            _run_hypothesis(prop, impl, options, variant)
-            return None
-        seed = distributions.DEFAULT_SEED if options.seed is None else options.seed
-        from dnspec import calling
-
-        with _per_call_limit(calling, options.time_limit_s):
-            return prop.check(impl, seed=seed, device=options.device)
-    except AssertionError as violation:
-        # a crash or hang of the implementation is a failure, advisory or not
-        if not _enforced(prop, impl, options) and not isinstance(violation, ImplementationError):
-            raise AdvisoryViolated(str(violation)) from violation
-        raise
-
-
-def _run_hypothesis(prop: Property, impl, options: RunOptions, variant) -> None:
-    from dnspec import calling
-
-    base_device = "cpu" if prop.kind == AGREEMENT and prop.name == "device_agreement" else options.device
-    strategy = cdn_cases(device=base_device, dtype=options.dtype if prop.name != "dtype_agreement" else torch.float64)
-
-    def check_one_case(case):
-        for bucket in edge_case_buckets(case):
-            event(bucket)
-        with _per_call_limit(calling, options.time_limit_s):
-            if variant is None:
-                prop.check(impl, case)
-            else:
-                prop.check(impl, case, variant)
-
-    test = given(case=strategy)(check_one_case)
-    for case in edge_examples(base_device, options.dtype if prop.name != "dtype_agreement" else torch.float64):
-        test = example(case=case)(test)
-    overrides = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
-    if options.max_examples is not None:
-        overrides["max_examples"] = options.max_examples
-    test = settings(settings.default, **overrides)(test)
-    if options.seed is not None:
-        test = hypothesis_seed(options.seed)(test)
-    # one example database entry per (property, implementation, variant)
-    test.hypothesis.inner_test._hypothesis_internal_add_digest = f"{prop.name}|{impl.name}|{variant}|{options.device}|{options.dtype}".encode()
-    test()
-
-
-class _per_call_limit:
-    """Apply ``time_limit_s`` to every implementation call made while checking one case."""
-
-    def __init__(self, calling_module, seconds):
-        self.calling, self.seconds = calling_module, seconds
-
-    def __enter__(self):
-        self.previous = self.calling.DEFAULT_TIME_LIMIT_S_ACTIVE
-        self.calling.DEFAULT_TIME_LIMIT_S_ACTIVE = self.seconds
-
-    def __exit__(self, *exc):
-        self.calling.DEFAULT_TIME_LIMIT_S_ACTIVE = self.previous
-        return False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one property on one implementation (one variant)."""
-
-    prop: Property
-    variant: object
-    status: str  # "pass" | "fail" | "skip" | "advisory"
-    message: str = ""
-    details: str = ""
-    seconds: float = 0.0
-
-    @property
-    def label(self) -> str:
-        return self.prop.name if self.variant is None else f"{self.prop.name}[{_variant_name(self.variant)}]"
-
-
-def _variant_name(variant) -> str:
+def variant_name(variant) -> str:
     return str(variant).replace("torch.", "")
 
 
-def evaluate(prop: Property, impl, options: RunOptions = RunOptions(), variant=None) -> Outcome:
-    """Run one property and turn every way it can end into an Outcome (never raises,
-    except KeyboardInterrupt)."""
-    started = time.perf_counter()
-    elapsed = lambda: time.perf_counter() - started
-    try:
-        note = run_property(prop, impl, options, variant)
-    except PropertySkipped as skipped:
-        return Outcome(prop, variant, "skip", str(skipped), seconds=elapsed())
-    except AdvisoryViolated as advisory:
-        return Outcome(prop, variant, "advisory", _first_line(str(advisory)), str(advisory), elapsed())
-    except KeyboardInterrupt:
-        raise
-    except BaseException as failure:  # a user's implementation may raise anything
-        details = "\n".join([f"{type(failure).__name__}: {failure}", *getattr(failure, "__notes__", [])])
-        return Outcome(prop, variant, "fail", _first_line(f"{failure}") or type(failure).__name__, details, elapsed())
-    return Outcome(prop, variant, "pass", note or "", seconds=elapsed())
-
-
-def _first_line(text: str, limit: int = 160) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def evaluate_all(impl, options: RunOptions = RunOptions(), names: list[str] | None = None, on_outcome=None) -> list[Outcome]:
-    """Every property (or those named) over every variant; ``on_outcome`` is called after each."""
-    outcomes = []
-    for prop in PROPERTIES:
-        if names and prop.name not in names:
-            continue
-        for variant in prop.variants(impl, options):
-            outcome = evaluate(prop, impl, options, variant)
-            outcomes.append(outcome)
-            if on_outcome:
-                on_outcome(outcome)
-    return outcomes
+def label(prop: Property, variant=None) -> str:
+    """``'boxes'``, ``'dtype_agreement[bfloat16]'``."""
+    return prop.name if variant is None else f"{prop.name}[{variant_name(variant)}]"

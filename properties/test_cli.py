@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from dnspec.cli import main
-from dnspec.report import OutcomeRecord, VerifyReport, conformance_table, family_cell, matrix_columns
+from dnspec.conformance import conformance_table, family_cell, matrix_columns
+from dnspec.report import OutcomeRecord, VerifyReport
 
 FIXTURES = Path(__file__).parent / "cli_fixtures"
 FAST = ["--profile", "ci", "--max-examples", "5"]
@@ -45,6 +46,19 @@ def line_of(out: str, status: str, label: str) -> str:
         if line.startswith(status) and line.split()[1] == label:
             return line
     raise AssertionError(f"no {status} line for {label} in:\n{out}")
+
+
+def divergence(out: str, number: int = 1) -> str:
+    """The block printed for divergence ``number`` (its header and indented lines)."""
+    lines = out.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"DIVERGENCE {number}: ")), None)
+    assert start is not None, f"no divergence {number} in:\n{out}"
+    block = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.startswith("    "):
+            break
+        block.append(line)
+    return "\n".join(block)
 
 
 # --- SPEC forms and exit status 0 -------------------------------------------------------
@@ -106,21 +120,24 @@ def test_entry_point_spec_from_an_installed_package(capsys, tmp_path, monkeypatc
 def test_broken_implementation_exits_1_with_a_shrunk_counterexample_that_replays(capsys):
     code, out, _ = verify(capsys, fixture("broken.py"), "--only", "attention_mask", *FAST)
     assert code == 1
-    assert "object query 0 may not attend to dn row 0" in line_of(out, "FAIL", "attention_mask")
-    assert "minimal counterexample (shrunk by Hypothesis):" in out
-    assert "first seen on dnspec's pinned edge case" in out
-    assert "does NOT conform" in out
+    assert line_of(out, "FAIL", "attention_mask").endswith("fails in the common regime (divergence 1)")
+    block = divergence(out)
+    assert block.startswith("DIVERGENCE 1: attention_mask.object_queries_see_dn, in the common regime")
+    assert "object query 0 may not attend to dn row 0" in block
+    assert "minimal example (attention_mask in common, shrunk by Hypothesis):" in block
+    assert "does NOT conform: 1 divergence" in out
     replay = next(line for line in out.splitlines() if line.strip().startswith("replay: "))
     argv = shlex.split(replay.split("replay: ", 1)[1].split("   (")[0])
-    assert argv[:2] == ["dnspec", "verify"] and "--no-pinned" in argv and argv[argv.index("--only") + 1] == "attention_mask"
+    assert argv[:2] == ["dnspec", "verify"] and argv[argv.index("--only") + 1] == "attention_mask"
+    assert argv[argv.index("--regime") + 1] == "common"
 
     # the replay command shows the same counterexample (ci is derandomized)
     code_again, out_again, _ = verify(capsys, *argv[2:])
     assert code_again == 1
 
-    def example(text):  # the counterexample block: the indented lines under the FAIL line
-        block = text.split("minimal counterexample (shrunk by Hypothesis):", 1)[1]
-        return [line for line in block.splitlines() if line.startswith("      ")]
+    def example(text):  # the indented line under "minimal example"
+        lines = divergence(text).splitlines()
+        return lines[1 + next(i for i, line in enumerate(lines) if "minimal example" in line)]
 
     assert example(out_again) == example(out)
 
@@ -128,23 +145,28 @@ def test_broken_implementation_exits_1_with_a_shrunk_counterexample_that_replays
 def test_crashing_implementation_is_a_reported_failure(capsys):
     code, out, _ = verify(capsys, fixture("crashes.py"), "--only", "structure", *FAST)
     assert code == 1
-    assert "raised IndexError: index 1 is out of bounds" in line_of(out, "FAIL", "structure")
-    assert "minimal counterexample (shrunk by Hypothesis):" in out
+    block = divergence(out)
+    assert block.startswith("DIVERGENCE 1: IndexError at crashes.py:")
+    assert "raised IndexError: index 1 is out of bounds" in block
+    assert "raised at: File " in block and "shrunk by Hypothesis" in block
 
 
 def test_hanging_implementation_is_stopped_by_the_time_limit(capsys):
     code, out, _ = verify(capsys, fixture("hangs.py"), "--only", "structure", "attention_mask", "label_flip_rate",
                           "--time-limit", "0.5", *FAST)
     assert code == 1
-    assert "ran past the time limit of 0.5 s and was stopped" in line_of(out, "FAIL", "structure")
-    assert "hung earlier in this run" in line_of(out, "FAIL", "attention_mask")
+    block = divergence(out)
+    assert block.startswith("DIVERGENCE 1: hangs, in the common regime")
+    assert "ran past the time limit of 0.5 s and was stopped" in block
+    assert "properties: structure, attention_mask, label_flip_rate" in block  # one hang, every property it stopped
+    assert "DIVERGENCE 2" not in out
     assert "NOTE      hang:" in out
 
 
 def test_time_limit_also_covers_the_statistical_batches(capsys):
     code, out, _ = verify(capsys, fixture("hangs.py"), "--only", "label_flip_rate", "--time-limit", "0.5", *FAST)
     assert code == 1
-    assert "ran past the time limit of 0.5 s" in line_of(out, "FAIL", "label_flip_rate")
+    assert "ran past the time limit of 0.5 s" in divergence(out)
 
 
 # --- exit status 2: the SPEC or an option is unusable ---------------------------------------
@@ -202,20 +224,23 @@ def test_only_accepts_a_family_name(capsys):
 def test_wrong_signature_is_named(capsys):
     code, out, _ = verify(capsys, fixture("wrong_signature.py"), "--only", "structure", *QUICK)
     assert code == 1
-    assert "takes 3 positional arguments but 7 were given" in line_of(out, "FAIL", "structure")
+    line_of(out, "FAIL", "structure")
+    assert "takes 3 positional arguments but 7 were given" in divergence(out)
     assert "NOTE      signature: " in out and "(labels, boxes, class_embed)" in out
 
 
 def test_wrong_number_of_outputs_is_named(capsys):
     code, out, _ = verify(capsys, fixture("wrong_outputs.py"), "--only", "structure", *QUICK)
     assert code == 1
-    assert "expected a tuple of 4 outputs" in line_of(out, "FAIL", "structure")
+    line_of(out, "FAIL", "structure")
+    assert "expected a tuple of 4 outputs" in divergence(out)
 
 
 def test_outputs_on_another_device_are_named(capsys):
     code, out, _ = verify(capsys, fixture("wrong_device.py"), "--only", "structure", *QUICK)
     assert code == 1
-    assert "is on meta, but the inputs are on cpu" in line_of(out, "FAIL", "structure")
+    line_of(out, "FAIL", "structure")
+    assert "is on meta, but the inputs are on cpu" in divergence(out)
 
 
 @pytest.mark.cuda
@@ -223,13 +248,15 @@ def test_outputs_on_another_device_are_named(capsys):
 def test_cpu_outputs_for_cuda_inputs_are_named(capsys):
     code, out, _ = verify(capsys, fixture("wrong_device.py"), "--only", "structure", "--device", "cuda", *QUICK)
     assert code == 1
-    assert "is on cpu, but the inputs are on cuda" in line_of(out, "FAIL", "structure")
+    line_of(out, "FAIL", "structure")
+    assert "is on cpu, but the inputs are on cuda" in divergence(out)
 
 
 def test_mutated_inputs_are_named(capsys):
     code, out, _ = verify(capsys, fixture("mutates.py"), "--only", "inputs_untouched", *QUICK)
     assert code == 1
-    assert "targets[0]['boxes'] was modified" in line_of(out, "FAIL", "inputs_untouched")
+    line_of(out, "FAIL", "inputs_untouched")
+    assert "targets[0]['boxes'] was modified" in divergence(out)
 
 
 def test_printed_megabytes_are_captured_and_counted(capsys, tmp_path):
@@ -237,8 +264,8 @@ def test_printed_megabytes_are_captured_and_counted(capsys, tmp_path):
     code, out, err = verify(capsys, fixture("prints.py"), "--only", "structure", *FAST, "--report", str(report))
     assert code == 0
     assert len(out) + len(err) < 20_000, "the implementation's output leaked onto the terminal"
-    assert "MB; captured, not shown]" in line_of(out, "PASS", "structure")
-    assert "NOTE      output: the implementation printed" in out
+    line_of(out, "PASS", "structure")
+    assert "NOTE      output: the implementation printed" in out and "MB during the run" in out
     text = report.read_text()
     assert "## Output printed by the implementation" in text and "debug debug" in text
     assert len(text) < 50_000
@@ -255,30 +282,37 @@ def test_output_printed_while_importing_is_captured_too(capsys, tmp_path):
 # --- report files ------------------------------------------------------------------------------
 
 
-def test_json_report_holds_every_outcome(capsys, tmp_path):
+def test_json_report_holds_every_outcome_and_divergence(capsys, tmp_path):
     path = tmp_path / "report.json"
     code, _, _ = verify(capsys, fixture("broken.py"), "--only", "structure", "attention_mask", *QUICK, "--report", str(path))
     assert code == 1
     data = json.loads(path.read_text())
     assert data["exit_code"] == 1 and data["spec"].endswith("broken.py:build")
     assert data["summary"] == {"pass": 1, "fail": 1, "skip": 0, "advisory": 0}
+    assert data["compatibility"] == "departs from RT-DETR (see divergences)"
     by_label = {o["label"]: o for o in data["outcomes"]}
-    assert by_label["structure"]["status"] == "pass"
+    assert by_label["structure"]["status"] == "pass" and set(by_label["structure"]["regimes"].values()) == {"pass"}
     failure = by_label["attention_mask"]
-    assert failure["status"] == "fail" and failure["family"] == "attention mask"
-    assert "explicit example: check_one_case(" in failure["details"]  # --no-shrink: the pinned case that failed
+    assert failure["status"] == "fail" and failure["family"] == "attention mask" and failure["divergences"] == [1]
+    assert failure["regimes"]["common"] == "fail"
     assert "--only attention_mask" in failure["replay"]
-    assert VerifyReport.from_dict(data).counts()["fail"] == 1
+    (found,) = data["divergences"]
+    assert found["name"] == "attention_mask.object_queries_see_dn" and found["properties"] == ["attention_mask"]
+    assert found["in_common_regime"] and found["regimes"] == [[]] and found["regimes_text"] == "the common regime"
+    assert found["example"].startswith("CdnCase(") and not found["example_shrunk"]  # --no-shrink: as first found
+    assert "--regime common" in found["replay"] and found["cells"][0]["regime"] == "common"
+    again = VerifyReport.from_dict(data)
+    assert again.counts()["fail"] == 1 and again.divergences[0].display_name == found["name"]
 
 
-def test_markdown_report_has_the_table_and_the_failure(capsys, tmp_path):
+def test_markdown_report_has_the_table_and_the_divergence(capsys, tmp_path):
     path = tmp_path / "report.md"
     code, _, _ = verify(capsys, fixture("broken.py"), "--only", "attention_mask", *QUICK, "--report", str(path))
     assert code == 1
     text = path.read_text()
     assert text.startswith("# dnspec verify: ")
-    assert "| FAIL | `attention_mask` | attention mask |" in text
-    assert "### FAIL `attention_mask`" in text and "Replay: `dnspec verify " in text
+    assert "| FAIL | `attention_mask` | attention mask | fails in the common regime (divergence 1) |" in text
+    assert "### 1. `attention_mask.object_queries_see_dn`, in the common regime" in text and "Replay: `dnspec verify " in text
 
 
 def test_unloadable_spec_still_writes_its_report(capsys, tmp_path):
@@ -307,13 +341,23 @@ def test_family_cells_aggregate_fail_over_advisory_over_pass_over_skip():
 
 
 def test_a_new_family_gets_its_column_without_code_changes():
-    report = VerifyReport(spec="x", implementation={"label": "x (1.0)"},
+    report = VerifyReport(spec="x", implementation={"label": "x (1.0)"}, compatibility="same distributions as RT-DETR",
                           outcomes=[_record("structure", "structure", "pass"), _record("nan_box", "error inputs", "advisory", "returns NaN")])
     columns = [family for family, _ in matrix_columns([report])]
     assert columns[0] == "structure" and columns[-1] == "error inputs"
     table = conformance_table([report])
     assert table.splitlines()[0].endswith("| error inputs |")
-    assert "| x (1.0) | pass |" in table and "advisory: `nan_box`" in table
+    assert "| x (1.0) | same distributions as RT-DETR | pass |" in table and "advisory: `nan_box`" in table
+
+
+def test_a_failing_cell_names_its_divergences():
+    from dnspec.report import DivergenceRecord
+
+    record = _record("structure", "structure", "fail", "holds except in box_noise_scale == 0 (divergence 1)")
+    record.divergences = [1]
+    report = VerifyReport(spec="x", outcomes=[record], divergences=[
+        DivergenceRecord(1, "UnboundLocalError@denoising.py:97", "raises", "raised", regimes_text="box_noise_scale == 0")])
+    assert family_cell([record], report) == "**fail**: D1 `UnboundLocalError at denoising.py:97` (box_noise_scale == 0)"
 
 
 def test_matrix_survives_an_implementation_that_kills_its_interpreter(capsys, tmp_path):

@@ -9,13 +9,13 @@ from dnspec.suite import LOW_PRECISION
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())
-def test_same_outputs_on_cpu_and_device(impl, options, device):
-    check_property("device_agreement", impl, options, device)
+def test_same_outputs_on_cpu_and_device(impl, options, device, regime):
+    check_property("device_agreement", impl, options, device, regime)
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION, ids=lambda d: str(d).replace("torch.", ""))
-def test_outputs_in_input_dtype_agree_with_float64(impl, options, dtype):
-    check_property("dtype_agreement", impl, options, dtype)
+def test_outputs_in_input_dtype_agree_with_float64(impl, options, dtype, regime):
+    check_property("dtype_agreement", impl, options, dtype, regime)
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())

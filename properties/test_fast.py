@@ -17,7 +17,8 @@ from dnspec.layout import CdnLayout
 from dnspec.noise import NoiseDraw, draw_noise
 from dnspec.reference import get_contrastive_denoising_training_group as reference
 from dnspec.specs import load_implementation
-from dnspec.suite import BY_NAME, RunOptions, evaluate
+from dnspec.runner import evaluate
+from dnspec.suite import BY_NAME, RunOptions
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: run on a GPU machine")

@@ -114,7 +114,8 @@ def run(args) -> int:
     from rich.console import Console
 
     from dnspec.commands.verify import environment
-    from dnspec.report import matrix_markdown, summary_line
+    from dnspec.conformance import matrix_markdown
+    from dnspec.render import summary_line
 
     specs = args.specs or default_specs()
     if not specs:

@@ -1,10 +1,15 @@
 """``dnspec verify SPEC``: check one implementation against every registered property.
 
-Prints one line per property (PASS / FAIL / SKIP / ADVISORY), and under each failure the
-minimal counterexample and the command that replays it; a progress bar on stderr while
-it runs (on a terminal). Exit status: 0 every property holds (advisories and skips do
-not count against it), 1 some property fails, 2 the SPEC cannot be loaded or the
-options are unusable (one line says why), 3 dnspec itself broke (a bug: please report).
+Runs the pipeline of :mod:`dnspec.runner` (every contract property in the common regime
+and in each edge regime, the statistical properties and advisories on their fixed
+batches), then prints the verdict (:mod:`dnspec.render`): the compatibility line, one
+line per property (PASS / FAIL / SKIP / ADVISORY: holds, holds except in regimes R, fails
+in the common regime), and each divergence once with its regimes, the properties it
+affects, its minimal example and the command that replays it; a progress bar on stderr
+while it runs (on a terminal). Exit status: 0 every property holds (advisories and skips
+do not count against it), 1 at least one divergence in a contract property, 2 the SPEC
+cannot be loaded or the options are unusable (one line says why), 3 dnspec itself broke
+(a bug: please report).
 
 The implementation under test is treated as hostile: whatever it prints during a call
 (or while its module imports) is captured in a bounded buffer and only counted on the
@@ -22,7 +27,6 @@ import inspect
 import io
 import os
 import platform
-import re
 import shlex
 import sys
 import time
@@ -35,6 +39,9 @@ DEFAULT_TIME_LIMIT_S = 30.0
 UPSTREAM_ARGUMENTS = ("targets", "num_classes", "num_queries", "class_embed", "num_denoising", "label_noise_ratio", "box_noise_scale")
 DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
+REGIME_NAMES = ("common", "box_noise_scale_0", "label_noise_ratio_0", "box_noise_scale_above_1", "all_images_empty",
+                "some_image_empty", "batch_of_one", "max_gt_above_num_denoising", "num_denoising_non_positive",
+                "one_class", "no_object_queries", "border_box", "tiny_box", "full_image_box")  # dnspec.regimes.NAMES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -65,7 +72,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--no-shrink", action="store_true",
                         help="report the first failing example as found, without shrinking it (faster triage)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="check only these properties or property families")
+    parser.add_argument("--regime", nargs="+", default=None, metavar="NAME", choices=REGIME_NAMES,
+                        help=f"sweep only these input regimes ({', '.join(REGIME_NAMES)}; default all)")
     parser.add_argument("--report", default=None, metavar="FILE", help="also write the report to FILE.md (markdown) or FILE.json")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="torch intra-op threads during the run (default 1: the cases are small, and waking threads "
+                             "costs more than they save)")
     parser.set_defaults(func=run)
     return parser
 
@@ -240,14 +252,16 @@ def whole_run_time_limit(seconds):
 # --- replaying ------------------------------------------------------------------------------
 
 
-def command_line(args, only: str | None = None, no_pinned: bool = False) -> str:
-    """The verify command for these options, optionally narrowed to one property."""
+def command_line(args, only: str | None = None, regime: str | None = None, seed: int | None = None) -> str:
+    """The verify command for these options, optionally narrowed to one property and one
+    regime, with a Hypothesis seed (replays a run that was not derandomized)."""
     parts = ["dnspec", "verify", args.spec]
     if args.profile:
         parts += ["--profile", args.profile]
+    seed = args.seed if args.seed is not None else seed
     for flag, value, default in (
         ("--max-examples", args.max_examples, None),
-        ("--seed", args.seed, None),
+        ("--seed", seed, None),
         ("--device", args.device, "cpu"),
         ("--dtype", args.dtype, "float32"),
         ("--time-limit", args.time_limit, DEFAULT_TIME_LIMIT_S),
@@ -256,7 +270,7 @@ def command_line(args, only: str | None = None, no_pinned: bool = False) -> str:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if args.strict:
         parts.append("--strict")
-    if args.no_pinned or no_pinned:
+    if args.no_pinned:
         parts.append("--no-pinned")
     if args.no_shrink:
         parts.append("--no-shrink")
@@ -264,18 +278,24 @@ def command_line(args, only: str | None = None, no_pinned: bool = False) -> str:
         parts += ["--only", only]
     elif args.only:
         parts += ["--only", *args.only]
+    if regime:
+        parts += ["--regime", regime]
+    elif args.regime:
+        parts += ["--regime", *args.regime]
     return shlex.join(parts)
 
 
-def replay_hint(args, outcome, profile: str, no_pinned: bool = False) -> str:
-    from dnspec.suite import ADVISORY, STATISTICAL
+def replay_hint(args, divergence, profile: str, seed) -> str:
+    """The command that replays one divergence: its example's property, in its regime."""
+    prop = divergence.example_label.split("[")[0] or divergence.labels[0].split("[")[0]
+    from dnspec.suite import BY_NAME, GENERATED_KINDS
 
-    command = command_line(args, outcome.prop.name, no_pinned)
-    if outcome.prop.kind in (STATISTICAL, ADVISORY):
-        return f"{command}   (fixed seeded batch: the same command gives the same numbers)"
-    if profile == "ci" or args.seed is not None:
+    if BY_NAME[prop].kind not in GENERATED_KINDS:
+        return f"{command_line(args, prop)}   (fixed seeded batch: the same command gives the same numbers)"
+    command = command_line(args, prop, divergence.example_regime, seed)
+    if seed is None:
         return f"{command}   (derandomized: the same command replays the same examples)"
-    return f"{command}   (Hypothesis' example database in ./.hypothesis replays this failure first)"
+    return f"{command}   (the same seed replays the same examples)"
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -320,8 +340,11 @@ class _Screen:
     def __exit__(self, *exc):
         return self.bar.__exit__(*exc)
 
-    def now_checking(self, label: str) -> None:
-        self.bar.describe(f"checking {label}")
+    described = False
+
+    def now_checking(self, text: str) -> None:
+        self.described = True
+        self.bar.describe(text)
 
     def advance(self) -> None:
         self.bar.advance()
@@ -353,7 +376,8 @@ def run(args) -> int:
 
 def _run(args) -> int:
     from dnspec import profiles
-    from dnspec.report import REPORT_SUFFIXES, OutcomeRecord, VerifyReport, closing_lines, failure_block, outcome_line, write_report
+    from dnspec.render import verdict_lines
+    from dnspec.report import REPORT_SUFFIXES, DivergenceRecord, OutcomeRecord, VerifyReport, write_report
 
     started = time.perf_counter()
     stdout, stderr = sys.stdout, sys.stderr
@@ -383,15 +407,18 @@ def _run(args) -> int:
         return usage(str(problem))
     if args.max_examples is not None and args.max_examples < 1:
         return usage(f"--max-examples {args.max_examples}: must be at least 1")
+    if args.threads < 1:
+        return usage(f"--threads {args.threads}: must be at least 1")
     problem = _device_problem(args.device)
     if problem:
         return usage(problem)
 
     import torch
 
+    from dnspec import runner
     from dnspec.calling import HANGS
     from dnspec.specs import SpecError, load_implementation
-    from dnspec.suite import PROPERTIES, RunOptions, evaluate_all
+    from dnspec.suite import GENERATED_KINDS, RunOptions
 
     buffer = BoundedOutput()
     try:
@@ -409,61 +436,44 @@ def _run(args) -> int:
     time_limit = args.time_limit if args.time_limit and args.time_limit > 0 else None
     options = RunOptions(
         device=args.device, dtype=getattr(torch, args.dtype), strict=args.strict,
-        max_examples=args.max_examples, seed=args.seed, time_limit_s=time_limit,
+        max_examples=args.max_examples, seed=args.seed, time_limit_s=time_limit, threads=args.threads,
     )
     report.implementation = _implementation_info(impl)
     report.options = {
         "profile": profile, "max_examples": args.max_examples, "seed": args.seed, "device": args.device,
         "dtype": args.dtype, "strict": args.strict, "time_limit_s": time_limit, "only": names or [],
+        "regimes": args.regime or [],
     }
     signature = signature_problem(impl)
     if signature:
         report.notes.append(signature)
-    plan = [p for p in PROPERTIES if not names or p.name in names]
-    labels = [_label(p, v) for p in plan for v in p.variants(impl, options)]
+    selected = runner.plan(impl, options, names)
+    generated = any(p.kind in GENERATED_KINDS and not skip for p, _, skip in selected)
+    from dnspec.regimes import NAMES
+
+    report.regimes = [r for r in NAMES if not args.regime or r in args.regime] if generated else []
+    stages = len(report.regimes) + sum(1 for p, _, skip in selected if p.kind not in GENERATED_KINDS and not skip)
     tested = capturing_implementation(impl, buffer)
-    HANGS.hung.pop(impl.name, None)  # "hung earlier in this run" means this run
 
-    screen = _Screen(len(labels), stdout, stderr)
-    screen.line(f"dnspec verify {impl.label}: {len(labels)} checks, profile {profile}, device {args.device}, {args.dtype}"
-                + (f", time limit {time_limit:g} s per call" if time_limit else ""))
-    printed_before = buffer.total
-    done = 0
+    screen = _Screen(stages, stdout, stderr)
+    screen.line(f"dnspec verify {impl.label}: {len(selected)} checks in {len(report.regimes)} input regimes, profile {profile}, "
+                f"device {args.device}, {args.dtype}" + (f", time limit {time_limit:g} s per call" if time_limit else ""))
 
-    def on_outcome(outcome):
-        nonlocal printed_before, done
-        shrunk = None
-        if outcome.status == "fail" and not (args.no_pinned or args.no_shrink) and impl.name not in HANGS.hung and pinned_failure(outcome.details):
-            screen.now_checking(f"{outcome.label}: shrinking past the pinned edge case")
-            shrunk = shrink_past_pinned(outcome, tested, options, profile)
-        record = OutcomeRecord.from_outcome(
-            shrunk or outcome,
-            printed_chars=buffer.total - printed_before,
-            replay=replay_hint(args, outcome, profile, no_pinned=shrunk is not None) if outcome.status == "fail" else "",
-        )
-        record.shrunk = not args.no_shrink
-        if shrunk is not None:
-            record.seconds = round(outcome.seconds + shrunk.seconds, 3)
-            record.pinned_example = pinned_failure(outcome.details)
-        if outcome.status == "fail" and _hung_earlier(outcome.details):
-            record.message = "not called: the implementation hung earlier in this run (see the hang note)"
-            record.replay = ""
-        printed_before = buffer.total
-        report.outcomes.append(record)
-        screen.line(outcome_line(record), record.status)
-        if record.status == "fail":
-            for text in failure_block(record):
-                screen.line(text)
-        done += 1
-        screen.advance()
-        if done < len(labels):
-            screen.now_checking(labels[done])
+    def on_stage(text: str) -> None:
+        if screen.described:
+            screen.advance()
+        screen.now_checking(text)
 
     with screen, hypothesis_profile(profile, pinned_examples=not args.no_pinned, shrink=not args.no_shrink), whole_run_time_limit(time_limit):
-        if labels:
-            screen.now_checking(labels[0])
-        evaluate_all(tested, options, names, on_outcome)
+        result = runner.run(tested, options, names, args.regime, on_stage=on_stage, selected=selected)
 
+    report.compatibility = result.compatibility
+    report.calls, report.hypothesis_seed = result.calls, result.hypothesis_seed
+    for divergence in result.divergences:
+        report.divergences.append(DivergenceRecord.from_divergence(divergence, replay_hint(args, divergence, profile, result.hypothesis_seed)))
+    for outcome in result.outcomes:
+        replay = next((d.replay for d in report.divergences if d.number in outcome.divergences), "")
+        report.outcomes.append(OutcomeRecord.from_outcome(outcome, replay=replay))
     if impl.name in HANGS.hung:
         report.notes.append(
             f"hang: {impl.name} ran past the time limit of {time_limit:g} s on {HANGS.hung[impl.name]!r}; "
@@ -477,43 +487,16 @@ def _run(args) -> int:
         )
     code = 1 if any(r.status == "fail" for r in report.outcomes) else 0
     report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)
-    for text in closing_lines(report):
-        screen.line(text)
+    for text in verdict_lines(report):
+        screen.line(text, _status_of(text))
     return finish(code)
 
 
-def pinned_failure(details: str) -> str:
-    """'the pinned edge case <note>' if the failure was on one of dnspec's pinned
-    @example cases (Hypothesis does not shrink those), else ''."""
-    from dnspec.report import PINNED_EXAMPLE, counterexample
+def _status_of(line: str) -> str | None:
+    from dnspec.report import STATUS_WORD
 
-    example = counterexample(details)
-    if not example.startswith(PINNED_EXAMPLE):
-        return ""
-    match = re.search(r"note='([^']*)'", example)
-    return f"dnspec's pinned edge case {match.group(1)!r}" if match else "one of dnspec's pinned edge cases"
-
-
-def shrink_past_pinned(outcome, impl, options, profile: str):
-    """Run the property again without the pinned examples, so Hypothesis generates and
-    shrinks a failing case; the new Outcome if it fails with a shrunk example, else None."""
-    from dnspec.report import GENERATED_EXAMPLE, counterexample
-    from dnspec.suite import evaluate
-
-    with hypothesis_profile(profile, pinned_examples=False):
-        again = evaluate(outcome.prop, impl, options, outcome.variant)
-    if again.status == "fail" and counterexample(again.details).startswith(GENERATED_EXAMPLE):
-        return again
-    return None
-
-
-def _hung_earlier(details: str) -> bool:
-    first = details.splitlines()[0] if details else ""
-    return first.startswith("ImplementationTimeout") and ("hung earlier" in first or "hung on an earlier case" in first)
-
-
-def _label(prop, variant) -> str:
-    return prop.name if variant is None else f"{prop.name}[{str(variant).replace('torch.', '')}]"
+    word = line.split(" ", 1)[0]
+    return next((status for status, w in STATUS_WORD.items() if w == word), None)
 
 
 def _size(chars: int) -> str:

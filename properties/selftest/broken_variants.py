@@ -146,13 +146,14 @@ def _copy(bug: str | None = None, fixes: frozenset = frozenset()):
 
     def fn(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
         validate_cdn_inputs(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale)
-        if num_denoising <= 0:
+        if num_denoising == 0 if bug == "off_only_at_zero" else num_denoising <= 0:  # BUG (off_only_at_zero): == 0, not <= 0
             return NO_OUTPUT
         max_gt_num = max((len(t["labels"]) for t in targets), default=0)
         if max_gt_num == 0:
             return NO_OUTPUT
         if noise is None:
-            noise = _draw(len(targets), _num_dn_rows(targets, num_denoising), num_classes, label_noise_ratio, box_noise_scale,
+            num_dn_rows = 2 * max_gt_num * (num_denoising // max_gt_num or 1)  # negative with off_only_at_zero
+            noise = _draw(len(targets), num_dn_rows, num_classes, label_noise_ratio, box_noise_scale,
                           device=targets[0]["labels"].device, box_dtype=_box_dtype(targets), fixes=fixes)
         return _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale,
                            noise, bug, fixes)
@@ -234,9 +235,14 @@ def _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, l
             lo, hi = torch.minimum(known_bbox[..., :2], known_bbox[..., 2:]), torch.maximum(known_bbox[..., :2], known_bbox[..., 2:])
             known_bbox = torch.cat([lo, hi], dim=-1)
         input_query_bbox = box_xyxy_to_cxcywh(known_bbox)
+        if bug == "crossed_width_flipped":
+            input_query_bbox[input_query_bbox < 0] *= -1  # BUG: a crossed box keeps side |w| instead of collapsing
         input_query_bbox = inverse_sigmoid(input_query_bbox)
+        noised_bbox = input_query_bbox
     elif "logit_at_scale_0" in fixes:
-        input_query_bbox = inverse_sigmoid(input_query_bbox)  # fix: logits at scale 0 too
+        noised_bbox = inverse_sigmoid(input_query_bbox)  # fix: logits at scale 0 too
+    elif bug != "boxes_only_when_noised":  # BUG (boxes_only_when_noised): unassigned at scale 0: UnboundLocalError
+        noised_bbox = input_query_bbox
 
     input_query_class = class_embed(input_query_class)
 
@@ -251,7 +257,7 @@ def _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, l
         attn_mask[start:end, end:num_dn] = True
 
     dn_meta = {"dn_positive_idx": dn_positive_idx, "dn_num_group": num_group, "dn_num_split": [num_dn, num_queries]}
-    return input_query_class, input_query_bbox, attn_mask, dn_meta
+    return input_query_class, noised_bbox, attn_mask, dn_meta
 
 
 # --- wrapper bugs: one corrupted output each ----------------------------------------------------
@@ -354,10 +360,29 @@ def positive_idx_int32(outputs, call):
 
 @_wraps_reference
 def boxes_always_float32(outputs, call):
-    """The boxes cast to float32 whatever the input dtype."""
+    """The boxes cast to float32 whatever the input dtype, as RT-DETR's float32 box
+    buffer gives them (not a bug: the contract accepts it)."""
     if outputs[0] is None:
         return outputs
-    return (outputs[0], outputs[1].float(), *outputs[2:])  # BUG: float64/bfloat16/float16 inputs come back float32
+    return (outputs[0], outputs[1].float(), *outputs[2:])
+
+
+@_wraps_reference
+def boxes_in_half_precision(outputs, call):
+    """The boxes returned in float16, whatever the input dtype."""
+    if outputs[0] is None:
+        return outputs
+    return (outputs[0], outputs[1].half(), *outputs[2:])  # BUG: float32 (and bfloat16) inputs lose box precision
+
+
+def float32_box_buffer(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0):
+    """RT-DETR's published function as it treats dtypes: its box buffer is
+    ``torch.zeros([bs, max_gt, 4])``, float32 whatever the inputs' dtype, so the boxes are
+    copied into float32, noised with float32 draws and returned in float32 (the reference
+    on float32 copies of the boxes does exactly that); no ``noise=`` keyword, as upstream."""
+    targets32 = [{**t, "boxes": t["boxes"].to(torch.float32)} for t in targets]
+    return reference(targets32, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale,
+                     validate=False)  # upstream validates nothing (a bfloat16 box may round past the border)
 
 
 def label_noise_defaults_when_zero(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
@@ -440,6 +465,10 @@ CONTROLS: dict[str, Implementation] = {
     "reference": _impl("reference", reference),
     "copy_control": _impl("copy-control", _copy()),
     "fixed_control": _impl("fixed-control", _copy(fixes=FIXES), fixes_advisories=True),
+    # boxes in float32 whatever the inputs' dtype, as RT-DETR's buffer is
+    "float32_boxes_control": _impl("float32-boxes-control", boxes_always_float32),
+    # the published function's dtype behaviour, a black box (no noise= keyword)
+    "published_float32_buffer": _impl("published-float32-buffer", float32_box_buffer, accepts_noise=False),
 }
 
 BROKEN: dict[str, tuple[Implementation, set[str]]] = {
@@ -479,7 +508,8 @@ BROKEN: dict[str, tuple[Implementation, set[str]]] = {
     # device and dtype agreement
     "call_counter_leaks": (_impl("call-counter-leaks", call_counter_leaks), {"device_agreement[cpu]", "determinism"}),
     "mutates_injected_draw": (_impl("mutates-injected-draw", _copy("mutates_injected_draw")), {"device_agreement[cpu]", "injected_noise_matches_reference"}),
-    "boxes_always_float32": (_impl("boxes-always-float32", boxes_always_float32), {"dtype_agreement[bfloat16]", "dtype_agreement[float16]"}),
+    "boxes_in_half_precision": (_impl("boxes-in-half-precision", boxes_in_half_precision),
+                                {"structure", "dtype_agreement[float32]", "dtype_agreement[bfloat16]"}),
     # advisories: upstream's quirks under strict; a builder claiming the fixes must hold them without strict
     "upstream_quirks": (_impl("upstream-quirks", reference), set(ADVISORIES)),
     "claims_fixes_but_does_not": (_impl("claims-fixes-but-does-not", reference, fixes_advisories=True),
@@ -491,6 +521,12 @@ BROKEN: dict[str, tuple[Implementation, set[str]]] = {
     "fixed_but_flips_to_any_class": (_impl("fixed-but-flips-to-any-class", _copy(fixes=FIXES - {"other_class"}), fixes_advisories=True),
                                      {"label_flip_rate_is_ratio", "label_flip_rate"}),
     "skips_validation": (_impl("skips-validation", skips_validation), {"bad_input"}),
+    # bugs that live in one regime (properties/selftest/test_divergences.py checks they stay there)
+    "boxes_only_when_noised": (_impl("boxes-only-when-noised", _copy("boxes_only_when_noised")),
+                               {"structure", "boxes", "noiseless_matches_reference"}),
+    "crossed_width_flipped": (_impl("crossed-width-flipped", _copy("crossed_width_flipped")),
+                              {"boxes", "injected_noise_matches_reference"}),
+    "off_only_at_zero": (_impl("off-only-at-zero", _copy("off_only_at_zero")), {"structure"}),
     # an implementation that raises, and one that hangs: 'fail' with a clear message, not a crash
     "always_raises": (_impl("always-raises", always_raises), {"structure", "determinism", "label_flip_rate", "box_output_space"}),
     "hangs": (_impl("hangs", hangs), {"structure", "boxes"}),

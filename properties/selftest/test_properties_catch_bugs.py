@@ -12,6 +12,7 @@ another seed, to check that the catches do not hang on one lucky seed:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -23,7 +24,10 @@ from dnspec import profiles
 from dnspec.agreement import available_devices
 from dnspec.cases import CdnCase, make_targets
 from dnspec.invariants import assert_outputs_equal
-from dnspec.suite import ADVISORY, BY_NAME, PROPERTIES, RunOptions, edge_examples, evaluate
+from dnspec.regimes import NAMES as REGIMES
+from dnspec.runner import evaluate, run
+from dnspec.strategies import pinned_cases
+from dnspec.suite import ADVISORY, BY_NAME, PROPERTIES, RunOptions
 
 from .broken_variants import BROKEN, CONTROLS, KNOWN_MISSES
 
@@ -39,7 +43,7 @@ VARIANT_MAX_EXAMPLES = {"scale_twice": 100}
 CONTROL_MAX_EXAMPLES = 15
 # copy_control is checked bit for bit against the reference instead (identical outputs
 # imply identical verdicts)
-FULL_CONTROLS = ("reference", "fixed_control")
+FULL_CONTROLS = ("reference", "fixed_control", "float32_boxes_control")
 # the hang variant is stopped after HANG_LIMIT_S; everything else gets a generous limit
 HANG_LIMIT_S = 2.0
 TIME_LIMIT_S = 60.0
@@ -102,7 +106,7 @@ def test_property_catches_broken_variant(variant_name, label):
     )
     assert outcome.message, f"{label} failed {variant_name} without a message"
     if variant_name in MESSAGES:
-        assert re.search(MESSAGES[variant_name], outcome.message), outcome.message
+        assert re.search(MESSAGES[variant_name], outcome.details), outcome.details
 
 
 def _control_runs():
@@ -124,17 +128,26 @@ def _expected_control_status(impl, prop, variant) -> str:
     return "pass"
 
 
+@functools.lru_cache(maxsize=None)
+def _control_outcomes(control_name: str) -> dict:
+    """Every property on one control, in one run (a full one: no property stops early)."""
+    impl = CONTROLS[control_name]
+    options = RunOptions(max_examples=CONTROL_MAX_EXAMPLES, seed=SEED, strict=False, time_limit_s=TIME_LIMIT_S)
+    return {(o.prop.name, o.variant): o for o in run(impl, options).outcomes}
+
+
 @pytest.mark.parametrize("control_name,prop_name,variant", list(_control_runs()))
 def test_controls_pass_every_property(control_name, prop_name, variant):
-    """The reference and the copy with the advisories fixed pass every property (no false
-    alarm; the upstream quirks come back as 'advisory' for the reference)."""
+    """The reference, the copy with the advisories fixed and the copy with RT-DETR's
+    float32 box buffer pass every property (no false alarm; the upstream quirks come back
+    as 'advisory' for those keeping upstream behaviour)."""
     impl, prop = CONTROLS[control_name], BY_NAME[prop_name]
-    outcome = evaluate(prop, impl, _options(prop, impl, control_name, strict=False, max_examples=CONTROL_MAX_EXAMPLES), variant)
+    outcome = _control_outcomes(control_name)[prop_name, variant]
     expected = _expected_control_status(impl, prop, variant)
     assert outcome.status == expected, f"{outcome.label} on {control_name}: {outcome.status} ({outcome.message}), expected {expected}"
 
 
-@pytest.mark.parametrize("case", [*edge_examples(), *(
+@pytest.mark.parametrize("case", [*(c for r in REGIMES for c in pinned_cases(r)), *(
     CdnCase(targets=make_targets(counts, seed=seed, num_classes=7), num_classes=7, num_queries=5, num_denoising=nd,
             label_noise_ratio=ratio, box_noise_scale=scale, seed=seed)
     for seed, (counts, nd, ratio, scale) in enumerate([((3, 0, 5), 20, 0.5, 1.0), ((1, 2), 7, 1.0, 0.4), ((6,), 3, 0.3, 2.0)])
@@ -166,14 +179,12 @@ def test_a_crash_is_a_failure_not_a_crash_of_the_suite():
     """A raise fails each contract property with its message, and no property lets the
     exception through."""
     impl, _ = BROKEN["always_raises"]
-    for prop in PROPERTIES:
-        for variant in prop.variants(impl, RunOptions()):
-            outcome = evaluate(prop, impl, RunOptions(max_examples=MAX_EXAMPLES, seed=SEED), variant)
-            if outcome.status == "skip" or prop.name == "bad_input":  # raising on bad input is the right answer
-                continue
-            # a crash fails every property, advisories included (enforced or not)
-            assert outcome.status == "fail", f"{outcome.label}: {outcome.status} {outcome.message}"
-            assert "raised RuntimeError" in outcome.message
+    for outcome in run(impl, RunOptions(max_examples=MAX_EXAMPLES, seed=SEED), stop_early=True).outcomes:
+        if outcome.status == "skip" or outcome.prop.name == "bad_input":  # raising on bad input is the right answer
+            continue
+        # a crash fails every property, advisories included (enforced or not)
+        assert outcome.status == "fail", f"{outcome.label}: {outcome.status} {outcome.message}"
+        assert "raised RuntimeError" in outcome.details
 
 
 def _misses():

@@ -1,0 +1,102 @@
+"""The conformance table of ``dnspec matrix``: one row per implementation, one column per
+property family, plus the compatibility level; every divergence named in its cells and
+listed in full below the table.
+
+The columns are ``dnspec.suite.FAMILIES`` in registry order, followed by any other family
+that appears in the reports (so a family added to the registry, or reported by a newer
+dnspec, gets its column without a change here).
+"""
+
+from __future__ import annotations
+
+from dnspec.render import cell
+from dnspec.report import STATUS_WORD, OutcomeRecord, VerifyReport, one_line
+
+FIXED_COLUMNS = ("compatibility",)
+
+
+def matrix_columns(reports: list[VerifyReport]) -> list[tuple[str, str]]:
+    """(family, title) per family column: the registry's families, then any other family
+    some report has, each once, in that order."""
+    from dnspec.suite import FAMILIES
+
+    columns = [(family, family) for family in FAMILIES]
+    seen = {family for family, _ in columns}
+    for report in reports:
+        for record in report.outcomes:
+            if record.family not in seen:
+                seen.add(record.family)
+                columns.append((record.family, record.family))
+    return columns
+
+
+def family_cell(records: list[OutcomeRecord], report: VerifyReport | None = None) -> str:
+    """One cell: a family's properties aggregated. fail if any fails (naming each
+    divergence and where it happens), else advisory if any advisory holds, else pass
+    (noting skipped variants), else skipped (with the reason); '-' if none ran."""
+    if not records:
+        return "-"
+    by_status = {s: [r for r in records if r.status == s] for s in STATUS_WORD}
+    if by_status["fail"]:
+        numbers = list(dict.fromkeys(n for r in by_status["fail"] for n in r.divergences))
+        named = [report.divergence(n) for n in numbers] if report is not None else []
+        if named and all(named):
+            return "**fail**: " + "; ".join(f"D{d.number} `{d.display_name}` ({d.regimes_text})" for d in named)
+        first = by_status["fail"][0]
+        more = f" (+{len(by_status['fail']) - 1} more)" if len(by_status["fail"]) > 1 else ""
+        return f"**fail**: `{first.label}`: {one_line(first.message)}{more}"
+    if by_status["advisory"]:
+        return "advisory: " + ", ".join(f"`{r.label}`" for r in by_status["advisory"])
+    if by_status["pass"]:
+        skipped = by_status["skip"]
+        notes = [r.message for r in by_status["pass"] if r.message]
+        return ("pass" + (f": {one_line(notes[0])}" if notes else "")
+                + (f" ({', '.join(r.label for r in skipped)} skipped)" if skipped else ""))
+    return f"skipped: {one_line(by_status['skip'][0].message)}"
+
+
+def conformance_table(reports: list[VerifyReport]) -> str:
+    """The markdown conformance table: one row per implementation, one column per family."""
+    columns = matrix_columns(reports)
+    header = "| implementation | " + " | ".join([*FIXED_COLUMNS, *(title for _, title in columns)]) + " |"
+    rule = "| --- |" + " --- |" * (len(columns) + len(FIXED_COLUMNS))
+    rows = [header, rule]
+    for report in reports:
+        if report.error:
+            cells = [f"**error**: {one_line(report.error)}"] + ["-"] * (len(columns) + len(FIXED_COLUMNS) - 1)
+        else:
+            cells = [report.compatibility or "-"]
+            cells += [family_cell([r for r in report.outcomes if r.family == family], report) for family, _ in columns]
+        rows.append(f"| {cell(report.label)} | " + " | ".join(cell(c) for c in cells) + " |")
+    return "\n".join(rows)
+
+
+def matrix_markdown(reports: list[VerifyReport], command: str = "", environment: dict | None = None) -> str:
+    """The conformance table with the command that made it and, per implementation, each
+    divergence in full, the advisories, skips and notes."""
+    out = ["# dnspec conformance matrix", ""]
+    if command:
+        out += [f"Regenerate with `{command}`.", ""]
+    if environment:
+        out += ["Environment: " + ", ".join(f"{k} {v}" for k, v in environment.items()) + ".", ""]
+    out += [conformance_table(reports), ""]
+    out += ["Cells: **fail** names each divergence (Dk, listed below) and the regimes where it happens; advisory: "
+            "upstream advisories this implementation shares (reported, not failing unless `--strict`); pass; skipped "
+            "or not comparable (with the reason).", ""]
+    detail = []
+    for report in reports:
+        interesting = [r for r in report.outcomes if r.status in ("advisory", "skip")]
+        if not (report.error or report.divergences or interesting or report.notes):
+            continue
+        detail += ["", f"### {report.label}", ""]
+        if report.error:
+            detail.append(f"- error: {report.error}")
+        for d in report.divergences:
+            detail.append(f"- D{d.number} `{d.display_name}` in {d.regimes_text} ({', '.join(d.properties)}): "
+                          f"{cell(one_line(d.title, 600))}")
+        for r in interesting:
+            detail.append(f"- {STATUS_WORD[r.status]} `{r.label}`: {cell(one_line(r.message, 2000))}")
+        detail += [f"- note: {cell(note)}" for note in report.notes]
+    if detail:
+        out += ["## Divergences, advisories, skips and notes"] + detail
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,223 @@
+"""Classifying failures into divergences: one bug, one line.
+
+A :class:`Finding` is one failure seen by one property on one call: what went wrong
+(its :class:`Signature`), on which call (the case, whose regimes
+:func:`dnspec.regimes.regimes_of` reads off), and the message. Findings with the same
+signature are the same divergence, whatever property saw them and in whichever regime:
+
+``raises``    the implementation raised: same exception type and same raising line (the
+              innermost traceback frame in the implementation's own code, not dnspec's or
+              torch's) is one divergence;
+``hangs``     it ran past the per-call time limit (every later call is refused);
+``violates``  a check failed: the same check id (``boxes.crossed``,
+              ``attention_mask.object_queries_see_dn``, ...) is one divergence.
+
+A differential finding (``noiseless_matches_reference.attn_mask``: an output differs from
+the reference's) is folded into the divergence of the direct property of that output
+(``attention_mask``) when there is one in the same regimes, so that one wrong mask is one
+divergence, seen by two properties.
+
+A divergence's regimes are the smallest regime sets among its findings'
+(:func:`dnspec.regimes.minimal_regime_sets`): "the common regime" when any finding was in
+it, else e.g. "box_noise_scale == 0".
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+
+from dnspec import regimes as regime_registry
+
+RAISES, HANGS, VIOLATES = "raises", "hangs", "violates"
+
+# the output a differential check names -> the property that checks that output directly
+FIELD_PROPERTY = {
+    "input_query_class": "class_queries",
+    "input_query_bbox": "boxes",
+    "attn_mask": "attention_mask",
+    "dn_positive_idx": "positive_indices",
+    "dn_meta": "structure",
+    "none": "structure",
+}
+DIFFERENTIAL = ("noiseless_matches_reference", "injected_noise_matches_reference")
+
+_DNSPEC_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _package_dir(name: str) -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.abspath(next(iter(spec.submodule_search_locations))) + os.sep
+
+
+_FOREIGN_DIRS = tuple(d for d in (_DNSPEC_DIR, _package_dir("torch")) if d)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What makes two failures the same divergence."""
+
+    kind: str  # RAISES | HANGS | VIOLATES
+    key: str  # "UnboundLocalError@denoising.py:97" | "timeout" | a check id
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass
+class Finding:
+    """One failure of one property on one call."""
+
+    label: str  # the property's label, e.g. "dtype_agreement[bfloat16]"
+    signature: Signature
+    message: str
+    case: object = None  # the CdnCase of the failing call (None: a fixed workload)
+    regime: str = regime_registry.COMMON  # the cell (generation regime) it was found in
+    where: str = ""  # raises: "denoising.py:97 in get_contrastive_denoising_training_group"
+    details: str = ""  # raises: the innermost traceback lines of the implementation
+
+    @property
+    def regimes(self) -> frozenset[str]:
+        return frozenset() if self.case is None else regime_registry.regimes_of(self.case)
+
+
+def raising_frame(error: BaseException):
+    """The innermost traceback frame of ``error`` in the implementation's own code: not in
+    dnspec or torch (an adapter's own frames count as the implementation's only when no
+    other frame is left). None when the traceback is empty."""
+    frames = traceback.extract_tb(error.__traceback__) if error.__traceback__ else []
+    theirs = [f for f in frames if not os.path.abspath(f.filename).startswith(_FOREIGN_DIRS)]
+    if theirs:
+        return theirs[-1]
+    ours = [f for f in frames if not os.path.abspath(f.filename).startswith(_DNSPEC_DIR)] or frames
+    return ours[-1] if ours else None
+
+
+def crash_signature(error: BaseException) -> tuple[Signature, str, str]:
+    """(signature, where, details) of an exception the implementation raised (the
+    ImplementationError's chained cause, when there is one)."""
+    from dnspec.calling import ImplementationTimeout
+
+    if isinstance(error, ImplementationTimeout):
+        return Signature(HANGS, "timeout"), "", ""
+    cause = error.__cause__ or error
+    frame = raising_frame(cause)
+    if frame is None:
+        return Signature(RAISES, type(cause).__name__), "", ""
+    where = f"{os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
+    details = f'File "{frame.filename}", line {frame.lineno}, in {frame.name}' + (f"\n    {frame.line}" if frame.line else "")
+    return Signature(RAISES, f"{type(cause).__name__}@{os.path.basename(frame.filename)}:{frame.lineno}"), where, details
+
+
+# --- divergences ----------------------------------------------------------------------------
+
+
+@dataclass
+class Divergence:
+    """One bug: every finding with one signature (plus the differential findings folded
+    into it), with the minimal example chosen for it."""
+
+    number: int
+    signature: Signature
+    findings: list[Finding] = field(default_factory=list)
+    example: str = ""  # the minimal failing call, as Python (set after shrinking)
+    example_shrunk: bool = False
+    example_message: str = ""  # the failure message on that example
+    example_label: str = ""  # the property (label) and regime the example fails
+    example_regime: str = regime_registry.COMMON
+
+    @property
+    def name(self) -> str:
+        return self.signature.key if self.signature.kind != HANGS else "hangs"
+
+    @property
+    def regime_sets(self) -> list[frozenset[str]]:
+        return regime_registry.minimal_regime_sets(f.regimes for f in self.findings)
+
+    @property
+    def in_common_regime(self) -> bool:
+        return any(not f.regimes for f in self.findings)
+
+    @property
+    def regimes_text(self) -> str:
+        return ", ".join(regime_registry.describe_set(s) for s in self.regime_sets)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(f.label for f in self.findings))
+
+    @property
+    def representative(self) -> Finding:
+        """The finding to show and to shrink: the direct property's (not a differential
+        one), in the smallest regime set, on a generated case (not a fixed workload)."""
+        if self.signature.kind == HANGS:
+            return self.findings[0]  # the call that hung (the later ones were refused)
+        minimal = set(self.regime_sets)
+
+        def rank(item):
+            index, finding = item
+            return (
+                finding.regimes not in minimal,
+                finding.label.split("[")[0] in DIFFERENTIAL,
+                finding.case is None or bool(getattr(finding.case, "note", "")),
+                index,
+            )
+
+        return min(enumerate(self.findings), key=rank)[1]
+
+    @property
+    def title(self) -> str:
+        """What goes wrong, in one line."""
+        finding = self.representative
+        message = self.example_message or finding.message
+        if self.signature.kind == RAISES:
+            return f"{message} (at {finding.where})" if finding.where else message
+        return message
+
+
+def _field_of(finding: Finding) -> str | None:
+    """The output a differential finding is about (``...matches_reference.attn_mask``)."""
+    base = finding.label.split("[")[0]
+    if finding.signature.kind != VIOLATES or base not in DIFFERENTIAL:
+        return None
+    return finding.signature.key.rsplit(".", 1)[-1]
+
+
+def classify(findings: list[Finding]) -> list[Divergence]:
+    """Group findings into divergences (see the module docstring), numbered in the order
+    of their first finding."""
+    by_signature: dict[Signature, Divergence] = {}
+    folded: list[Finding] = []
+    for finding in findings:
+        if _field_of(finding):
+            folded.append(finding)
+            continue
+        if finding.signature not in by_signature:
+            by_signature[finding.signature] = Divergence(0, finding.signature)
+        by_signature[finding.signature].findings.append(finding)
+    for finding in folded:
+        target = _direct_divergence(finding, list(by_signature.values()))
+        if target is None:
+            target = by_signature.setdefault(finding.signature, Divergence(0, finding.signature))
+        target.findings.append(finding)
+    divergences = list(by_signature.values())
+    for number, divergence in enumerate(divergences, 1):
+        divergence.number = number
+    return divergences
+
+
+def _direct_divergence(finding: Finding, divergences: list[Divergence]) -> Divergence | None:
+    """The divergence of the property that checks this differential finding's output
+    directly, seen in the finding's regimes (one of its regime sets within the finding's)."""
+    prop = FIELD_PROPERTY.get(_field_of(finding) or "")
+    for divergence in divergences:
+        if divergence.signature.kind != VIOLATES or not divergence.signature.key.startswith(f"{prop}."):
+            continue
+        if any(s <= finding.regimes for s in divergence.regime_sets):
+            return divergence
+    return None

@@ -1,0 +1,475 @@
+"""Running the properties: the pipeline of a verify run.
+
+1. generate   for each input regime (:mod:`dnspec.regimes`), Hypothesis draws cases in that
+              regime only (:func:`dnspec.strategies.regime_cases`), the regime's canonical
+              case pinned first; the common regime gets the profile's example count, each
+              edge regime a share of it (:func:`examples_for`);
+2. call       one :class:`~dnspec.trial.Trial` per case makes the calls the checks need,
+              once each;
+3. check      every contract property checks that trial (a sweep never stops at a failure:
+              each property is judged on every case, and a failure is recorded as a
+              :class:`~dnspec.divergences.Finding`); statistical properties and advisories
+              run once on their fixed seeded batches;
+4. classify   findings become divergences (:func:`dnspec.divergences.classify`), and each
+              divergence's representative failure is shrunk on its own, in its own regime
+              (:func:`shrink`), to the minimal example reported;
+5. report     :class:`RunResult` holds one :class:`Outcome` per property (how it fared in
+              each regime) and the divergences; :mod:`dnspec.report` renders them.
+
+Sweeps and shrinks of one regime share Hypothesis' seed (derandomized under the ci profile,
+else the run's ``hypothesis_seed``), so a shrink starts from the very case the sweep
+found, and ``--seed`` replays a run.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, Phase, event, example, given, seed as hypothesis_seed, settings
+
+from dnspec import regimes as regime_registry
+from dnspec.calling import HANGS, ImplementationError
+from dnspec.divergences import VIOLATES, Divergence, Finding, Signature, classify, crash_signature
+from dnspec.invariants import PropertyViolation, assert_outputs_equal, each_failure
+from dnspec.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
+from dnspec.suite import GENERATED_KINDS as GENERATED, PROPERTIES, Property, RunOptions, enforced, label
+from dnspec.trial import Trial
+
+# each edge regime gets this share of the common regime's examples, and at least EDGE_MIN
+EDGE_SHARE = 0.2
+EDGE_MIN = 5
+
+
+def examples_for(regime: str, base: int) -> int:
+    """Examples in ``regime`` when the common regime gets ``base``: bugs live mostly
+    where users train, and each edge regime gets enough to find one that is there."""
+    if regime == regime_registry.COMMON:
+        return base
+    return max(EDGE_MIN, math.ceil(base * EDGE_SHARE))
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    """One property (one variant) in one regime: cases judged and what failed."""
+
+    label: str
+    regime: str
+    cases: int = 0  # cases checked
+    judged: int = 0  # cases on which the property held
+    findings: dict = field(default_factory=dict)  # Signature -> first Finding
+    counts: dict = field(default_factory=dict)  # Signature -> cases
+
+    def add(self, finding: Finding) -> None:
+        self.findings.setdefault(finding.signature, finding)
+        self.counts[finding.signature] = self.counts.get(finding.signature, 0) + 1
+
+    @property
+    def status(self) -> str:
+        return "fail" if self.findings else "pass"
+
+
+@dataclass
+class Outcome:
+    """How one property (one variant) fared on one implementation."""
+
+    prop: Property
+    variant: object
+    status: str  # "pass" | "fail" | "skip" | "advisory"
+    message: str = ""
+    details: str = ""
+    seconds: float = 0.0
+    regimes: dict = field(default_factory=dict)  # regime -> "pass" | "fail" | "skip"
+    divergences: list = field(default_factory=list)  # numbers of the divergences it shows
+
+    @property
+    def label(self) -> str:
+        return label(self.prop, self.variant)
+
+
+@dataclass
+class RunResult:
+    """Everything one run found."""
+
+    outcomes: list[Outcome]
+    divergences: list[Divergence]
+    compatibility: str
+    hypothesis_seed: int | None
+    calls: int = 0
+    same_seed: tuple[int, int] = (0, 0)  # generated cases whose outputs equal the reference's, of those compared
+
+
+class PropertySkipped(Exception):
+    """The property does not apply to this implementation here (the message says why)."""
+
+
+class AdvisoryViolated(Exception):
+    """An advisory does not hold, and is not enforced for this implementation."""
+
+
+# --- findings --------------------------------------------------------------------------------
+
+
+def findings_from(error: BaseException, prop_label: str, regime: str, case) -> list[Finding]:
+    """The findings one failed check stands for (see :mod:`dnspec.divergences`)."""
+    base = prop_label.split("[")[0]
+    found = []
+    for leaf in each_failure(error) if isinstance(error, AssertionError) else [error]:
+        if isinstance(leaf, ImplementationError):
+            signature, where, details = crash_signature(leaf)
+            found.append(Finding(prop_label, signature, str(leaf), getattr(leaf, "case", None) or case, regime, where, details))
+        elif isinstance(leaf, PropertyViolation):
+            found.append(Finding(prop_label, Signature(VIOLATES, leaf.check or base), str(leaf), leaf.case or case, regime))
+        elif isinstance(leaf, AssertionError):
+            found.append(Finding(prop_label, Signature(VIOLATES, base), str(leaf), case, regime))
+        else:  # a check could not read the output (a malformed value it did not expect)
+            found.append(Finding(prop_label, Signature(VIOLATES, f"{base}.unreadable_output"),
+                                 f"checking the output raised {type(leaf).__name__}: {leaf}", case, regime))
+    return found
+
+
+def skip_reason(prop: Property, impl, options: RunOptions, variant=None) -> str | None:
+    for name in (prop.name, prop.family):
+        if name in impl.not_comparable:
+            return f"not comparable: {impl.not_comparable[name]}"
+    return prop.skip_reason(impl, options, variant)
+
+
+# --- sweeps and shrinks ----------------------------------------------------------------------
+
+
+class calls_limited:
+    """While checking: ``options.time_limit_s`` on every implementation call made inside
+    (dnspec.calling), and ``options.threads`` torch intra-op threads (one by default: on
+    these small cases a parallel op spends more waking threads than it saves, up to
+    milliseconds per op on a busy machine)."""
+
+    def __init__(self, options: RunOptions):
+        self.seconds, self.threads = options.time_limit_s, options.threads
+
+    def __enter__(self):
+        import torch
+
+        from dnspec import calling
+
+        self.previous = calling.DEFAULT_TIME_LIMIT_S_ACTIVE, torch.get_num_threads()
+        calling.DEFAULT_TIME_LIMIT_S_ACTIVE = self.seconds
+        torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc):
+        import torch
+
+        from dnspec import calling
+
+        calling.DEFAULT_TIME_LIMIT_S_ACTIVE, threads = self.previous
+        torch.set_num_threads(threads)
+        return False
+
+
+def _hypothesis_test(fn, regime: str, impl, options: RunOptions, max_examples: int, seed, explicit: bool, shrink: bool):
+    """``fn(case)`` as a Hypothesis test over ``regime``'s cases, with its pinned cases
+    when ``explicit``; sweeps and shrinks of one regime get the same database key and seed."""
+    test = given(case=regime_cases(regime, dtype=options.dtype, device=options.device))(fn)
+    if explicit:
+        for case in reversed(pinned_cases(regime, options.dtype, options.device)):
+            test = example(case=case)(test)
+    phases = [Phase.explicit] if explicit else []
+    phases += [phase for phase in (Phase.reuse, Phase.generate) if phase in settings.default.phases]
+    if shrink:
+        phases.append(Phase.shrink)
+    test = settings(
+        settings.default, max_examples=max_examples, deadline=None, phases=phases, report_multiple_bugs=False,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )(test)
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    test.hypothesis.inner_test._hypothesis_internal_add_digest = (
+        f"dnspec|{impl.name}|{regime}|{options.device}|{options.dtype}".encode()
+    )
+    return test
+
+
+def _check(prop: Property, variant, trial):
+    return prop.check(trial) if variant is None else prop.check(trial, variant)
+
+
+def sweep(impl, regime: str, checks: list[tuple[Property, object]], options: RunOptions, *, max_examples: int,
+          seed=None, stop_early: bool = False, compare_reference: bool = False) -> tuple[dict, dict]:
+    """Run every check on every case of ``regime`` (never stopping at a failure).
+    Returns ``({label: Cell}, stats)`` with stats ``calls``, ``cases``, ``same_seed``
+    (cases whose main call equals the reference's under the same seed, and cases compared).
+    ``stop_early``: stop checking a property at its first failure (a verdict is all that
+    is wanted: the self-test)."""
+    cells = {label(p, v): Cell(label(p, v), regime) for p, v in checks}
+    stats = {"calls": 0, "cases": 0, "same_seed": [0, 0]}
+    explicit = Phase.explicit in settings.default.phases
+
+    def one_case(case):
+        pending = [(p, v) for p, v in checks if not (stop_early and cells[label(p, v)].findings)]
+        if not pending:
+            return
+        for bucket in edge_case_buckets(case):
+            event(bucket)
+        trial = Trial(impl, case)
+        stats["cases"] += 1
+        for prop, variant in pending:
+            cell = cells[label(prop, variant)]
+            cell.cases += 1
+            try:
+                _check(prop, variant, trial)
+                cell.judged += 1
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:  # an implementation may raise anything; checks raise AssertionErrors
+                for finding in findings_from(error, cell.label, regime, case):
+                    cell.add(finding)
+        if compare_reference and trial.called_main():
+            stats["same_seed"][1] += 1
+            try:
+                assert_outputs_equal(trial.outputs(), trial.reference(), "same seed")
+                stats["same_seed"][0] += 1
+            except Exception:  # whatever the outputs are, they are not the reference's numbers
+                pass
+        stats["calls"] += trial.calls
+
+    test = _hypothesis_test(one_case, regime, impl, options, max_examples, seed, explicit, shrink=False)
+    with calls_limited(options):
+        test()
+    return cells, stats
+
+
+class _Reproduced(Exception):
+    """Raised inside a shrink run when the case shows the signature being shrunk."""
+
+
+def shrink(impl, prop: Property, variant, regime: str, signature: Signature, options: RunOptions, *, max_examples: int, seed=None):
+    """Find and shrink a case of ``regime`` on which ``prop`` fails with ``signature``
+    (other failures do not count). Returns the minimal Finding, or None when generation
+    does not reproduce it (it was seen on a pinned case only)."""
+    last: list[Finding] = []
+
+    def one_case(case):
+        trial = Trial(impl, case)
+        try:
+            _check(prop, variant, trial)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
+            for finding in findings_from(error, label(prop, variant), regime, case):
+                if finding.signature == signature:
+                    last[:] = [finding]
+                    raise _Reproduced() from None
+
+    test = _hypothesis_test(one_case, regime, impl, options, max_examples, seed, explicit=False, shrink=True)
+    with calls_limited(options):
+        try:
+            test()
+        except _Reproduced:
+            return last[0] if last else None
+    return None
+
+
+# --- the whole run ---------------------------------------------------------------------------
+
+
+def fixed_workload(prop: Property, impl, options: RunOptions):
+    """Run a statistical property or an advisory: (status, message, findings)."""
+    from dnspec.distributions import DEFAULT_SEED
+
+    seed = DEFAULT_SEED if options.seed is None else options.seed
+    try:
+        with calls_limited(options):
+            note = prop.check(impl, seed=seed, device=options.device)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        found = findings_from(error, prop.name, regime_registry.COMMON, None)
+        crashed = any(f.signature.kind != VIOLATES for f in found)
+        if not enforced(prop, impl, options) and not crashed:
+            return "advisory", _first_line(str(error)), str(error), []
+        return "fail", _first_line(str(error)), str(error), found
+    return "pass", note or "", "", []
+
+
+def plan(impl, options: RunOptions, names=None):
+    """(property, variant, skip reason) for every selected property and variant."""
+    out = []
+    for prop in PROPERTIES:
+        if names and prop.name not in names:
+            continue
+        for variant in prop.variants(impl, options):
+            out.append((prop, variant, skip_reason(prop, impl, options, variant)))
+    return out
+
+
+def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, on_stage=None, stop_early=False,
+        selected=None) -> RunResult:
+    """The verify pipeline (see the module docstring). ``names``: properties to run (None:
+    all); ``regimes``: regimes to sweep (None: all); ``on_stage(text)`` is called as the
+    run moves on (for a progress bar); ``stop_early``: verdicts only (no shrinking, each
+    property stops at its first failure); ``selected``: a :func:`plan` to run instead."""
+    on_stage = on_stage or (lambda text: None)
+    HANGS.hung.pop(impl.name, None)  # "hung earlier in this run" means this run
+    base = options.max_examples if options.max_examples is not None else settings.default.max_examples
+    derandomized = settings.default.derandomize
+    seed = options.seed if options.seed is not None else (None if derandomized else random.getrandbits(32))
+    selected = plan(impl, options, names) if selected is None else selected
+    checks = [(p, v) for p, v, skip in selected if p.kind in GENERATED and not skip]
+    regime_names = [r for r in regime_registry.NAMES if regimes is None or r in regimes]
+    cells: dict[str, dict[str, Cell]] = {}
+    seconds: dict[str, float] = {}
+    calls = 0
+    same_seed = [0, 0]
+    compare = not impl.fixes_advisories and not stop_early
+    for regime in regime_names if checks else []:
+        on_stage(f"sweeping {regime_registry.title(regime)}")
+        started = time.perf_counter()
+        found, stats = sweep(impl, regime, checks, options, max_examples=examples_for(regime, base), seed=seed,
+                             stop_early=stop_early, compare_reference=compare)
+        cells[regime] = found
+        calls += stats["calls"]
+        same_seed = [a + b for a, b in zip(same_seed, stats["same_seed"])]
+        elapsed = time.perf_counter() - started
+        for name in found:
+            seconds[name] = seconds.get(name, 0.0) + elapsed / max(1, len(found))
+        if stop_early and all(any(c[label(p, v)].findings for c in cells.values()) for p, v in checks):
+            break  # a verdict is all that is wanted, and every property has one
+    fixed: dict[str, tuple] = {}
+    for prop, variant, skip in selected:
+        if prop.kind in GENERATED or skip:
+            continue
+        on_stage(f"checking {prop.name}")
+        started = time.perf_counter()
+        fixed[prop.name] = fixed_workload(prop, impl, options)
+        seconds[prop.name] = time.perf_counter() - started
+    findings = [f for by_label in cells.values() for cell in by_label.values() for f in cell.findings.values()]
+    findings += [f for status, _, _, found in fixed.values() for f in found]
+    divergences = classify(findings)
+    if not stop_early and Phase.shrink in settings.default.phases:
+        for divergence in divergences:
+            on_stage(f"shrinking divergence {divergence.number}")
+            _choose_example(divergence, impl, options, base, seed)
+    else:
+        for divergence in divergences:
+            _choose_example(divergence, impl, options, base, seed, shrink_it=False)
+    outcomes = []
+    for prop, variant, skip in selected:
+        name = label(prop, variant)
+        if skip:
+            outcomes.append(Outcome(prop, variant, "skip", skip))
+        elif prop.kind in GENERATED:
+            outcomes.append(_generated_outcome(prop, variant, {r: c[name] for r, c in cells.items()}, divergences, seconds.get(name, 0.0)))
+        else:
+            status, message, details, _ = fixed[prop.name]
+            numbers = [d.number for d in divergences if any(f.label == name for f in d.findings)]
+            if numbers:
+                message = "; ".join(_property_line(prop, d, [f for f in d.findings if f.label == name]) for d in divergences if d.number in numbers)
+            outcomes.append(Outcome(prop, variant, status, message, details, seconds.get(name, 0.0),
+                                    {"fixed workload": status}, numbers))
+    return RunResult(outcomes, divergences, compatibility_line(impl, outcomes, divergences, tuple(same_seed)), seed,
+                     calls, tuple(same_seed))
+
+
+def _choose_example(divergence: Divergence, impl, options, base, seed, shrink_it: bool = True) -> None:
+    """Set the divergence's example: its representative failure shrunk in its own regime
+    (the first case seen when shrinking is off, the workload of a statistical property,
+    or a pinned case that generation does not reproduce)."""
+    finding = divergence.representative
+    shrunk = None
+    prop = next((p for p in PROPERTIES if p.name == finding.label.split("[")[0]), None)
+    if shrink_it and prop is not None and prop.kind in GENERATED and finding.signature.kind != "hangs" and finding.case is not None:
+        variant = _variant_of(prop, finding.label, impl, options)
+        shrunk = shrink(impl, prop, variant, finding.regime, finding.signature, options,
+                        max_examples=examples_for(finding.regime, base), seed=seed)
+    chosen = shrunk or finding
+    divergence.example = repr(chosen.case) if chosen.case is not None else ""
+    divergence.example_shrunk = shrunk is not None
+    divergence.example_message = chosen.message
+    divergence.example_label = chosen.label
+    divergence.example_regime = chosen.regime
+
+
+def _variant_of(prop: Property, name: str, impl, options):
+    for variant in prop.variants(impl, options):
+        if label(prop, variant) == name:
+            return variant
+    return None
+
+
+def cell_status(prop: Property, cell: Cell) -> str:
+    """"fail" when a failure in this cell was on a call in the cell's regime (the
+    property's forced regimes aside): a check's noise-free part failing on a case of the
+    common regime is a failure of box_noise_scale == 0, reported there, not here."""
+    own = REGIME_SETS[cell.regime] | prop.forces
+    return "fail" if any(f.regimes <= own for f in cell.findings.values()) else "pass"
+
+
+def _generated_outcome(prop, variant, by_regime: dict, divergences, seconds) -> Outcome:
+    name = label(prop, variant)
+    regimes = {regime: cell_status(prop, cell) for regime, cell in by_regime.items()}
+    numbers = [d.number for d in divergences if any(f.label == name for f in d.findings)]
+    if not numbers:
+        judged = sum(cell.judged for cell in by_regime.values())
+        return Outcome(prop, variant, "pass", "", seconds=seconds, regimes=regimes,
+                       details=f"held on {judged} cases in {len(by_regime)} regimes")
+    lines = []
+    details = []
+    for divergence in divergences:
+        if divergence.number not in numbers:
+            continue
+        mine = [f for f in divergence.findings if f.label == name]
+        lines.append(_property_line(prop, divergence, mine))
+        details.append(f"divergence {divergence.number}: {mine[0].message}")
+    return Outcome(prop, variant, "fail", "; ".join(lines), "\n".join(details), seconds, regimes, numbers)
+
+
+def _property_line(prop: Property, divergence: Divergence, mine: list[Finding]) -> str:
+    """How a property fared against one divergence, in words."""
+    sets = regime_registry.minimal_regime_sets(f.regimes for f in mine)
+    where = ", ".join(regime_registry.describe_set(s) for s in sets)
+    if any(not s for s in sets):
+        return f"fails in the common regime (divergence {divergence.number})"
+    if prop.forces and all(s <= prop.forces for s in divergence.regime_sets):
+        return (f"not judged: every call of this property is in {regime_registry.describe_set(prop.forces)}, "
+                f"where divergence {divergence.number} happens")
+    return f"holds except in {where} (divergence {divergence.number})"
+
+
+def compatibility_line(impl, outcomes: list[Outcome], divergences: list[Divergence], same_seed) -> str:
+    """How close to RT-DETR the implementation is, from the checks already run (never a
+    failure by itself)."""
+    if divergences or any(o.status == "fail" for o in outcomes):
+        return "departs from RT-DETR (see divergences)"
+    if impl.fixes_advisories:
+        return "departs from RT-DETR by design: fixes its advisories, and conforms to the contract otherwise"
+    matches, compared = same_seed
+    if compared and matches == compared:
+        return f"bit-compatible with RT-DETR under the same torch seed (identical outputs on {compared} generated cases)"
+    statistical = [o for o in outcomes if o.prop.kind == "statistical"]
+    if statistical and all(o.status == "pass" for o in statistical):
+        how = f"; the same torch seed gives other numbers on {compared - matches} of {compared} cases" if compared else ""
+        return f"same distributions as RT-DETR{how}"
+    return "conforms to the contract; its distributions were not checked (no statistical property ran)"
+
+
+# --- one property at a time (pytest, the self-test) -----------------------------------------
+
+
+def evaluate(prop: Property, impl, options: RunOptions = RunOptions(), variant=None, regimes=None, stop_early=True) -> Outcome:
+    """Run one property (one variant) over every regime (or ``regimes``) and return its
+    Outcome; never raises, except KeyboardInterrupt. ``stop_early``: each regime stops at
+    the property's first failure (a verdict, no shrinking)."""
+    if variant not in prop.variants(impl, options):
+        raise ValueError(f"{label(prop, variant)}: no such variant of {prop.name} for {impl.name}")
+    selected = [(prop, variant, skip_reason(prop, impl, options, variant))]
+    return run(impl, options, regimes=regimes, stop_early=stop_early, selected=selected).outcomes[0]
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."

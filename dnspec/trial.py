@@ -1,0 +1,153 @@
+"""One generated case and every call the checks make on it, each made once.
+
+The call stage of a verify run. A :class:`Trial` holds one :class:`~dnspec.cases.CdnCase`
+and makes the implementation's calls that the contract checks ask for, memoized by what
+varies between them: the configuration (the case's own, or noise-free), the device, the
+dtype, an injected noise draw, and a repeat number (two calls that must be independent,
+for determinism). So the structure, mask, index, class and box checks all read one call;
+the noise-free differential check and the device check share theirs; and a crash is
+raised (the same ImplementationError) to every check that needed that call, so that it
+is one failure seen by several properties.
+
+Every call gets fresh copies of the targets and its own class embedding built from the
+case's seed (an implementation that mutates its inputs cannot change what another check
+sees); the main call's arguments are kept for :func:`dnspec.invariants.check_inputs_untouched`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from dnspec.calling import call_implementation
+from dnspec.noise import NoiseDraw, draw_noise
+
+NOISE_FREE = "noise-free"
+
+
+@dataclass(frozen=True)
+class CallKey:
+    """What distinguishes one call of a trial from another."""
+
+    config: str | None = None  # None: the case's own; NOISE_FREE: ratio 0, scale 0
+    device: str | None = None  # None: the case's device
+    dtype: torch.dtype | None = None  # None: the case's dtype
+    injected: bool = False  # with the trial's injected draw (cast to the call's dtype and device)
+    repeat: int = 0
+
+
+class Trial:
+    """The calls one case needs, made on demand and memoized (see the module docstring)."""
+
+    def __init__(self, impl, case):
+        self.impl, self.case = impl, case
+        self._outputs: dict[CallKey, object] = {}
+        self._reference: dict[CallKey, object] = {}
+        self._draw: NoiseDraw | None = None
+        self.calls = 0  # calls of the implementation made so far
+        self.main_args = None  # the arguments the main call was given (after it returned)
+        self.modified_draws: dict[CallKey, str] = {}  # injected calls that changed the draw they were given
+        self._weight = None
+
+    # --- the cases of the calls ---------------------------------------------------------
+
+    def normal(self, key: CallKey) -> CallKey:
+        """``key`` with the case's own device and dtype spelled as None (one call each)."""
+        device = None if key.device is None or str(torch.device(key.device)) == str(torch.device(self.case.device)) else key.device
+        dtype = None if key.dtype in (None, self.case.dtype) else key.dtype
+        return replace(key, device=device, dtype=dtype) if (device, dtype) != (key.device, key.dtype) else key
+
+    def case_for(self, key: CallKey):
+        key = self.normal(key)
+        case = self.case
+        if key.config == NOISE_FREE:
+            case = case.with_config(label_noise_ratio=0.0, box_noise_scale=0.0)
+        if key.device is not None or key.dtype is not None:
+            case = case.to(device=key.device, dtype=key.dtype)
+        return case
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """class_embed.weight of the case as built (before any call could change it)."""
+        if self._weight is None:
+            self._weight = self.case.class_embed().weight.detach()
+        return self._weight
+
+    def draw(self, case) -> NoiseDraw:
+        """The trial's injected noise: drawn once in float64 on the CPU from the case's
+        seed (torch.Generator, not the global RNG), cast to ``case``'s device and dtype."""
+        if self._draw is None:
+            from dnspec.layout import CdnLayout
+
+            layout = CdnLayout.for_targets(self.case.targets, self.case.num_denoising, self.case.num_queries)
+            self._draw = draw_noise(
+                self.case.batch_size, layout.num_dn_rows, self.case.num_classes, self.case.label_noise_ratio,
+                self.case.box_noise_scale, device="cpu", box_dtype=torch.float64,
+                generator=torch.Generator().manual_seed(self.case.seed),
+            )
+        return self._draw.to(case.device, box_dtype=case.dtype)
+
+    # --- calls --------------------------------------------------------------------------
+
+    def outputs(self, key: CallKey = CallKey()):
+        """The implementation's outputs for ``key`` (raises the call's ImplementationError,
+        the same one to every asker)."""
+        key = self.normal(key)
+        if key not in self._outputs:
+            self._outputs[key] = self._call(self.impl, key, keep_args=key == CallKey())
+            self.calls += 1
+        return _unwrap(self._outputs[key])
+
+    def reference(self, key: CallKey = CallKey()):
+        """The reference's outputs for ``key`` (dnspec's own reference: it does not fail)."""
+        key = self.normal(key)
+        if key not in self._reference:
+            from dnspec.reference import get_contrastive_denoising_training_group
+
+            self._reference[key] = self._call(get_contrastive_denoising_training_group, key)
+        return _unwrap(self._reference[key])
+
+    def _call(self, fn, key: CallKey, keep_args: bool = False):
+        case = self.case_for(key)
+        args = case.args()
+        kwargs = {"noise": self.draw(case)} if key.injected and _produces_output(case) else {}
+        try:
+            outputs = call_implementation(fn, case, args=args, **kwargs)
+        except AssertionError as error:  # ImplementationError, ImplementationTimeout
+            return _Raised(error)
+        if keep_args:
+            self.main_args = args
+        if kwargs:
+            changed = _changed_fields(kwargs["noise"], self.draw(case))
+            if changed:
+                self.modified_draws[key] = changed
+        return outputs
+
+    def called_main(self) -> bool:
+        return CallKey() in self._outputs
+
+
+@dataclass(frozen=True)
+class _Raised:
+    error: BaseException
+
+
+def _unwrap(result):
+    if isinstance(result, _Raised):
+        raise result.error
+    return result
+
+
+def _changed_fields(given: NoiseDraw, pristine: NoiseDraw) -> str:
+    """The fields of an injected draw that a call changed (in place), or ''."""
+    changed = []
+    for name in ("label_flip", "replacement_label", "box_sign", "box_magnitude"):
+        a, b = getattr(given, name), getattr(pristine, name)
+        if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):
+            changed.append(name)
+    return ", ".join(changed)
+
+
+def _produces_output(case) -> bool:
+    return case.num_denoising > 0 and max(case.counts, default=0) > 0
