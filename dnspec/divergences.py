@@ -126,6 +126,7 @@ class Divergence:
     signature: Signature
     findings: list[Finding] = field(default_factory=list)
     example: str = ""  # the minimal failing call, as Python (set after shrinking)
+    example_case: object = None  # the same call, as a CdnCase (None: a fixed workload)
     example_shrunk: bool = False
     example_message: str = ""  # the failure message on that example
     example_label: str = ""  # the property (label) and regime the example fails
@@ -188,9 +189,11 @@ def _field_of(finding: Finding) -> str | None:
     return finding.signature.key.rsplit(".", 1)[-1]
 
 
-def classify(findings: list[Finding]) -> list[Divergence]:
-    """Group findings into divergences (see the module docstring), numbered in the order
-    of their first finding."""
+def classify(findings: list[Finding], order: dict | None = None) -> list[Divergence]:
+    """Group findings into divergences (see the module docstring). Numbered: those seen in
+    the common regime first, then by how many properties they affect, then in the order
+    of their first finding; each divergence's findings in ``order`` (label -> rank: the
+    registry's order of properties)."""
     by_signature: dict[Signature, Divergence] = {}
     folded: list[Finding] = []
     for finding in findings:
@@ -206,8 +209,12 @@ def classify(findings: list[Finding]) -> list[Divergence]:
             target = by_signature.setdefault(finding.signature, Divergence(0, finding.signature))
         target.findings.append(finding)
     divergences = list(by_signature.values())
+    first = {id(d): i for i, d in enumerate(divergences)}
+    divergences.sort(key=lambda d: (not d.in_common_regime, -len(d.labels), first[id(d)]))
     for number, divergence in enumerate(divergences, 1):
         divergence.number = number
+        if order:
+            divergence.findings.sort(key=lambda f: order.get(f.label, len(order)))
     return divergences
 
 

@@ -349,7 +349,7 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
         seconds[prop.name] = time.perf_counter() - started
     findings = [f for by_label in cells.values() for cell in by_label.values() for f in cell.findings.values()]
     findings += [f for status, _, _, found in fixed.values() for f in found]
-    divergences = classify(findings)
+    divergences = classify(findings, {label(p, v): i for i, (p, v, _) in enumerate(selected)})
     if not stop_early and Phase.shrink in settings.default.phases:
         for divergence in divergences:
             on_stage(f"shrinking divergence {divergence.number}")
@@ -387,6 +387,7 @@ def _choose_example(divergence: Divergence, impl, options, base, seed, shrink_it
         shrunk = shrink(impl, prop, variant, finding.regime, finding.signature, options,
                         max_examples=examples_for(finding.regime, base), seed=seed)
     chosen = shrunk or finding
+    divergence.example_case = chosen.case
     divergence.example = repr(chosen.case) if chosen.case is not None else ""
     divergence.example_shrunk = shrunk is not None
     divergence.example_message = chosen.message
@@ -432,6 +433,9 @@ def _property_line(prop: Property, divergence: Divergence, mine: list[Finding]) 
     """How a property fared against one divergence, in words."""
     sets = regime_registry.minimal_regime_sets(f.regimes for f in mine)
     where = ", ".join(regime_registry.describe_set(s) for s in sets)
+    if prop.kind not in GENERATED:
+        place = "" if all(not s for s in sets) else f", a case in {where}"
+        return f"fails on its fixed seeded batch{place} (divergence {divergence.number})"
     if any(not s for s in sets):
         return f"fails in the common regime (divergence {divergence.number})"
     if prop.forces and all(s <= prop.forces for s in divergence.regime_sets):
