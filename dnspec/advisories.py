@@ -52,6 +52,17 @@ ADVISORIES = {
         "box (0.5, 0.5, 0.2, 0.2), scale 1, negative row with signs (+, -) on x: x1 = 0.4 + 0.15, "
         "x2 = 0.6 - 0.15 cross, width logit = log(1e-5)",
     ),
+    "empty_batch_in_graph": Advisory(
+        "empty_batch_in_graph",
+        "with num_denoising > 0 and no box in the batch it returns (None, None, None, None), so the denoising class "
+        "embedding is not in this step's autograd graph; under DistributedDataParallel a rank whose local batch is "
+        "all-empty then skips a parameter the other ranks use, and the gradient all-reduce mismatches or hangs "
+        "(RT-DETR issue #672; lightly-train hit the same, its PR #446)",
+        "return a dummy group (RT-DETRv2 PR #684): one padding query pair per image built with class_embed, hidden "
+        "from the object queries, with no positives, so the embedding stays in the graph and contributes zero loss "
+        "(dnspec's fast-ddp and fast-fixed-ddp do)",
+        "two images without boxes, num_denoising=100: returns (None, None, None, None)",
+    ),
     "label_flip_rate": Advisory(
         "label_flip_rate",
         "a flipped label is replaced by one drawn from all num_classes classes, the original "
@@ -118,3 +129,27 @@ def check_label_flip_rate(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
             f"labels changed on {changed}/{total} = {changed / total:.3f} of real rows with label_noise_ratio 1, "
             f"not 0.5 (p = {result.pvalue:.3g}): {ADVISORIES['label_flip_rate'].upstream_behaviour}"
         )
+
+
+def check_empty_batch_in_graph(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
+    """An all-empty batch keeps class_embed in the autograd graph: called with autograd
+    on, some output is computed from class_embed.weight, and backpropagating through the
+    outputs leaves a gradient (zeros are fine) on it, as on every other step."""
+    empty = {"labels": torch.zeros(0, dtype=torch.int64, device=device), "boxes": torch.zeros(0, 4, device=device)}
+    case = CdnCase(targets=(empty, empty), num_classes=3, num_queries=4, num_denoising=100, seed=seed, device=device)
+    class_embed = case.class_embed()
+
+    def with_grad(*args, **kwargs):
+        with torch.enable_grad():
+            return impl(*args, **kwargs)
+
+    with_grad.name = getattr(impl, "name", "implementation")
+    outputs = call_implementation(with_grad, case, args=case.args(class_embed))
+    tensors = [o for o in (outputs[:3] if isinstance(outputs, (tuple, list)) else ()) if isinstance(o, torch.Tensor) and o.requires_grad]
+    advisory = ADVISORIES["empty_batch_in_graph"]
+    if tensors:
+        torch.autograd.backward([t.sum() for t in tensors])
+    if not tensors or class_embed.weight.grad is None:
+        got = "no output that requires grad" if not tensors else "outputs that do not depend on class_embed.weight"
+        raise PropertyViolation(f"for a batch with no boxes it returns {got}: {advisory.upstream_behaviour}. "
+                                f"Instead: {advisory.fixed_behaviour}")

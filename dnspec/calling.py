@@ -86,7 +86,9 @@ def call_implementation(impl, case, *, time_limit_s: float | None = None, class_
             if args is not None:
                 import torch
 
-                torch.manual_seed(case.seed)
+                from dnspec.cases import seed_torch
+
+                seed_torch(case.seed)
                 with torch.no_grad():
                     return impl(*args, **kwargs)
             return case.call(impl, class_embed=class_embed, **kwargs)

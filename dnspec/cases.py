@@ -8,6 +8,7 @@ builds the class embedding from it, so the same case always gives the same call.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -45,14 +46,10 @@ class CdnCase:
         Column 0 of class c holds c + 1 (exact in every float dtype up to 256 classes), so
         no two rows coincide even with embed_dim 1 in bfloat16, and the class a query row
         carries can always be read back from it."""
-        generator = torch.Generator().manual_seed(self.seed)
-        embed = torch.nn.Embedding(self.num_classes + 1, self.embed_dim, padding_idx=self.num_classes)
-        with torch.no_grad():
-            weight = torch.randn(self.num_classes + 1, self.embed_dim, generator=generator)
-            weight[:, 0] = torch.arange(1, self.num_classes + 2, dtype=weight.dtype)
-            weight[self.num_classes] = 0
-            embed.weight.copy_(weight)
-        return embed.to(device=self.device, dtype=self.dtype)
+        weight = _embedding_weight(self.seed, self.num_classes, self.embed_dim).to(device=self.device, dtype=self.dtype)
+        # _weight: the values above, without nn.Embedding's own initialisation (drawn, then overwritten)
+        return torch.nn.Embedding(self.num_classes + 1, self.embed_dim, padding_idx=self.num_classes,
+                                  _weight=weight.clone(), device=self.device, dtype=self.dtype)
 
     def fresh_targets(self) -> list[dict]:
         """A deep copy of the targets, so a call cannot change the case."""
@@ -73,7 +70,7 @@ class CdnCase:
     def call(self, impl, class_embed=None, **kwargs):
         """Seed torch's global RNG with ``seed`` and call ``impl`` on this case."""
         args = self.args(class_embed)
-        torch.manual_seed(self.seed)
+        seed_torch(self.seed)
         with torch.no_grad():
             return impl(*args, **kwargs)
 
@@ -118,6 +115,30 @@ class CdnCase:
         if self.note:
             fields.append(f"note={self.note!r}")
         return f"CdnCase({', '.join(fields)})"
+
+
+@functools.lru_cache(maxsize=256)
+def _embedding_weight(seed: int, num_classes: int, embed_dim: int) -> torch.Tensor:
+    """The class embedding of a case, float32 on the CPU (callers copy it): random rows
+    from ``seed``, column 0 the class number + 1, the padding row zero."""
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(num_classes + 1, embed_dim, generator=generator)
+    weight[:, 0] = torch.arange(1, num_classes + 2, dtype=weight.dtype)
+    weight[num_classes] = 0
+    return weight
+
+
+def seed_torch(seed: int) -> None:
+    """``torch.manual_seed(seed)`` for the generators that exist: the CPU's, and CUDA's and
+    MPS's once initialized. Same effect on every draw, a thousandth of the cost while CUDA
+    is not initialized (torch.manual_seed then records a stack trace per lazy backend,
+    about a millisecond a call)."""
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.manual_seed_all(seed)
+    mps = getattr(torch, "mps", None)
+    if mps is not None and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        mps.manual_seed(seed)
 
 
 def _short_floats(boxes: torch.Tensor) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dnspec.render import cell
 from dnspec.report import STATUS_WORD, OutcomeRecord, VerifyReport, one_line
 
-FIXED_COLUMNS = ("compatibility",)
+FIXED_COLUMNS = ("compatibility", "empty batch")
 
 
 def matrix_columns(reports: list[VerifyReport]) -> list[tuple[str, str]]:
@@ -65,7 +65,10 @@ def conformance_table(reports: list[VerifyReport]) -> str:
         if report.error:
             cells = [f"**error**: {one_line(report.error)}"] + ["-"] * (len(columns) + len(FIXED_COLUMNS) - 1)
         else:
-            cells = [report.compatibility or "-"]
+            from dnspec.conventions import SHORT
+
+            convention = report.conventions.get("empty_batch")
+            cells = [report.compatibility or "-", SHORT.get(convention, convention) if convention else "-"]
             cells += [family_cell([r for r in report.outcomes if r.family == family], report) for family, _ in columns]
         rows.append(f"| {cell(report.label)} | " + " | ".join(cell(c) for c in cells) + " |")
     return "\n".join(rows)

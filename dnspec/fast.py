@@ -61,6 +61,12 @@ bit-identical.
       An injected upstream draw (r on [0, C)) is still accepted: its r = C - 1 counts as 0.
       With num_classes == 1 there is no other class and the label stays.
 Without the switch the builder stays bit-compatible with upstream, quirks included.
+
+``empty_batch="dummy"`` answers an all-empty batch (num_denoising > 0, no box) with
+RT-DETRv2's dummy group instead of four Nones (:func:`dnspec.conventions.dummy_group`):
+one masked padding pair per image computed with class_embed, so the embedding stays in
+the autograd graph and DistributedDataParallel ranks stay in step (SPECs ``fast-ddp`` and
+``fast-fixed-ddp``). The default, ``"none"``, is RT-DETR's four Nones.
 """
 
 from __future__ import annotations
@@ -312,6 +318,21 @@ def _plan(targets, counts, max_gt, num_group, static: bool) -> _Plan:
     return _host_plan(counts, max_gt, num_group, device)
 
 
+EMPTY_BATCH = ("none", "dummy")
+
+
+def _empty_batch_output(targets, num_classes, num_queries, class_embed, num_denoising, box_noise_scale,
+                        fix_upstream: bool, empty_batch: str):
+    """What an all-empty batch gets: four Nones, or the dummy group."""
+    if empty_batch not in EMPTY_BATCH:
+        raise ValueError(f"empty_batch: {empty_batch!r} is not one of {EMPTY_BATCH}")
+    if empty_batch == "none" or num_denoising <= 0 or not targets:
+        return NO_OUTPUT
+    from dnspec.conventions import dummy_group
+
+    return dummy_group(targets, num_classes, num_queries, class_embed, logit_space=fix_upstream or box_noise_scale > 0)
+
+
 def build_from_noise(
     targets,
     num_classes: int,
@@ -324,6 +345,7 @@ def build_from_noise(
     *,
     max_gt: int | None = None,
     fix_upstream: bool = False,
+    empty_batch: str = "none",
 ):
     """Apply one noise draw ([bs, N] layout, as :func:`dnspec.noise.draw_noise` makes it):
     the deterministic part of the builder, vectorised. Bit-identical to
@@ -332,7 +354,8 @@ def build_from_noise(
     wider shape). Padding rows' noise is never read."""
     shape = _shape(targets, num_denoising, max_gt)
     if shape is None:
-        return NO_OUTPUT
+        return _empty_batch_output(targets, num_classes, num_queries, class_embed, num_denoising, box_noise_scale,
+                                   fix_upstream, empty_batch)
     counts, width, num_group = shape
     plan = _plan(targets, counts, width, num_group, max_gt is not None)
     rows, real = plan.rows, (2 * num_group, sum(counts))
@@ -392,10 +415,12 @@ def get_contrastive_denoising_training_group(
     generator: torch.Generator | None = None,
     max_gt: int | None = None,
     fix_upstream: bool = False,
+    empty_batch: str = "none",
     validate: bool = True,
 ):
     """The fast builder: the reference's signature and contract, plus ``max_gt`` (a fixed
-    padded width for static shapes) and ``fix_upstream`` (see the module docstring).
+    padded width for static shapes), ``fix_upstream`` and ``empty_batch`` (see the module
+    docstring).
 
     With ``noise`` it applies that draw exactly as the reference does; otherwise it draws
     from ``generator`` (default: the global RNG) with upstream's distributions, not its
@@ -407,10 +432,11 @@ def get_contrastive_denoising_training_group(
         validate_cdn_inputs(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale)
     if noise is not None:
         return build_from_noise(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio,
-                                box_noise_scale, noise, max_gt=max_gt, fix_upstream=fix_upstream)
+                                box_noise_scale, noise, max_gt=max_gt, fix_upstream=fix_upstream, empty_batch=empty_batch)
     shape = _shape(targets, num_denoising, max_gt)
     if shape is None:
-        return NO_OUTPUT
+        return _empty_batch_output(targets, num_classes, num_queries, class_embed, num_denoising, box_noise_scale,
+                                   fix_upstream, empty_batch)
     counts, width, num_group = shape
     plan = _plan(targets, counts, width, num_group, max_gt is not None)
     flip, replacement, rand_part = _draw((2 * num_group, sum(counts)), num_classes, num_group, label_noise_ratio, box_noise_scale,
@@ -433,27 +459,30 @@ def embedding_floor(targets, num_classes, num_queries, class_embed, num_denoisin
 
 
 def builtin_implementations():
-    """Built-in SPEC names: ``fast`` (upstream-compatible) and ``fast-fixed``."""
+    """Built-in SPEC names: ``fast`` (upstream-compatible), ``fast-fixed`` (the advisories
+    fixed), and ``fast-ddp`` / ``fast-fixed-ddp`` (the same, with the dummy group for
+    all-empty batches)."""
     from dnspec import __version__
     from dnspec.specs import Implementation
 
-    def fast():
-        return Implementation(
-            name="fast",
-            fn=get_contrastive_denoising_training_group,
-            accepts_noise=True,
-            version=f"dnspec {__version__}",
-            description="vectorised builder, bit-identical to the reference under one draw",
-        )
+    def loader(name, description, fix_upstream=False, empty_batch="none"):
+        def load():
+            fn = get_contrastive_denoising_training_group
+            keywords = {**({"fix_upstream": True} if fix_upstream else {}),
+                        **({"empty_batch": empty_batch} if empty_batch != "none" else {})}
+            if keywords:
+                fn = functools.partial(fn, **keywords)
+            return Implementation(name=name, fn=fn, accepts_noise=True, fixes_advisories=fix_upstream,
+                                  version=f"dnspec {__version__}", description=description)
 
-    def fast_fixed():
-        return Implementation(
-            name="fast-fixed",
-            fn=functools.partial(get_contrastive_denoising_training_group, fix_upstream=True),
-            accepts_noise=True,
-            fixes_advisories=True,
-            version=f"dnspec {__version__}",
-            description="vectorised builder with the upstream advisories fixed",
-        )
+        return load
 
-    return {"fast": fast, "fast-fixed": fast_fixed}
+    ddp = "; an all-empty batch gets RT-DETRv2's dummy group (DDP-safe)"
+    return {
+        "fast": loader("fast", "vectorised builder, bit-identical to the reference under one draw"),
+        "fast-fixed": loader("fast-fixed", "vectorised builder with the upstream advisories fixed", fix_upstream=True),
+        "fast-ddp": loader("fast-ddp", "vectorised builder, bit-identical to the reference under one draw" + ddp,
+                           empty_batch="dummy"),
+        "fast-fixed-ddp": loader("fast-fixed-ddp", "vectorised builder with the upstream advisories fixed" + ddp,
+                                 fix_upstream=True, empty_batch="dummy"),
+    }

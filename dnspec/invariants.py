@@ -138,21 +138,23 @@ def accepted_box_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, ...]:
 
 
 def check_structure(trial):
-    """Four outputs; (None,)*4 exactly when num_denoising <= 0 or no image has a box;
-    otherwise shapes [bs,N,D], [bs,N,4], [N+Q,N+Q], a bool mask, class queries in the
-    embedding's dtype and boxes in the boxes' dtype or in float32 (RT-DETR's buffer), all
-    on the inputs' device; dn_num_split == [N, Q] and dn_num_group == max(1,
-    num_denoising // max_gt)."""
+    """Four outputs; (None,)*4 when num_denoising <= 0; for an all-empty batch one of the
+    known conventions (:mod:`dnspec.conventions`: four Nones, a dummy group, meta only, an
+    empty group), consistent with itself (and four Nones when ``--convention rtdetr``
+    asks for RT-DETR's); otherwise shapes [bs,N,D], [bs,N,4], [N+Q,N+Q], a bool mask,
+    class queries in the embedding's dtype and boxes in the boxes' dtype or in float32
+    (RT-DETR's buffer), all on the inputs' device; dn_num_split == [N, Q] and
+    dn_num_group == max(1, num_denoising // max_gt)."""
     case = trial.case
     outputs = outputs_of(trial)
     layout = layout_of(case)
-    if not layout.produces_output:
+    if case.num_denoising <= 0:
         if any(o is not None for o in outputs):
-            _fail(
-                f"expected (None, None, None, None) (num_denoising={case.num_denoising}, "
-                f"box counts {case.counts}); got {tuple(type(o).__name__ for o in outputs)}",
-                "structure.none_outputs",
-            )
+            _fail(f"expected (None, None, None, None) for num_denoising={case.num_denoising} (denoising off); got "
+                  f"{tuple(type(o).__name__ for o in outputs)}", "structure.none_outputs")
+        return
+    if not layout.produces_output:
+        _check_empty_batch(trial, outputs)
         return
     query_class, query_bbox, attn_mask, meta = outputs
     if query_class is None:
@@ -186,6 +188,27 @@ def check_structure(trial):
             f"= {layout.num_groups}",
             "structure.dn_num_group",
         )
+
+
+def _check_empty_batch(trial, outputs) -> None:
+    """An all-empty batch: recognise the convention, record it on the trial, and judge
+    it for consistency (each problem its own check id) and against a required one."""
+    from dnspec import conventions
+
+    recognised = conventions.recognise(outputs, trial.case)
+    if recognised is None:
+        _fail(f"for a batch with no boxes got {tuple(_describe(o) if o is not None else 'None' for o in outputs)}: "
+              f"none of the known conventions ({', '.join(conventions.TITLES)})", "structure.empty_batch")
+    trial.observations["empty_batch"] = recognised.convention
+    failures = [PropertyViolation(f"empty-batch convention {recognised.convention}: {message}",
+                                  f"structure.empty_batch.{recognised.convention}.{problem}")
+                for problem, message in recognised.problems]
+    required = trial.required_convention
+    if required and recognised.convention != required and not failures:
+        failures.append(PropertyViolation(
+            f"for a batch with no boxes it returns {conventions.TITLES[recognised.convention]}, but "
+            f"{conventions.TITLES[required]} is required (--convention)", "structure.empty_batch.convention"))
+    raise_all(failures)
 
 
 def _produced(trial, key: CallKey = CallKey()):
@@ -615,9 +638,12 @@ def check_noiseless_matches_reference(trial):
     """With label_noise_ratio == 0 and box_noise_scale == 0 the call is deterministic and
     equals the reference's output exactly (boxes compared through the sigmoid, within
     the dtype's tolerance, for implementations that return logits at scale 0; boxes in
-    float32, RT-DETR's buffer, compared at the inputs' dtype's tolerance)."""
+    float32, RT-DETR's buffer, compared at the inputs' dtype's tolerance). An all-empty
+    batch is left to the structure check, which judges it by its convention."""
     key = CallKey(config=NOISE_FREE)
     case = trial.case_for(key)
+    if case.num_denoising > 0 and not layout_of(case).produces_output:
+        return
     got = outputs_of(trial, key)
     expected = trial.reference(key)
     check = "noiseless_matches_reference"

@@ -56,12 +56,21 @@ def verdict_lines(report: VerifyReport) -> list[str]:
         return [f"ERROR     {report.error}"]
     width = max([len(r.label) for r in report.outcomes] + [20])
     lines = [f"compatibility: {report.compatibility}"] if report.compatibility else []
+    lines += convention_lines(report)
     lines += [outcome_line(record, width) for record in report.outcomes]
     for divergence in report.divergences:
         lines += [""] + divergence_block(divergence)
     if report.divergences:
         lines.append("")
     return lines + closing_lines(report)
+
+
+def convention_lines(report: VerifyReport) -> list[str]:
+    """One line per convention the implementation follows (a convention is never a failure)."""
+    from dnspec.conventions import TITLES
+
+    name = report.conventions.get("empty_batch")
+    return [f"empty-batch convention: {TITLES.get(name, name)}"] if name else []
 
 
 def closing_lines(report: VerifyReport) -> list[str]:
@@ -102,6 +111,7 @@ def markdown(report: VerifyReport) -> str:
     out += [f"**{summary_line(report)}**", ""]
     if report.compatibility:
         out += [f"Compatibility: {report.compatibility}.", ""]
+    out += [f"{line[0].upper()}{line[1:]}.\n" for line in convention_lines(report)]
     out += ["| status | property | family | result |", "| --- | --- | --- | --- |"]
     for r in report.outcomes:
         text = r.message or r.summary

@@ -102,6 +102,7 @@ class RunResult:
     hypothesis_seed: int | None
     calls: int = 0
     same_seed: tuple[int, int] = (0, 0)  # generated cases whose outputs equal the reference's, of those compared
+    conventions: dict = field(default_factory=dict)  # {"empty_batch": "dummy_group"}: consistent conventions seen
 
 
 class PropertySkipped(Exception):
@@ -206,7 +207,7 @@ def sweep(impl, regime: str, checks: list[tuple[Property, object]], options: Run
     ``stop_early``: stop checking a property at its first failure (a verdict is all that
     is wanted: the self-test)."""
     cells = {label(p, v): Cell(label(p, v), regime) for p, v in checks}
-    stats = {"calls": 0, "cases": 0, "same_seed": [0, 0]}
+    stats = {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}}
     explicit = Phase.explicit in settings.default.phases
 
     def one_case(case):
@@ -215,7 +216,7 @@ def sweep(impl, regime: str, checks: list[tuple[Property, object]], options: Run
             return
         for bucket in edge_case_buckets(case):
             event(bucket)
-        trial = Trial(impl, case)
+        trial = Trial(impl, case, required_convention=options.convention)
         stats["cases"] += 1
         for prop, variant in pending:
             cell = cells[label(prop, variant)]
@@ -236,6 +237,8 @@ def sweep(impl, regime: str, checks: list[tuple[Property, object]], options: Run
             except Exception:  # whatever the outputs are, they are not the reference's numbers
                 pass
         stats["calls"] += trial.calls
+        for name, seen in trial.observations.items():
+            stats["observed"].setdefault(name, {}).setdefault(seen, case)
 
     test = _hypothesis_test(one_case, regime, impl, options, max_examples, seed, explicit, shrink=False)
     with calls_limited(options):
@@ -254,7 +257,7 @@ def shrink(impl, prop: Property, variant, regime: str, signature: Signature, opt
     last: list[Finding] = []
 
     def one_case(case):
-        trial = Trial(impl, case)
+        trial = Trial(impl, case, required_convention=options.convention)
         try:
             _check(prop, variant, trial)
         except KeyboardInterrupt:
@@ -325,6 +328,7 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
     seconds: dict[str, float] = {}
     calls = 0
     same_seed = [0, 0]
+    observed: dict[str, dict] = {}  # e.g. {"empty_batch": {"dummy_group": (regime, first case)}}
     compare = not impl.fixes_advisories and not stop_early
     for regime in regime_names if checks else []:
         on_stage(f"sweeping {regime_registry.title(regime)}")
@@ -333,6 +337,9 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
                              stop_early=stop_early, compare_reference=compare)
         cells[regime] = found
         calls += stats["calls"]
+        for name, seen in stats["observed"].items():
+            for value, case in seen.items():
+                observed.setdefault(name, {}).setdefault(value, (regime, case))
         same_seed = [a + b for a, b in zip(same_seed, stats["same_seed"])]
         elapsed = time.perf_counter() - started
         for name in found:
@@ -348,6 +355,7 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
         fixed[prop.name] = fixed_workload(prop, impl, options)
         seconds[prop.name] = time.perf_counter() - started
     findings = [f for by_label in cells.values() for cell in by_label.values() for f in cell.findings.values()]
+    findings += _mixed_conventions(observed)
     findings += [f for status, _, _, found in fixed.values() for f in found]
     divergences = classify(findings, {label(p, v): i for i, (p, v, _) in enumerate(selected)})
     if not stop_early and Phase.shrink in settings.default.phases:
@@ -371,8 +379,23 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
                 message = "; ".join(_property_line(prop, d, [f for f in d.findings if f.label == name]) for d in divergences if d.number in numbers)
             outcomes.append(Outcome(prop, variant, status, message, details, seconds.get(name, 0.0),
                                     {"fixed workload": status}, numbers))
+    conventions = {name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1}
     return RunResult(outcomes, divergences, compatibility_line(impl, outcomes, divergences, tuple(same_seed)), seed,
-                     calls, tuple(same_seed))
+                     calls, tuple(same_seed), conventions)
+
+
+def _mixed_conventions(observed: dict) -> list[Finding]:
+    """A builder that answers all-empty batches in two ways is inconsistent: one finding
+    of the structure property (on the case of the second way)."""
+    from dnspec import conventions
+
+    seen = observed.get("empty_batch", {})
+    if len(seen) < 2:
+        return []
+    (first, (_, first_case)), (second, (regime, case)) = list(seen.items())[:2]
+    message = (f"for batches with no boxes it returns {conventions.TITLES[first]} on some ({first_case!r}) and "
+               f"{conventions.TITLES[second]} on others: one convention, please")
+    return [Finding("structure", Signature(VIOLATES, "structure.empty_batch.mixed"), message, case, regime)]
 
 
 def _choose_example(divergence: Divergence, impl, options, base, seed, shrink_it: bool = True) -> None:

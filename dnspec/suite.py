@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from dnspec import advisories, agreement, bad_input_family, distributions, invariants
+from dnspec import advisories, agreement, bad_input_family, distributions, gradients, invariants
 
 CONTRACT, AGREEMENT, STATISTICAL, ADVISORY = "contract", "agreement", "statistical", "advisory"
 GENERATED_KINDS = (CONTRACT, AGREEMENT)  # checked on generated cases, in every regime
@@ -38,6 +38,7 @@ class RunOptions:
     seed: int | None = None
     time_limit_s: float | None = None
     threads: int = 1  # torch intra-op threads while checking (the cases are small: waking threads costs more)
+    convention: str | None = None  # an empty-batch convention every all-empty batch must follow (None: any known one)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Property:
     requires: Callable = field(default=lambda impl, options, variant: None)
     variants: Callable = field(default=lambda impl, options: [None])
     forces: frozenset = frozenset()
+    enforced_by_fixes: bool = True  # an advisory that fixes_advisories implementations are held to
 
     def skip_reason(self, impl, options: RunOptions, variant=None) -> str | None:
         return self.requires(impl, options, variant)
@@ -125,6 +127,18 @@ PROPERTIES: tuple[Property, ...] = (
     Property("dtype_agreement", "device/dtype", AGREEMENT,
              "outputs come back in the inputs' dtype and agree with the float64 run within the dtype's tolerance",
              agreement.check_dtype_agreement, requires=_dtype_supported, variants=_dtype_variants),
+    Property("class_embed_gradient", "autograd", CONTRACT,
+             "with class_embed requiring grad the class queries require grad, and a backward pass puts on each weight row the scatter-add of the cotangents of the queries carrying that class",
+             gradients.check_class_embed_gradient),
+    Property("padding_row_gradient", "autograd", CONTRACT,
+             "the padding row of class_embed.weight (padding_idx = num_classes) receives zero gradient",
+             gradients.check_padding_row_gradient),
+    Property("no_grad_outputs", "autograd", CONTRACT,
+             "a call under torch.no_grad works and returns outputs that do not require grad",
+             gradients.check_no_grad_outputs),
+    Property("autocast_outputs", "autograd", CONTRACT,
+             "a call under torch.autocast (bfloat16 on the CPU, float16 on CUDA) works and returns finite class queries and boxes",
+             gradients.check_autocast_outputs),
     Property("label_flip_rate", "label statistics", STATISTICAL,
              "labels change at rate ratio/2 * (1 - 1/num_classes) on positive and on negative rows, never on padding (binomial, alpha 1e-6)",
              distributions.check_label_flip_rate),
@@ -146,6 +160,9 @@ PROPERTIES: tuple[Property, ...] = (
     Property("no_collapsed_boxes", "advisories", ADVISORY,
              "noised boxes whose corners cross are not collapsed to side 1e-5 (upstream: ~1/4 of negatives per axis)",
              advisories.check_no_collapsed_boxes),
+    Property("empty_batch_in_graph", "advisories", ADVISORY,
+             "an all-empty batch keeps class_embed in the autograd graph, so DDP ranks stay in step (upstream: four Nones; RT-DETR #672, lightly-train #446)",
+             advisories.check_empty_batch_in_graph, enforced_by_fixes=False),
     Property("label_flip_rate_is_ratio", "advisories", ADVISORY,
              "the label changes with probability ratio/2 exactly (upstream: ratio/2 * (1 - 1/num_classes))",
              advisories.check_label_flip_rate),
@@ -161,7 +178,7 @@ FAMILIES = tuple(dict.fromkeys(p.family for p in PROPERTIES))
 def enforced(prop: Property, impl, options: RunOptions) -> bool:
     """Whether a violation of ``prop`` fails: always, except for advisories, which fail
     only under ``strict`` or for an implementation that declares ``fixes_advisories``."""
-    return prop.kind != ADVISORY or options.strict or impl.fixes_advisories
+    return prop.kind != ADVISORY or options.strict or (impl.fixes_advisories and prop.enforced_by_fixes)
 
 
 def variant_name(variant) -> str:

@@ -35,13 +35,19 @@ class CallKey:
     dtype: torch.dtype | None = None  # None: the case's dtype
     injected: bool = False  # with the trial's injected draw (cast to the call's dtype and device)
     repeat: int = 0
+    grad: bool = False  # under autograd (every other call runs under torch.no_grad, as inference would)
+    autocast: bool = False  # under torch.autocast (bfloat16 on the CPU, float16 on CUDA)
 
 
 class Trial:
     """The calls one case needs, made on demand and memoized (see the module docstring)."""
 
-    def __init__(self, impl, case):
+    def __init__(self, impl, case, required_convention: str | None = None):
         self.impl, self.case = impl, case
+        self.required_convention = required_convention  # e.g. "four_nones" under --convention rtdetr
+        self.observations: dict[str, str] = {}  # what a check saw that is not a failure (the empty-batch convention)
+        self.memo: dict[str, object] = {}  # work several checks share (one backward pass)
+        self.args: dict[CallKey, tuple] = {}  # the arguments each call was given (after it returned)
         self._outputs: dict[CallKey, object] = {}
         self._reference: dict[CallKey, object] = {}
         self._draw: NoiseDraw | None = None
@@ -112,10 +118,13 @@ class Trial:
         case = self.case_for(key)
         args = case.args()
         kwargs = {"noise": self.draw(case)} if key.injected and _produces_output(case) else {}
+        if key.grad or key.autocast:
+            fn = _Under(fn, key, torch.device(case.device).type)
         try:
             outputs = call_implementation(fn, case, args=args, **kwargs)
         except AssertionError as error:  # ImplementationError, ImplementationTimeout
             return _Raised(error)
+        self.args[key] = args
         if keep_args:
             self.main_args = args
         if kwargs:
@@ -126,6 +135,27 @@ class Trial:
 
     def called_main(self) -> bool:
         return CallKey() in self._outputs
+
+
+class _Under:
+    """``fn`` called with autograd on (dnspec.calling calls under torch.no_grad) and/or
+    under torch.autocast; keeps ``fn``'s name (the hang record is keyed by it)."""
+
+    AUTOCAST_DTYPE = {"cpu": torch.bfloat16, "cuda": torch.float16}
+
+    def __init__(self, fn, key: CallKey, device_type: str):
+        self.fn, self.key, self.device_type = fn, key, device_type
+        self.name = getattr(fn, "name", repr(fn))
+
+    def __call__(self, *args, **kwargs):
+        import contextlib
+
+        with contextlib.ExitStack() as stack:
+            if self.key.grad:
+                stack.enter_context(torch.enable_grad())
+            if self.key.autocast:
+                stack.enter_context(torch.autocast(self.device_type, dtype=self.AUTOCAST_DTYPE.get(self.device_type, torch.bfloat16)))
+            return self.fn(*args, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -368,6 +368,33 @@ def test_builtin_names():
     plain, fixed = load_implementation("fast"), load_implementation("fast-fixed")
     assert plain.accepts_noise and not plain.fixes_advisories
     assert fixed.accepts_noise and fixed.fixes_advisories and fixed.fn.keywords == {"fix_upstream": True}
+    ddp, fixed_ddp = load_implementation("fast-ddp"), load_implementation("fast-fixed-ddp")
+    assert ddp.fn.keywords == {"empty_batch": "dummy"} and not ddp.fixes_advisories
+    assert fixed_ddp.fn.keywords == {"fix_upstream": True, "empty_batch": "dummy"} and fixed_ddp.fixes_advisories
+
+
+@pytest.mark.parametrize("fix_upstream", [False, True])
+def test_dummy_group_for_an_all_empty_batch(fix_upstream):
+    """empty_batch="dummy": one masked padding pair per image from class_embed (so a
+    backward pass reaches it, zero on the padding row), no positives, the object queries
+    blind to it; with or without an injected draw; four Nones by default."""
+    empty = {"labels": torch.zeros(0, dtype=torch.int64), "boxes": torch.zeros(0, 4)}
+    case = CdnCase(targets=(empty, empty, empty), num_classes=4, num_queries=5, num_denoising=10, seed=3)
+    assert case.call(fast) == (None, None, None, None)
+    class_embed = case.class_embed()
+    with torch.enable_grad():
+        query_class, boxes, mask, meta = fast(*case.args(class_embed), fix_upstream=fix_upstream, empty_batch="dummy")
+    assert query_class.shape == (3, 2, case.embed_dim) and bool((query_class == class_embed.weight[4]).all())
+    query_class.sum().backward()
+    assert class_embed.weight.grad is not None and not bool(class_embed.weight.grad.any())
+    assert boxes.shape == (3, 2, 4) and bool(torch.isfinite(boxes).all())
+    assert mask.shape == (7, 7) and bool(mask[2:, :2].all()) and not bool(mask[:2].any())
+    assert meta["dn_num_split"] == [2, 5] and meta["dn_num_group"] == 1
+    assert [len(p) for p in meta["dn_positive_idx"]] == [0, 0, 0]
+    injected = fast(*case.args(), noise=draw_noise(3, 2, 4, 0.5, 1.0), empty_batch="dummy", fix_upstream=fix_upstream)
+    assert torch.equal(injected[1], boxes) and torch.equal(injected[2], mask)
+    with pytest.raises(ValueError, match="empty_batch"):
+        fast(*case.args(), empty_batch="maybe")
 
 
 # --- CUDA ----------------------------------------------------------------------------------

@@ -75,6 +75,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--regime", nargs="+", default=None, metavar="NAME", choices=REGIME_NAMES,
                         help=f"sweep only these input regimes ({', '.join(REGIME_NAMES)}; default all)")
     parser.add_argument("--report", default=None, metavar="FILE", help="also write the report to FILE.md (markdown) or FILE.json")
+    parser.add_argument("--convention", choices=("rtdetr",), default=None,
+                        help="require RT-DETR's answer to an all-empty batch, four Nones (default: any known "
+                             "convention, checked for consistency and named in the verdict)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="torch intra-op threads during the run (default 1: the cases are small, and waking threads "
                              "costs more than they save)")
@@ -270,6 +273,8 @@ def command_line(args, only: str | None = None, regime: str | None = None, seed:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if args.strict:
         parts.append("--strict")
+    if args.convention:
+        parts += ["--convention", args.convention]
     if args.no_pinned:
         parts.append("--no-pinned")
     if args.no_shrink:
@@ -437,12 +442,13 @@ def _run(args) -> int:
     options = RunOptions(
         device=args.device, dtype=getattr(torch, args.dtype), strict=args.strict,
         max_examples=args.max_examples, seed=args.seed, time_limit_s=time_limit, threads=args.threads,
+        convention="four_nones" if args.convention == "rtdetr" else None,
     )
     report.implementation = _implementation_info(impl)
     report.options = {
         "profile": profile, "max_examples": args.max_examples, "seed": args.seed, "device": args.device,
         "dtype": args.dtype, "strict": args.strict, "time_limit_s": time_limit, "only": names or [],
-        "regimes": args.regime or [],
+        "regimes": args.regime or [], "convention": args.convention,
     }
     signature = signature_problem(impl)
     if signature:
@@ -468,6 +474,7 @@ def _run(args) -> int:
         result = runner.run(tested, options, names, args.regime, on_stage=on_stage, selected=selected)
 
     report.compatibility = result.compatibility
+    report.conventions = dict(result.conventions)
     report.calls, report.hypothesis_seed = result.calls, result.hypothesis_seed
     for divergence in result.divergences:
         report.divergences.append(DivergenceRecord.from_divergence(divergence, replay_hint(args, divergence, profile, result.hypothesis_seed)))

@@ -30,6 +30,7 @@ from dataclasses import replace
 import torch
 
 from dnspec.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
+from dnspec.decode import recover_labels
 from dnspec.noise import NoiseDraw
 from dnspec.reference import NO_OUTPUT, build_from_noise, get_contrastive_denoising_training_group as reference
 from dnspec.specs import Implementation
@@ -244,7 +245,18 @@ def _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, l
     elif bug != "boxes_only_when_noised":  # BUG (boxes_only_when_noised): unassigned at scale 0: UnboundLocalError
         noised_bbox = input_query_bbox
 
-    input_query_class = class_embed(input_query_class)
+    if bug == "weight_lookup":
+        input_query_class = class_embed.weight[input_query_class]  # BUG: bypasses padding_idx: the padding row gets gradient
+    elif bug == "autocast_index_put":
+        # BUG: the class queries go through a matmul (bfloat16 under autocast) into a buffer of the weight's
+        # dtype with index_put: fine in float32, "Index put requires the source and destination dtypes match" under autocast
+        rows = class_embed(input_query_class)
+        out = torch.zeros_like(rows)
+        eye = torch.eye(rows.shape[-1], dtype=rows.dtype, device=rows.device)
+        out[torch.ones(rows.shape[:-1], dtype=torch.bool, device=rows.device)] = (rows @ eye).reshape(-1, rows.shape[-1])
+        input_query_class = out
+    else:
+        input_query_class = class_embed(input_query_class)
 
     tgt_size = num_dn + num_queries
     attn_mask = torch.full([tgt_size, tgt_size], False, dtype=torch.bool, device=device)
@@ -285,18 +297,105 @@ def float_mask(outputs, call):
 
 
 @_wraps_reference
-def outputs_for_empty_batch(outputs, call):
-    """Empty tensors instead of (None,)*4 when no image has a box."""
+def empty_group_convention(outputs, call):
+    """lightly-train after PR #446: zero-width outputs for an all-empty batch (a convention,
+    and DDP-safe: class_embed is still called)."""
     if outputs[0] is not None or call["num_denoising"] <= 0:
         return outputs
-    # BUG: zero-row outputs instead of (None, None, None, None)
     bs, q, embed = len(call["targets"]), call["num_queries"], call["class_embed"]
+    device = call["targets"][0]["labels"].device
     return (
-        embed.weight.new_zeros(bs, 0, embed.weight.shape[1]),
-        torch.zeros(bs, 0, 4, dtype=_box_dtype(call["targets"])),
-        torch.zeros(q, q, dtype=torch.bool),
-        {"dn_positive_idx": tuple(torch.zeros(0, dtype=torch.int64) for _ in range(bs)), "dn_num_group": 1, "dn_num_split": [0, q]},
+        embed(torch.zeros(bs, 0, dtype=torch.int64, device=device)),
+        torch.zeros(bs, 0, 4, dtype=_box_dtype(call["targets"]), device=device),
+        torch.zeros(q, q, dtype=torch.bool, device=device),
+        {"dn_positive_idx": tuple(torch.zeros(0, dtype=torch.int64, device=device) for _ in range(bs)),
+         "dn_num_group": 1, "dn_num_split": [0, q]},
     )
+
+
+def _empty_batch(call) -> bool:
+    return call["num_denoising"] > 0 and max((len(t["labels"]) for t in call["targets"]), default=0) == 0
+
+
+def _dummy(call):
+    from dnspec.conventions import dummy_group
+
+    return dummy_group(call["targets"], call["num_classes"], call["num_queries"], call["class_embed"],
+                       logit_space=call["box_noise_scale"] > 0)
+
+
+@_wraps_reference
+def dummy_group_convention(outputs, call):
+    """RT-DETRv2 after PR #684: a dummy group (one masked padding pair per image) for an
+    all-empty batch (a convention, not a bug)."""
+    return _dummy(call) if _empty_batch(call) else outputs
+
+
+@_wraps_reference
+def meta_only_convention(outputs, call):
+    """D-FINE: (None, None, None, dn_meta) with no groups for an all-empty batch (a convention)."""
+    if not _empty_batch(call):
+        return outputs
+    return None, None, None, {"dn_positive_idx": None, "dn_num_group": 0, "dn_num_split": [0, call["num_queries"]]}
+
+
+@_wraps_reference
+def dummy_visible_to_object_queries(outputs, call):
+    """The dummy group, but the object queries may attend to the dummy pair."""
+    if not _empty_batch(call):
+        return outputs
+    query_class, boxes, mask, meta = _dummy(call)
+    mask = mask.clone()
+    mask[2:, :2] = False  # BUG: the object queries see the dummy rows
+    return query_class, boxes, mask, meta
+
+
+@_wraps_reference
+def dummy_row_listed_as_positive(outputs, call):
+    """The dummy group, but each image's dummy positive row is listed in dn_positive_idx."""
+    if not _empty_batch(call):
+        return outputs
+    query_class, boxes, mask, meta = _dummy(call)
+    # BUG: the dummy pair is padding, never a positive
+    return query_class, boxes, mask, {**meta, "dn_positive_idx": tuple(torch.tensor([0]) for _ in call["targets"])}
+
+
+@_wraps_reference
+def dummy_group_out_of_graph(outputs, call):
+    """A consistent dummy group, but its class queries are a detached copy of the padding
+    row: the shape of RT-DETRv2's fix without its point (class_embed stays out of the graph)."""
+    if not _empty_batch(call):
+        return outputs
+    query_class, boxes, mask, meta = _dummy(call)
+    return query_class.detach(), boxes, mask, meta  # BUG: DDP still sees an unused parameter
+
+
+@_wraps_reference
+def meta_only_wrong_split(outputs, call):
+    """Meta only, but dn_num_split still counts the two rows of a dummy pair."""
+    if not _empty_batch(call):
+        return outputs
+    # BUG: no denoising rows are returned, yet the split says 2
+    return None, None, None, {"dn_positive_idx": None, "dn_num_group": 0, "dn_num_split": [2, call["num_queries"]]}
+
+
+@_wraps_reference
+def detached_class_queries(outputs, call):
+    """``class_embed(labels).detach()``: "no need to backprop through noise"."""
+    if outputs[0] is None:
+        return outputs
+    return (outputs[0].detach(), *outputs[1:])  # BUG: the denoising label embedding never trains
+
+
+@_wraps_reference
+def grad_under_no_grad(outputs, call):
+    """Re-enables autograd for its class-embedding lookup, even under torch.no_grad."""
+    if outputs[0] is None:
+        return outputs
+    labels = recover_labels(outputs[0], call["class_embed"].weight.detach())[0]
+    with torch.enable_grad():  # BUG: an inference call builds a graph (and keeps the embedding alive)
+        query_class = call["class_embed"](labels)
+    return (query_class, *outputs[1:])
 
 
 @_wraps_reference
@@ -453,7 +552,7 @@ def skips_validation(targets, num_classes, num_queries, class_embed, num_denoisi
 FIXES = frozenset({"logit_at_scale_0", "reorder_corners", "other_class"})
 
 DIFF = {"noiseless_matches_reference", "injected_noise_matches_reference"}
-ADVISORIES = {"box_output_space", "no_collapsed_boxes", "label_flip_rate_is_ratio"}
+ADVISORIES = {"box_output_space", "no_collapsed_boxes", "label_flip_rate_is_ratio"}  # the ones fixes_advisories holds
 
 
 def _impl(name, fn, *, accepts_noise=True, **kwargs) -> Implementation:
@@ -469,13 +568,16 @@ CONTROLS: dict[str, Implementation] = {
     "float32_boxes_control": _impl("float32-boxes-control", boxes_always_float32),
     # the published function's dtype behaviour, a black box (no noise= keyword)
     "published_float32_buffer": _impl("published-float32-buffer", float32_box_buffer, accepts_noise=False),
+    # the empty-batch conventions of real forks (dnspec.conventions)
+    "dummy_group_convention": _impl("dummy-group-convention", dummy_group_convention),
+    "meta_only_convention": _impl("meta-only-convention", meta_only_convention),
+    "empty_group_convention": _impl("empty-group-convention", empty_group_convention),
 }
 
 BROKEN: dict[str, tuple[Implementation, set[str]]] = {
     # structure
     "group_count_not_floored": (_impl("group-count-not-floored", group_count_not_floored), {"structure", *DIFF}),
     "float_mask": (_impl("float-mask", float_mask), {"structure"}),
-    "outputs_for_empty_batch": (_impl("outputs-for-empty-batch", outputs_for_empty_batch), {"structure", "noiseless_matches_reference"}),
     "split_off_by_one": (_impl("split-off-by-one", split_off_by_one), {"structure", *DIFF}),
     # attention mask
     "groups_see_each_other": (_impl("groups-see-each-other", groups_see_each_other), {"attention_mask", *DIFF}),
@@ -511,7 +613,7 @@ BROKEN: dict[str, tuple[Implementation, set[str]]] = {
     "boxes_in_half_precision": (_impl("boxes-in-half-precision", boxes_in_half_precision),
                                 {"structure", "dtype_agreement[float32]", "dtype_agreement[bfloat16]"}),
     # advisories: upstream's quirks under strict; a builder claiming the fixes must hold them without strict
-    "upstream_quirks": (_impl("upstream-quirks", reference), set(ADVISORIES)),
+    "upstream_quirks": (_impl("upstream-quirks", reference), {*ADVISORIES, "empty_batch_in_graph"}),
     "claims_fixes_but_does_not": (_impl("claims-fixes-but-does-not", reference, fixes_advisories=True),
                                   {*ADVISORIES, "boxes", "noiseless_matches_reference", "label_flip_rate"}),
     "fixed_but_box_space_at_scale_0": (_impl("fixed-but-box-space-at-scale-0", _copy(fixes=FIXES - {"logit_at_scale_0"}), fixes_advisories=True),
@@ -521,6 +623,16 @@ BROKEN: dict[str, tuple[Implementation, set[str]]] = {
     "fixed_but_flips_to_any_class": (_impl("fixed-but-flips-to-any-class", _copy(fixes=FIXES - {"other_class"}), fixes_advisories=True),
                                      {"label_flip_rate_is_ratio", "label_flip_rate"}),
     "skips_validation": (_impl("skips-validation", skips_validation), {"bad_input"}),
+    # training-loop bugs: forward values exactly right
+    "detached_class_queries": (_impl("detached-class-queries", detached_class_queries), {"class_embed_gradient"}),
+    "weight_lookup": (_impl("weight-lookup", _copy("weight_lookup")), {"padding_row_gradient"}),
+    "grad_under_no_grad": (_impl("grad-under-no-grad", grad_under_no_grad), {"no_grad_outputs"}),
+    "autocast_index_put": (_impl("autocast-index-put", _copy("autocast_index_put")), {"autocast_outputs"}),
+    # empty-batch conventions broken (test_divergences.py checks each is caught by its own check)
+    "dummy_visible_to_object_queries": (_impl("dummy-visible-to-object-queries", dummy_visible_to_object_queries), {"structure"}),
+    "dummy_row_listed_as_positive": (_impl("dummy-row-listed-as-positive", dummy_row_listed_as_positive), {"structure"}),
+    "meta_only_wrong_split": (_impl("meta-only-wrong-split", meta_only_wrong_split), {"structure"}),
+    "dummy_group_out_of_graph": (_impl("dummy-group-out-of-graph", dummy_group_out_of_graph), {"empty_batch_in_graph"}),
     # bugs that live in one regime (properties/selftest/test_divergences.py checks they stay there)
     "boxes_only_when_noised": (_impl("boxes-only-when-noised", _copy("boxes_only_when_noised")),
                                {"structure", "boxes", "noiseless_matches_reference"}),

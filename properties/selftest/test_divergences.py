@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from dataclasses import replace
+
+from dnspec.conventions import DUMMY_GROUP, EMPTY_GROUP, FOUR_NONES, META_ONLY
 from dnspec.regimes import COMMON, NAMES
 from dnspec.runner import run
 from dnspec.suite import GENERATED_KINDS, RunOptions
@@ -114,3 +117,58 @@ def test_a_common_regime_bug_says_so(results):
     # the noise-free and injected differential checks see the same wrong mask: folded into it
     folded = next(d for d in result.divergences if d.name == "attention_mask.object_queries_see_dn")
     assert {"attention_mask", "noiseless_matches_reference", "injected_noise_matches_reference"} <= set(folded.labels)
+
+
+# --- empty-batch conventions (dnspec.conventions) ---------------------------------------------
+
+CONVENTION_CONTROLS = {
+    "reference": FOUR_NONES,
+    "dummy_group_convention": DUMMY_GROUP,
+    "meta_only_convention": META_ONLY,
+    "empty_group_convention": EMPTY_GROUP,
+}
+
+
+@pytest.mark.parametrize("name", CONVENTION_CONTROLS)
+def test_each_convention_conforms_and_is_named(results, name):
+    """A correct copy using any of the forks' conventions conforms, its convention named;
+    the DDP advisory holds for the conventions that keep class_embed in the graph."""
+    result = results(name)
+    assert not result.divergences, [d.title for d in result.divergences]
+    assert result.conventions == {"empty_batch": CONVENTION_CONTROLS[name]}
+    ddp = next(o for o in result.outcomes if o.prop.name == "empty_batch_in_graph")
+    assert ddp.status == ("pass" if CONVENTION_CONTROLS[name] in (DUMMY_GROUP, EMPTY_GROUP) else "advisory")
+
+
+@pytest.mark.parametrize("name", ["dummy_group_convention", "meta_only_convention", "empty_group_convention"])
+def test_convention_rtdetr_makes_other_conventions_fail(name):
+    impl = CONTROLS[name]
+    result = run(impl, replace(OPTIONS, convention=FOUR_NONES), regimes=["all_images_empty"])
+    assert [d.name for d in result.divergences] == ["structure.empty_batch.convention"]
+    assert next(o for o in result.outcomes if o.label == "structure").status == "fail"
+
+
+@pytest.mark.parametrize("name, check", [
+    ("dummy_visible_to_object_queries", "structure.empty_batch.dummy_group.visible"),
+    ("dummy_row_listed_as_positive", "structure.empty_batch.dummy_group.positive_row"),
+    ("meta_only_wrong_split", "structure.empty_batch.meta_only.split"),
+])
+def test_an_inconsistent_convention_is_caught_by_its_own_check(results, name, check):
+    """Each broken convention is one divergence, named by the consistency check meant for
+    it (not by a rule that would also reject a correct convention), in the all-empty
+    regime only."""
+    result = results(name)
+    assert [d.name for d in result.divergences] == [check]
+    assert result.divergences[0].regime_sets == [frozenset({"all_images_empty"})]
+
+
+@pytest.mark.parametrize("name, check", [
+    ("detached_class_queries", "autograd.detached"),
+    ("weight_lookup", "autograd.padding_row"),
+    ("grad_under_no_grad", "autograd.grad_under_no_grad"),
+])
+def test_a_training_loop_bug_is_caught_by_its_own_check(results, name, check):
+    """Forward values exactly right, so nothing but the autograd checks can see these."""
+    result = results(name)
+    assert [d.name for d in result.divergences] == [check]
+    assert result.divergences[0].in_common_regime

@@ -123,6 +123,8 @@ def _expected_control_status(impl, prop, variant) -> str:
         return "skip"
     if prop.name == "injected_noise_matches_reference" and impl.fixes_advisories:
         return "skip"  # departs from the reference under a draw by design
+    if prop.name == "empty_batch_in_graph":
+        return "advisory"  # four Nones for an all-empty batch, as RT-DETR: never enforced by fixes_advisories
     if prop.kind == ADVISORY and not impl.fixes_advisories and prop.name != "bad_input":
         return "advisory"  # the upstream quirks, reported but not enforced
     return "pass"
