@@ -12,6 +12,8 @@ Options:
 
   --regime NAME          input regimes to check contract properties in (repeatable;
                          default: the common regime and every edge regime)
+  --convention rtdetr    require RT-DETR's four Nones for an all-empty batch (default: any
+                         known empty-batch convention, checked for consistency)
 
 Tests take the fixtures ``impl`` (parametrized over --impl via pytest_generate_tests,
 as kornia does), ``regime`` (parametrized over the input regimes of
@@ -45,6 +47,8 @@ def pytest_addoption(parser):
     group.addoption("--dtype", default="float32", choices=sorted(DTYPES),
                     help="dtype of the generated boxes and class embedding (default: float32)")
     group.addoption("--dnspec-profile", default=None, help="Hypothesis profile: ci, dev or thorough")
+    group.addoption("--convention", default=None, choices=["rtdetr"],
+                    help="require RT-DETR's four Nones for an all-empty batch (default: any known convention)")
     group.addoption("--regime", action="append", default=None, metavar="NAME",
                     help="input regime(s) for the contract properties (repeatable; default: all of dnspec.regimes.NAMES)")
 
@@ -91,6 +95,7 @@ def options(request):
         device=request.config.getoption("device"),
         dtype=DTYPES[request.config.getoption("dtype")],
         strict=request.config.getoption("strict_advisories"),
+        convention="four_nones" if request.config.getoption("convention") == "rtdetr" else None,
     )
 
 

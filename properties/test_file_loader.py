@@ -117,3 +117,4 @@ def test_the_dfine_pattern_reports_the_scale_0_crash_once(capsys):
     assert out.count("cannot access local variable") == 1  # the crash's message, once
     structure = next(line for line in out.splitlines() if line.startswith("FAIL") and line.split()[1] == "structure")
     assert structure.endswith("holds except in box_noise_scale == 0 (divergence 2)")
+    assert "empty-batch convention: meta only: (None, None, None, dn_meta) with no groups (D-FINE, DEIM)" in out

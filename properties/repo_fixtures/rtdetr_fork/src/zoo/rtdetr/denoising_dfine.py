@@ -1,6 +1,7 @@
 """The D-FINE/DEIM pattern of RT-DETR's contrastive denoising group: the box output is
-assigned only under ``if box_noise_scale > 0`` (so scale 0 raises UnboundLocalError),
-and a crossed box's negative side is flipped to |w| instead of collapsing."""
+assigned only under ``if box_noise_scale > 0`` (so scale 0 raises UnboundLocalError), a
+crossed box's negative side is flipped to |w| instead of collapsing, and an all-empty
+batch returns its meta data only (D-FINE's convention)."""
 
 import torch
 
@@ -19,7 +20,8 @@ def get_contrastive_denoising_training_group(targets, num_classes, num_queries, 
     device = targets[0]["labels"].device
     max_gt_num = max(num_gts)
     if max_gt_num == 0:
-        return None, None, None, None
+        dn_meta = {"dn_positive_idx": None, "dn_num_group": 0, "dn_num_split": [0, num_queries]}
+        return None, None, None, dn_meta
 
     num_group = max(1, num_denoising // max_gt_num)
     bs = len(num_gts)
