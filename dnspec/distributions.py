@@ -214,3 +214,116 @@ def check_noise_independence(impl, seed: int = DEFAULT_SEED, device: str = "cpu"
     pairs["a positive row and its negative twin"] = (u[:, :-m][twins].flatten(), u[:, m:][twins].flatten())
     quartiles = lambda x: np.digitize(x, np.quantile(x, [0.25, 0.5, 0.75]))
     _independence(pairs, FALSE_ALARM / len(pairs), quartiles, "box noise")
+
+
+# --- the samples each check tests (for pictures; the checks above do not use these) ------------
+
+
+def label_flip_samples(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -> dict:
+    """What :func:`check_label_flip_rate` tests, on the same workload: per role, rows whose
+    label changed, rows in all and the binomial test's p-value; the expected rate, the
+    per-test alpha and how many padding rows changed class."""
+    case = uniform_boxes_case(5, 0.6, 1.0, seed, device=device)
+    labels, gt_labels, real = _labels(impl, case)
+    negative = layout_of(case).row_is_negative()[None, :].expand_as(real)
+    p0 = expected_flip_rate(0.6, 5, impl.fixes_advisories)
+    roles = {}
+    for role, rows in (("positive", real & ~negative), ("negative", real & negative)):
+        changed, total = int((labels != gt_labels)[rows].sum()), int(rows.sum())
+        roles[role] = {"changed": changed, "total": total, "p_value": float(stats.binomtest(changed, total, p0).pvalue)}
+    return {"roles": roles, "expected_rate": p0, "alpha": FALSE_ALARM / 2,
+            "padding_changed": int((labels != gt_labels)[~real].sum())}
+
+
+def replacement_samples(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -> dict:
+    """What :func:`check_replacement_uniform` tests: how often each of the classes 1..9
+    replaced label 0, and the chi-square test's p-value (nan when no label changed)."""
+    case = uniform_boxes_case(10, 1.0, 1.0, seed, labels="zero", device=device)
+    labels, gt_labels, real = _labels(impl, case)
+    counts = np.bincount(labels[real & (labels != gt_labels)].numpy(), minlength=10)[1:10]
+    p_value = float(stats.chisquare(counts).pvalue) if counts.sum() else float("nan")
+    return {"classes": list(range(1, 10)), "counts": counts.tolist(), "p_value": p_value, "alpha": FALSE_ALARM}
+
+
+def contingency(a, b, bins) -> tuple[np.ndarray, float]:
+    """The contingency table of two binned samples and its chi-square p-value (nan when a
+    row or column is empty), as :func:`_independence` computes them."""
+    a, b = bins(np.asarray(a)), bins(np.asarray(b))
+    size = int(max(a.max(), b.max())) + 1
+    table = np.zeros((size, size))
+    np.add.at(table, (a, b), 1)
+    if (table.sum(0) == 0).any() or (table.sum(1) == 0).any():
+        return table, float("nan")
+    return table, float(stats.chi2_contingency(table).pvalue)
+
+
+def label_noise_tables(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -> dict:
+    """What :func:`check_label_noise_independence` tests: per pair, the 2x2 contingency
+    table of "label changed" and its p-value; and the per-test alpha."""
+    case = uniform_boxes_case(5, 0.6, 1.0, seed, device=device)
+    labels, gt_labels, real = _labels(impl, case)
+    changed = (labels != gt_labels).to(torch.int64)
+    layout = layout_of(case)
+    width, m = 2 * layout.max_gt, layout.max_gt
+    positive = real & ~layout.row_is_negative()[None, :]
+    later = real[:, :-width] & real[:, width:]
+    twins = positive[:, :-m] & real[:, m:]
+    images = real[:-1] & real[1:]
+    pairs = {
+        "the same slot in consecutive groups": (changed[:, :-width][later], changed[:, width:][later]),
+        "a positive row and its negative twin": (changed[:, :-m][twins], changed[:, m:][twins]),
+        "consecutive images at the same row": (changed[:-1][images], changed[1:][images]),
+    }
+    tables = {name: contingency(a.numpy(), b.numpy(), lambda x: x) for name, (a, b) in pairs.items()}
+    return {"tables": tables, "alpha": FALSE_ALARM / len(pairs), "bins": ["kept", "changed"]}
+
+
+def box_magnitude_samples(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -> dict:
+    """What :func:`check_box_magnitudes` tests: |u| on positive rows and |u| - 1 on
+    negative rows (each should be U[0, 1)) with their KS p-values, and per coordinate
+    the positive displacements, the total and the binomial p-value; the per-test alpha."""
+    case, layout, u = _displacements(impl, seed, device)
+    real = layout.real_rows()
+    negative = layout.row_is_negative()[None, :].expand_as(real)
+    magnitudes = {}
+    for name, rows, shift in (("positive", real & ~negative, 0.0), ("negative", real & negative, 1.0)):
+        values = (u[rows].abs() - shift).flatten().numpy()
+        magnitudes[name] = {"values": values, "p_value": float(stats.kstest(values, "uniform").pvalue)}
+    signs = {}
+    for k, name in enumerate(("x1", "y1", "x2", "y2")):
+        column = u[..., k][real]
+        ups = int((column > 0).sum())
+        signs[name] = {"up": ups, "total": int(column.numel()), "p_value": float(stats.binomtest(ups, column.numel(), 0.5).pvalue)}
+    return {"magnitudes": magnitudes, "signs": signs, "alpha": FALSE_ALARM / 6}
+
+
+def box_noise_tables(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -> dict:
+    """What :func:`check_noise_independence` tests: per pair, the 4x4 contingency table of
+    quartiles of the signed u and its p-value; and the per-test alpha."""
+    case, layout, u = _displacements(impl, seed, device)
+    real = layout.real_rows()
+    negative = layout.row_is_negative()[None, :].expand_as(real)
+    group_width, m = 2 * layout.max_gt, layout.max_gt
+    pairs = {}
+    for role, rows in (("positive", real & ~negative), ("negative", real & negative)):
+        later = rows[:, group_width:] & rows[:, :-group_width]
+        both_images = rows[:-1] & rows[1:]
+        pairs[f"coordinates x1 and y1 of a {role} row"] = (u[..., 0][rows], u[..., 1][rows])
+        pairs[f"corners x1 and x2 of a {role} row"] = (u[..., 0][rows], u[..., 2][rows])
+        pairs[f"the same {role} slot in consecutive groups"] = (u[:, :-group_width][later].flatten(), u[:, group_width:][later].flatten())
+        pairs[f"consecutive images at the same {role} row"] = (u[:-1][both_images].flatten(), u[1:][both_images].flatten())
+    twins = (real & ~negative)[:, :-m] & real[:, m:]
+    pairs["a positive row and its negative twin"] = (u[:, :-m][twins].flatten(), u[:, m:][twins].flatten())
+    quartiles = lambda x: np.digitize(x, np.quantile(x, [0.25, 0.5, 0.75]))
+    tables = {name: contingency(a.numpy(), b.numpy(), quartiles) for name, (a, b) in pairs.items()}
+    return {"tables": tables, "alpha": FALSE_ALARM / len(pairs), "bins": ["q1", "q2", "q3", "q4"]}
+
+
+# property name -> the helper returning the samples it tests
+SAMPLES = {
+    "label_flip_rate": label_flip_samples,
+    "replacement_uniform": replacement_samples,
+    "label_noise_independence": label_noise_tables,
+    "box_magnitudes": box_magnitude_samples,
+    "noise_independence": box_noise_tables,
+}
