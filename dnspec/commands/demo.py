@@ -3,6 +3,12 @@
 Prints the four outputs' shapes and dtypes, the denoising meta data, and the attention
 mask of a tiny configuration drawn as characters (``#`` = may not attend), so the group
 layout (positive rows, then negative rows, per group; object queries last) is visible.
+
+``--plot FILE.png`` also draws one batch's denoising queries with matplotlib (the
+``plot`` extra): the ground-truth boxes, each group's positive and negative noised boxes
+in its own colour, and the attention mask beside them (:func:`dnspec.pictures.draw_demo`).
+The plotted batch is the sample batch's boxes with few enough groups to tell apart
+(:data:`PLOT_GROUPS`), so the picture is readable.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("spec", nargs="?", default="reference", metavar="SPEC", help="implementation to run (default: reference)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample batch and of torch.manual_seed (default 0)")
+    parser.add_argument("--plot", default=None, metavar="FILE.png",
+                        help="also draw one batch's denoising queries and the attention mask to FILE (.png, .svg or .pdf; "
+                             "needs the plot extra: pip install 'dnspec[plot]')")
     parser.set_defaults(func=run)
     return parser
 
@@ -43,12 +52,65 @@ def mask_picture(mask, num_dn: int) -> list[str]:
     return rows
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+PLOT_COUNTS = (3, 1, 0)  # the sample batch's box counts (the plot draws the same boxes)
+PLOT_GROUPS = 4  # groups in the plotted batch: num_denoising = PLOT_GROUPS * max(PLOT_COUNTS)
+
+
+def plot_case(seed: int):
+    """The batch ``--plot`` draws: the sample batch's boxes, PLOT_GROUPS groups, 10 object queries."""
+    from dnspec.cases import CdnCase, make_targets
+
+    return CdnCase(targets=make_targets(PLOT_COUNTS, seed=seed, num_classes=80), num_classes=80, num_queries=10,
+                   num_denoising=PLOT_GROUPS * max(PLOT_COUNTS), embed_dim=16, seed=seed)
+
+
+def write_plot(impl, seed: int, path: str) -> str:
+    """Draw :func:`plot_case` as built by ``impl`` to ``path``; '' or why it could not."""
+    import torch
+
+    from dnspec.pictures import draw_demo, plot_problem
+
+    problem = plot_problem()
+    if problem:
+        return problem
+    case = plot_case(seed)
+    try:
+        outputs = case.call(impl)
+    except Exception as error:
+        return f"{impl.name} raised {type(error).__name__} on the plotted batch: {error}"
+    if (not isinstance(outputs, (tuple, list)) or len(outputs) != 4 or not isinstance(outputs[1], torch.Tensor)
+            or not isinstance(outputs[2], torch.Tensor)):
+        return f"{impl.name} returned no boxes and mask to draw for the plotted batch"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        draw_demo(case, outputs, impl.label).savefig(path, dpi=110, facecolor="white")
+    return ""
+
+
 def run(args) -> int:
+    import os
+
     import torch
 
     from dnspec.cases import CdnCase, make_targets
     from dnspec.specs import SpecError, load_implementation
 
+    if args.plot:
+        if os.path.splitext(args.plot)[1].lower() not in PLOT_SUFFIXES:
+            print(f"dnspec demo: --plot {args.plot}: use a .png, .svg or .pdf file name", file=sys.stderr)
+            return 2
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
+            print(f"dnspec demo: --plot {args.plot}: the folder {os.path.dirname(os.path.abspath(args.plot))} does not exist", file=sys.stderr)
+            return 2
+        from dnspec.pictures import plot_problem
+
+        problem = plot_problem()
+        if problem:
+            print(f"dnspec demo: --plot draws with matplotlib, and {problem}", file=sys.stderr)
+            return 2
     try:
         impl = load_implementation(args.spec)
     except SpecError as error:
@@ -75,6 +137,14 @@ def run(args) -> int:
     for key, value in meta.items():
         shown = [list(v.shape) for v in value] if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor) else value
         out.write(f"  dn_meta[{key!r}] = {shown}\n")
+
+    if args.plot:
+        problem = write_plot(impl, args.seed, args.plot)
+        if problem:
+            print(f"dnspec demo: --plot: {problem}", file=sys.stderr)
+            return 1
+        out.write(f"wrote {args.plot}: the boxes {list(PLOT_COUNTS)} with num_denoising {PLOT_GROUPS * max(PLOT_COUNTS)} "
+                  f"({PLOT_GROUPS} groups) and 10 object queries, and the attention mask\n")
 
     small = CdnCase(targets=make_targets((2, 1), seed=args.seed, num_classes=3), num_classes=3, num_queries=3,
                     num_denoising=4, embed_dim=4, seed=args.seed)

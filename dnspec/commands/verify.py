@@ -74,7 +74,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="check only these properties or property families")
     parser.add_argument("--regime", nargs="+", default=None, metavar="NAME", choices=REGIME_NAMES,
                         help=f"sweep only these input regimes ({', '.join(REGIME_NAMES)}; default all)")
-    parser.add_argument("--report", default=None, metavar="FILE", help="also write the report to FILE.md (markdown) or FILE.json")
+    parser.add_argument("--report", action="append", default=None, metavar="FILE",
+                        help="also write the report to FILE, in the format its suffix names: .md (markdown), .json, "
+                             ".xml (JUnit XML, for CI test reports) or .html (one self-contained page with pictures of "
+                             "each divergence; pictures need the plot extra); repeat for several files")
     parser.add_argument("--convention", choices=("rtdetr",), default=None,
                         help="require RT-DETR's answer to an all-empty batch, four Nones (default: any known "
                              "convention, checked for consistency and named in the verdict)")
@@ -382,17 +385,22 @@ def run(args) -> int:
 def _run(args) -> int:
     from dnspec import profiles
     from dnspec.render import verdict_lines
-    from dnspec.report import REPORT_SUFFIXES, DivergenceRecord, OutcomeRecord, VerifyReport, write_report
+    from dnspec.report import REPORT_SUFFIXES, DivergenceRecord, OutcomeRecord, VerifyReport, wants_pictures, write_report
 
     started = time.perf_counter()
     stdout, stderr = sys.stdout, sys.stderr
     profile = args.profile or profiles.default_profile()
     report = VerifyReport(spec=args.spec, command=command_line(args), environment=environment())
 
+    pictures = None  # drawn after the run when an .html report is asked for (dnspec.pictures)
+
     def finish(code: int) -> int:
+        from dnspec.ci_annotations import print_annotations
+
         report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)
-        if args.report:
-            write_report(report, args.report)
+        for path in args.report or []:
+            write_report(report, path, pictures=pictures)
+        print_annotations(report, stdout)
         return code
 
     def usage(message: str) -> int:
@@ -400,12 +408,13 @@ def _run(args) -> int:
         report.error = message
         return finish(2)
 
-    if args.report and os.path.splitext(args.report)[1] not in REPORT_SUFFIXES:
-        print(f"dnspec verify: --report {args.report}: use a .md or .json file name", file=stderr)
-        return 2
-    if args.report and not os.path.isdir(os.path.dirname(os.path.abspath(args.report))):
-        print(f"dnspec verify: --report {args.report}: the folder {os.path.dirname(os.path.abspath(args.report))} does not exist", file=stderr)
-        return 2
+    for path in args.report or []:
+        if os.path.splitext(path)[1] not in REPORT_SUFFIXES:
+            print(f"dnspec verify: --report {path}: use a .md or .json file name, or .xml (JUnit XML) or .html (a page with pictures)", file=stderr)
+            return 2
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            print(f"dnspec verify: --report {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist", file=stderr)
+            return 2
     try:
         names = selected_properties(args.only)
     except UsageProblem as problem:
@@ -472,6 +481,10 @@ def _run(args) -> int:
 
     with screen, hypothesis_profile(profile, pinned_examples=not args.no_pinned, shrink=not args.no_shrink), whole_run_time_limit(time_limit):
         result = runner.run(tested, options, names, args.regime, on_stage=on_stage, selected=selected)
+    if wants_pictures(args.report):  # redrawn from the live implementation, each call under the time limit
+        from dnspec.pictures import divergence_pictures
+
+        pictures = divergence_pictures(tested, result.divergences, seed=args.seed, device=args.device, time_limit_s=time_limit)
 
     report.compatibility = result.compatibility
     report.conventions = dict(result.conventions)
@@ -490,7 +503,7 @@ def _run(args) -> int:
         report.captured_output = {"chars": buffer.total, "head": buffer.head(), "tail": buffer.tail()}
         report.notes.append(
             f"output: the implementation printed {_size(buffer.total)} during the run; it was captured and is not shown "
-            + (f"(the beginning is in {args.report})" if args.report else "(use --report FILE.md to see its beginning)")
+            + (f"(the beginning is in {', '.join(args.report)})" if args.report else "(use --report FILE.md to see its beginning)")
         )
     code = 1 if any(r.status == "fail" for r in report.outcomes) else 0
     report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)
