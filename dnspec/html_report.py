@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import re
 import sys
-from html import escape
+from html import escape, unescape
 from pathlib import Path
 
 from dnspec.pictures import Pictures, PLOT_EXTRA
@@ -40,14 +40,14 @@ h3 { font-size: 16px; margin: 0 0 8px; }
 code, pre { font: 12.5px/1.4 "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 pre { background: #f1f3f5; padding: 10px 12px; border-radius: 6px; white-space: pre-wrap; word-break: break-all; margin: 6px 0; }
 .muted { color: var(--muted); }
-.verdict { margin: 14px 0; padding: 12px 16px; border-radius: 8px; font-size: 16px; font-weight: 600; }
+.verdict { overflow-wrap: anywhere; margin: 14px 0; padding: 12px 16px; border-radius: 8px; font-size: 16px; font-weight: 600; }
 .verdict.ok { background: var(--pass-bg); color: var(--pass); }
 .verdict.bad { background: var(--fail-bg); color: var(--fail); }
 .compat { font-size: 15px; margin: 6px 0 12px; }
-ol.divlist { padding-left: 22px; } ol.divlist li { margin: 3px 0; }
+ol.divlist { padding-left: 22px; overflow-wrap: anywhere; } ol.divlist li { margin: 3px 0; }
 table { border-collapse: collapse; }
-table.props { width: 100%; } table.props td, table.props th { border-bottom: 1px solid var(--line); padding: 5px 8px;
-       text-align: left; vertical-align: top; } table.props th { background: #f8f9fa; }
+table.props { width: 100%; table-layout: fixed; } table.props td, table.props th { border-bottom: 1px solid var(--line);
+       padding: 5px 8px; text-align: left; vertical-align: top; overflow-wrap: anywhere; } table.props th { background: #f8f9fa; }
 .status { font-weight: 700; font-size: 12px; padding: 1px 6px; border-radius: 4px; white-space: nowrap; }
 .status.pass { color: var(--pass); background: var(--pass-bg); } .status.fail { color: var(--fail); background: var(--fail-bg); }
 .status.skip { color: var(--skip); background: var(--skip-bg); } .status.advisory { color: var(--adv); background: var(--adv-bg); }
@@ -55,7 +55,7 @@ table.props { width: 100%; } table.props td, table.props th { border-bottom: 1px
 .heat th.regime { height: 150px; vertical-align: bottom; padding: 0 0 6px; width: 30px; }
 .heat th.regime div { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; margin: 0 auto; font-weight: 500; }
 .heat th.prop { text-align: right; padding: 0 8px; font-weight: 500; white-space: nowrap; }
-.heat td { width: 30px; height: 24px; text-align: center; border: 2px solid white; font-weight: 700; font-size: 11px; }
+.heat td { width: 30px; height: 20px; text-align: center; border: 2px solid white; font-weight: 700; font-size: 11px; }
 .heat td.pass { background: #8ce99a; } .heat td.fail { background: #fa5252; color: white; }
 .heat td.skip { background: #e9ecef; color: #868e96; } .heat td.advisory { background: #da77f2; color: white; }
 .heat td.none { background: white; color: #ced4da; }
@@ -64,7 +64,7 @@ table.props { width: 100%; } table.props td, table.props th { border-bottom: 1px
 .legend i { display: inline-block; width: 14px; height: 14px; vertical-align: -2px; margin-right: 4px; border-radius: 3px; }
 section.divergence { border: 1px solid var(--line); border-left: 6px solid var(--fail); border-radius: 8px; padding: 14px 18px;
        margin: 18px 0; }
-section.divergence .what { font-size: 15px; margin: 6px 0 10px; }
+section.divergence .what { font-size: 15px; margin: 6px 0 10px; overflow-wrap: anywhere; }
 figure { margin: 14px 0; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .note { background: #fff9db; border: 1px solid #ffe066; border-radius: 6px; padding: 8px 12px; margin: 10px 0; }
@@ -80,6 +80,11 @@ def _e(text) -> str:
 
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _link_divergences(text: str) -> str:
+    """'divergence 2' in (escaped) text as a link to its section."""
+    return re.sub(r"\bdivergence (\d+)", r'<a href="#divergence-\1">divergence \1</a>', text)
 
 
 def _status(status: str) -> str:
@@ -188,15 +193,6 @@ def html_page(report: VerifyReport, pictures: Pictures | None = None) -> str:
     out.append("<h2>Property x regime</h2>")
     out.append(heat_map(report))
 
-    out.append("<h2>Properties</h2>")
-    out.append('<table class="props"><tr><th>status</th><th>property</th><th>family</th><th>result</th></tr>')
-    for r in report.outcomes:
-        text = r.message or r.summary
-        links = " ".join(f'<a href="#divergence-{n}">divergence {n}</a>' for n in r.divergences)
-        out.append(f"<tr><td>{_status(r.status)}</td><td><code>{_e(r.label)}</code></td><td>{_e(r.family)}</td>"
-                   f"<td>{_e(one_line(text, 400))}{(' ' + links) if links and r.status == 'fail' else ''}</td></tr>")
-    out.append("</table>")
-
     if report.divergences:
         out.append("<h2>Divergences</h2>")
     for d in report.divergences:
@@ -226,6 +222,14 @@ def html_page(report: VerifyReport, pictures: Pictures | None = None) -> str:
             out.append("</ul></details>")
         out.append("</section>")
 
+    out.append("<h2>Properties</h2>")
+    out.append('<table class="props"><colgroup><col style="width:92px"><col style="width:270px"><col style="width:130px"><col></colgroup>'
+               "<tr><th>status</th><th>property</th><th>family</th><th>result</th></tr>")
+    for r in report.outcomes:
+        text = _link_divergences(_e(one_line(r.message or r.summary, 400)))
+        out.append(f"<tr><td>{_status(r.status)}</td><td><code>{_e(r.label)}</code></td><td>{_e(r.family)}</td><td>{text}</td></tr>")
+    out.append("</table>")
+
     advisories = [r for r in report.outcomes if r.status == "advisory"]
     if advisories:
         out.append("<h2>Advisories</h2>")
@@ -251,9 +255,10 @@ def html_page(report: VerifyReport, pictures: Pictures | None = None) -> str:
 _FIGURE = re.compile(r'<section class="divergence" id="divergence-(\d+)">|<img alt="([^"]*)" src="data:image/png;base64,([^"]+)">')
 
 
-def extract_pictures(page: str | Path, folder: str | Path, prefix: str = "") -> list[Path]:
-    """Write every picture of a report page to ``folder`` as PNG files named
-    ``{prefix}divergence-{n}-{k}-{title}.png``; returns their paths."""
+def extract_pictures(page: str | Path, folder: str | Path, prefix: str = "") -> list[tuple[Path, str]]:
+    """Write every picture of a report page to ``folder`` as ``{prefix}{n}-{k}.png`` (the
+    k-th picture of divergence n; prefix: the page's name and a dash); returns (path,
+    title) pairs."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     prefix = prefix or Path(page).stem + "-"
@@ -263,15 +268,14 @@ def extract_pictures(page: str | Path, folder: str | Path, prefix: str = "") -> 
             number, count = int(match.group(1)), 0
             continue
         count += 1
-        slug = re.sub(r"[^a-z0-9]+", "-", match.group(2).lower()).strip("-")[:60]
-        path = folder / f"{prefix}divergence-{number}-{count}-{slug}.png"
+        path = folder / f"{prefix}{number}-{count}.png"
         path.write_bytes(base64.b64decode(match.group(3)))
-        written.append(path)
+        written.append((path, unescape(match.group(2))))
     return written
 
 
 if __name__ == "__main__":
     if len(sys.argv) not in (3, 4):
         sys.exit("usage: python -m dnspec.html_report PAGE.html FOLDER [PREFIX]")
-    for written in extract_pictures(*sys.argv[1:]):
-        print(written)
+    for written, title in extract_pictures(*sys.argv[1:]):
+        print(f"{written}: {title}")

@@ -277,6 +277,7 @@ def box_row_data(case, outputs, impl, i: int, r: int, reference=None) -> dict:
     coordinate for positive and negative rows after the clip, and the returned corners."""
     from dnspec.decode import corners, decode_boxes, expects_logit_space
     from dnspec.invariants import gt_rows, layout_of
+    from dnspec.tolerances import decoded_box_tolerance
 
     layout = layout_of(case)
     logit_space = expects_logit_space(case.box_noise_scale, impl.fixes_advisories)
@@ -303,6 +304,7 @@ def box_row_data(case, outputs, impl, i: int, r: int, reference=None) -> dict:
         "role": ("negative" if negative else "positive") if real else "padding",
         "gt": gt, "gt_corners": gt_corners, "got_corners": got_corners, "got": [float(v) for v in decoded[i, r]],
         "intervals": intervals, "scale": scale, "logit_space": logit_space,
+        "tol": decoded_box_tolerance(case.dtype, logit_space),
     }
 
 
@@ -334,7 +336,7 @@ def draw_box_row(data: dict, *, axis: int = 0, impl_name: str = "the implementat
     cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
     view = (cx - span / 2 - margin, cx + span / 2 + margin, cy - span / 2 - margin, cy + span / 2 + margin)
 
-    fig = _figure(11, 5.6)
+    fig = _figure(11, 6.4)
     grid = fig.add_gridspec(2, 2, width_ratios=[1.05, 1.2])
     ax = fig.add_subplot(grid[:, 0])
     ax.set_xlim(view[0], view[1])
@@ -349,7 +351,7 @@ def draw_box_row(data: dict, *, axis: int = 0, impl_name: str = "the implementat
                 for y_lo, y_hi in spans[ky][kind]:
                     ax.add_patch(Rectangle((x_lo, y_lo), x_hi - x_lo, y_hi - y_lo, facecolor=colour,
                                            alpha=0.32 if mine else 0.12, edgecolor=colour if mine else "none", lw=0.8, zorder=1))
-                    if mine:
+                    if mine and x_hi > x_lo and y_hi > y_lo:
                         ax.text(x_lo, y_lo, f" c{corner + 1}", ha="left", va="top", fontsize=8, color=colour, zorder=2)
     g = data["gt_corners"]
     ax.add_patch(Rectangle((g[0], g[1]), g[2] - g[0], g[3] - g[1], fill=False, edgecolor="black", lw=2, zorder=3))
@@ -358,7 +360,11 @@ def draw_box_row(data: dict, *, axis: int = 0, impl_name: str = "the implementat
                                fill=False, edgecolor=REFERENCE, lw=2, zorder=3.5))
     b = data["got_corners"]
     ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, edgecolor=RETURNED, lw=2, ls="--", zorder=4))
-    inside = {k: role != "padding" and _inside(data["got_corners"][n], spans[k][role]) for n, k in enumerate(names)}
+    tol = data.get("tol", 1e-9)
+    inside = {k: role != "padding" and _inside(data["got_corners"][n], spans[k][role], tol) for n, k in enumerate(names)}
+    twin = {"x1": "x2", "x2": "x1", "y1": "y2", "y2": "y1"}
+    swapped = {k: role != "padding" and not inside[k] and _inside(data["got_corners"][n], spans[twin[k]][role], tol)
+               for n, k in enumerate(names)}
     for k, (px, py, marker) in enumerate(((b[0], b[1], "o"), (b[2], b[3], "s"))):
         ok = inside[names[2 * k]] and inside[names[2 * k + 1]]
         ax.plot([px], [py], marker=marker, ms=8, color=POSITIVE if ok else RETURNED, mec="black", zorder=5)
@@ -394,9 +400,10 @@ def draw_box_row(data: dict, *, axis: int = 0, impl_name: str = "the implementat
         line.plot([got_2], [2.5], marker="s", ms=7, color=POSITIVE if inside[second] else RETURNED, mec="black")
         flagged = " (the check flags this axis)" if k == axis else ""
         d = spans[first]["d"]
-        where = lambda c, v: f"{c} = {v:.5g} {'in' if inside[c] else 'OUTSIDE'} its region"
+        where = lambda c, v: f"{c} = {v:.5g} " + ("in its region" if inside[c] else
+                                                  f"OUTSIDE its region (in {twin[c]}'s: swapped)" if swapped[c] else "OUTSIDE its region")
         line.set_title(f"{axis_name} axis{flagged}: d = side/2 * scale = {d:.4g}\n"
-                       f"returned {where(first, got_1)}, {where(second, got_2)}", fontsize=9,
+                       f"returned {where(first, got_1)}\nreturned {where(second, got_2)}", fontsize=9,
                        color=RETURNED if k == axis else "black")
         line.tick_params(axis="x", labelsize=8)
     handles = [Line2D([], [], color="black", lw=2, label="ground-truth box"),
@@ -408,7 +415,7 @@ def draw_box_row(data: dict, *, axis: int = 0, impl_name: str = "the implementat
                Line2D([], [], marker="o", color="w", mfc="white", mec="black", label="returned corner c1 = (x1, y1)"),
                Line2D([], [], marker="s", color="w", mfc="white", mec="black", label="returned corner c2 = (x2, y2)"),
                Patch(facecolor=RETURNED, label="red: outside its region"), Patch(facecolor=POSITIVE, label="green: inside")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     space = "logits, decoded by sigmoid" if data["logit_space"] else "box space"
     fig.suptitle(heading or f"boxes: box_noise_scale {data['scale']:g}, output in {space}; "
                  f"regions after the clip to [0, 1] (this row's role drawn strong)", fontsize=10)
