@@ -68,7 +68,10 @@ def conformance_table(reports: list[VerifyReport]) -> str:
             from dnspec.conventions import SHORT
 
             convention = report.conventions.get("empty_batch")
-            cells = [report.compatibility or "-", SHORT.get(convention, convention) if convention else "-"]
+            from dnspec.runner import COMPATIBILITY
+
+            level = COMPATIBILITY.get(report.compatibility_level, report.compatibility)
+            cells = [level or "-", SHORT.get(convention, convention) if convention else "-"]
             cells += [family_cell([r for r in report.outcomes if r.family == family], report) for family, _ in columns]
         rows.append(f"| {cell(report.label)} | " + " | ".join(cell(c) for c in cells) + " |")
     return "\n".join(rows)

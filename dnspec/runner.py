@@ -103,6 +103,7 @@ class RunResult:
     calls: int = 0
     same_seed: tuple[int, int] = (0, 0)  # generated cases whose outputs equal the reference's, of those compared
     conventions: dict = field(default_factory=dict)  # {"empty_batch": "dummy_group"}: consistent conventions seen
+    compatibility_level: str = ""  # a key of COMPATIBILITY
 
 
 class PropertySkipped(Exception):
@@ -380,8 +381,8 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
             outcomes.append(Outcome(prop, variant, status, message, details, seconds.get(name, 0.0),
                                     {"fixed workload": status}, numbers))
     conventions = {name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1}
-    return RunResult(outcomes, divergences, compatibility_line(impl, outcomes, divergences, tuple(same_seed)), seed,
-                     calls, tuple(same_seed), conventions)
+    level, line = compatibility(impl, outcomes, divergences, tuple(same_seed))
+    return RunResult(outcomes, divergences, line, seed, calls, tuple(same_seed), conventions, level)
 
 
 def _mixed_conventions(observed: dict) -> list[Finding]:
@@ -467,21 +468,32 @@ def _property_line(prop: Property, divergence: Divergence, mine: list[Finding]) 
     return f"holds except in {where} (divergence {divergence.number})"
 
 
-def compatibility_line(impl, outcomes: list[Outcome], divergences: list[Divergence], same_seed) -> str:
+# how close to RT-DETR, in increasing distance: the short name a conformance table shows
+COMPATIBILITY = {
+    "bit_compatible": "bit-compatible (same seed, same numbers)",
+    "same_distributions": "same distributions",
+    "by_design": "departs by design (fixes the advisories)",
+    "unchecked": "contract holds; distributions not checked",
+    "departs": "departs (see divergences)",
+}
+
+
+def compatibility(impl, outcomes: list[Outcome], divergences: list[Divergence], same_seed) -> tuple[str, str]:
     """How close to RT-DETR the implementation is, from the checks already run (never a
-    failure by itself)."""
+    failure by itself): (a key of :data:`COMPATIBILITY`, the line a verdict prints)."""
     if divergences or any(o.status == "fail" for o in outcomes):
-        return "departs from RT-DETR (see divergences)"
+        return "departs", "departs from RT-DETR (see divergences)"
     if impl.fixes_advisories:
-        return "departs from RT-DETR by design: fixes its advisories, and conforms to the contract otherwise"
+        return "by_design", "departs from RT-DETR by design: fixes its advisories, and conforms to the contract otherwise"
     matches, compared = same_seed
     if compared and matches == compared:
-        return f"bit-compatible with RT-DETR under the same torch seed (identical outputs on {compared} generated cases)"
+        return "bit_compatible", (f"bit-compatible with RT-DETR under the same torch seed (identical outputs on "
+                                  f"{compared} generated cases)")
     statistical = [o for o in outcomes if o.prop.kind == "statistical"]
     if statistical and all(o.status == "pass" for o in statistical):
         how = f"; the same torch seed gives other numbers on {compared - matches} of {compared} cases" if compared else ""
-        return f"same distributions as RT-DETR{how}"
-    return "conforms to the contract; its distributions were not checked (no statistical property ran)"
+        return "same_distributions", f"same distributions as RT-DETR{how}"
+    return "unchecked", "conforms to the contract; its distributions were not checked (no statistical property ran)"
 
 
 # --- one property at a time (pytest, the self-test) -----------------------------------------

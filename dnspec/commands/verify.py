@@ -39,13 +39,11 @@ DEFAULT_TIME_LIMIT_S = 30.0
 UPSTREAM_ARGUMENTS = ("targets", "num_classes", "num_queries", "class_embed", "num_denoising", "label_noise_ratio", "box_noise_scale")
 DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
-REGIME_NAMES = ("common", "box_noise_scale_0", "label_noise_ratio_0", "box_noise_scale_above_1", "all_images_empty",
-                "some_image_empty", "batch_of_one", "max_gt_above_num_denoising", "num_denoising_non_positive",
-                "one_class", "no_object_queries", "border_box", "tiny_box", "full_image_box")  # dnspec.regimes.NAMES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from dnspec.profiles import PROFILES
+    from dnspec.regimes import NAMES as REGIME_NAMES
 
     parser = subparsers.add_parser(
         "verify",
@@ -486,7 +484,7 @@ def _run(args) -> int:
 
         pictures = divergence_pictures(tested, result.divergences, seed=args.seed, device=args.device, time_limit_s=time_limit)
 
-    report.compatibility = result.compatibility
+    report.compatibility, report.compatibility_level = result.compatibility, result.compatibility_level
     report.conventions = dict(result.conventions)
     report.calls, report.hypothesis_seed = result.calls, result.hypothesis_seed
     for divergence in result.divergences:
