@@ -24,15 +24,9 @@ from __future__ import annotations
 import torch
 
 from dnspec.decode import decode_boxes, expects_logit_space
-from dnspec.invariants import (
-    PropertyViolation,
-    accepted_box_dtypes,
-    assert_outputs_equal,
-    box_noise_bounds_ok,
-    judge_separately,
-    layout_of,
-    outputs_of,
-)
+from dnspec.box_checks import box_noise_bounds_ok
+from dnspec.invariants import accepted_box_dtypes, assert_outputs_equal, layout_of, outputs_of
+from dnspec.violations import PropertyViolation, judge_separately
 from dnspec.tolerances import decoded_box_tolerance, tolerance_for
 from dnspec.trial import NOISE_FREE, CallKey
 

@@ -23,7 +23,8 @@ from scipy import stats
 from dnspec.calling import call_implementation
 from dnspec.cases import CdnCase
 from dnspec.decode import corners, decode_boxes, expects_logit_space, recover_labels
-from dnspec.invariants import PropertyViolation, gt_rows, layout_of
+from dnspec.invariants import gt_rows, layout_of
+from dnspec.violations import PropertyViolation
 
 FALSE_ALARM = 1e-6
 DEFAULT_SEED = 20261124

@@ -17,15 +17,12 @@ from __future__ import annotations
 import torch
 
 from dnspec.decode import recover_labels
-from dnspec.invariants import PropertyViolation, outputs_of
+from dnspec.invariants import outputs_of
+from dnspec.violations import fail
 from dnspec.tolerances import tolerance_for
 from dnspec.trial import CallKey
 
 GRAD = CallKey(grad=True)
-
-
-def _fail(message: str, check: str, case=None):
-    raise PropertyViolation(message, check, case)
 
 
 def _backward(trial):
@@ -53,7 +50,7 @@ def _compute_backward(trial):
     class_embed = trial.args[trial.normal(GRAD)][3]
     weight = class_embed.weight
     if not query_class.requires_grad:
-        _fail("input_query_class does not require grad although class_embed.weight does: the class queries are "
+        fail("input_query_class does not require grad although class_embed.weight does: the class queries are "
               "detached from the embedding (a .detach(), or a lookup outside autograd), so the denoising label "
               "embedding never trains", "autograd.detached", case)
     generator = torch.Generator().manual_seed(case.seed)
@@ -61,7 +58,7 @@ def _compute_backward(trial):
     weight.grad = None
     torch.autograd.backward(query_class, cotangent)
     if weight.grad is None:
-        _fail("backpropagating into input_query_class puts no gradient on class_embed.weight", "autograd.no_gradient", case)
+        fail("backpropagating into input_query_class puts no gradient on class_embed.weight", "autograd.no_gradient", case)
     labels, _ = recover_labels(query_class.detach(), trial.weight)
     dim = query_class.shape[-1]
     flat = cotangent.detach().to(torch.float64).cpu().reshape(-1, dim)
@@ -85,7 +82,7 @@ def check_class_embed_gradient(trial):
     wrong = rows[:, None] & ((grad - expected).abs() > tol)
     if bool(wrong.any()):
         c, j = (int(v) for v in wrong.nonzero()[0])
-        _fail(f"class_embed.weight.grad[{c}, {j}] is {float(grad[c, j])}, but the queries carrying class {c} received "
+        fail(f"class_embed.weight.grad[{c}, {j}] is {float(grad[c, j])}, but the queries carrying class {c} received "
               f"cotangents summing to {float(expected[c, j])} (the gradient of a lookup is their scatter-add)",
               "autograd.gradient", case)
 
@@ -99,7 +96,7 @@ def check_padding_row_gradient(trial):
     grad, _, _, case = result
     row = grad[case.num_classes]
     if bool((row != 0).any()):
-        _fail(f"the padding row class_embed.weight.grad[{case.num_classes}] is nonzero (max |g| {float(row.abs().max())}): "
+        fail(f"the padding row class_embed.weight.grad[{case.num_classes}] is nonzero (max |g| {float(row.abs().max())}): "
               "the lookup bypasses padding_idx (class_embed.weight[labels] instead of class_embed(labels)), so the "
               "padding embedding drifts during training", "autograd.padding_row", case)
 
@@ -110,7 +107,7 @@ def check_no_grad_outputs(trial):
     outputs = outputs_of(trial)
     for name, value in zip(("input_query_class", "input_query_bbox", "attn_mask"), outputs[:3]):
         if isinstance(value, torch.Tensor) and value.requires_grad:
-            _fail(f"{name} requires grad although the call ran under torch.no_grad: something re-enables autograd "
+            fail(f"{name} requires grad although the call ran under torch.no_grad: something re-enables autograd "
                   "inside the builder (an inference call then builds a graph and keeps the embedding alive)",
                   "autograd.grad_under_no_grad")
 
@@ -124,4 +121,4 @@ def check_autocast_outputs(trial):
     for name, value in zip(("input_query_class", "input_query_bbox"), outputs[:2]):
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
-            _fail(f"under torch.autocast, {name} holds {bad} non-finite values", "autograd.autocast_nonfinite", case)
+            fail(f"under torch.autocast, {name} holds {bad} non-finite values", "autograd.autocast_nonfinite", case)

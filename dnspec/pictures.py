@@ -237,7 +237,8 @@ def offending_box_row(case, outputs, impl, message: str = ""):
 
     from dnspec.boxes import inverse_sigmoid
     from dnspec.decode import decode_boxes, expects_logit_space
-    from dnspec.invariants import box_noise_bounds_ok, gt_rows, layout_of
+    from dnspec.box_checks import box_noise_bounds_ok
+    from dnspec.invariants import gt_rows, layout_of
     from dnspec.tolerances import decoded_box_tolerance
 
     layout = layout_of(case)

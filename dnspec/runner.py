@@ -33,7 +33,8 @@ from hypothesis import HealthCheck, Phase, event, example, given, seed as hypoth
 from dnspec import regimes as regime_registry
 from dnspec.calling import HANGS, ImplementationError
 from dnspec.divergences import VIOLATES, Divergence, Finding, Signature, classify, crash_signature
-from dnspec.invariants import PropertyViolation, assert_outputs_equal, each_failure
+from dnspec.invariants import assert_outputs_equal
+from dnspec.violations import PropertyViolation, each_failure
 from dnspec.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
 from dnspec.suite import GENERATED_KINDS as GENERATED, PROPERTIES, Property, RunOptions, enforced, label
 from dnspec.trial import Trial

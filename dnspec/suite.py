@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from dnspec import advisories, agreement, bad_input_family, distributions, gradients, invariants
+from dnspec import advisories, agreement, bad_input_family, box_checks, distributions, gradients, invariants
 
 CONTRACT, AGREEMENT, STATISTICAL, ADVISORY = "contract", "agreement", "statistical", "advisory"
 GENERATED_KINDS = (CONTRACT, AGREEMENT)  # checked on generated cases, in every regime
@@ -107,7 +107,7 @@ PROPERTIES: tuple[Property, ...] = (
              invariants.check_class_queries),
     Property("boxes", "boxes", CONTRACT,
              "padding value, gt boxes at scale 0, corners in [0, 1], positives moved by |u| < 1 and negatives by 1 <= |u| < 2 times side/2*scale before the clip",
-             invariants.check_boxes),
+             box_checks.check_boxes),
     Property("inputs_untouched", "inputs untouched", CONTRACT,
              "targets and class_embed weights are bit-identical after the call",
              invariants.check_inputs_untouched),
