@@ -3,13 +3,18 @@ generates and why.
 
 Everything shrinks toward the simplest failing input: box counts toward 0, batches
 toward one image, configurations toward num_queries 0, no noise, one class, and boxes
-toward a small box in the top-left corner. The edge cases the builder has to survive
+toward a small box in the top-left corner (:func:`cdn_cases`); a regime's cases
+(:func:`regime_cases`, what ``dnspec verify`` generates) toward the regime's smallest batch
+of one SIMPLE_BOX an image. The edge cases the builder has to survive
 are weighted in on purpose: empty images and all-empty batches, boxes touching each
 border, full-image boxes, tiny boxes (side 1e-4), many identical boxes, and images with
 more boxes than ``num_denoising`` (so G falls to 1 and N = 2 * max_gt).
 """
 
 from __future__ import annotations
+
+import functools
+import random
 
 import torch
 from hypothesis import assume, strategies as st
@@ -169,20 +174,26 @@ def _inner_box(draw, tiny_axis: int | None = None) -> list[float]:
     """A box strictly inside the image; with ``tiny_axis`` (2: width, 3: height) that side
     is tiny (1e-4 .. 1e-3)."""
     sides = [draw(st.floats(*COMMON_SIDES)), draw(st.floats(*COMMON_SIDES))]
-    if tiny_axis is not None:
-        sides[tiny_axis - 2] = draw(st.floats(TINY_SIDE, regimes.TINY_SIDE))
+    if tiny_axis is not None:  # below the bound by more than bfloat16's rounding, so it stays tiny in every dtype
+        sides[tiny_axis - 2] = draw(st.floats(TINY_SIDE, regimes.TINY_SIDE * (1 - 2**-7)))
     w, h = sides
     px, py = draw(st.floats(*COMMON_PLACEMENT)), draw(st.floats(*COMMON_PLACEMENT))
     return [w / 2 + px * (1 - w), h / 2 + py * (1 - h), w, h]
 
 
 @st.composite
-def _border_box(draw) -> list[float]:
-    """A box with one corner on the border (placement 0 or 1 on one axis), inside otherwise."""
+def _border_box(draw, dtype=torch.float32) -> list[float]:
+    """A box with one corner on the border (placement 0 or 1 on one axis), inside otherwise.
+    On the high border the side on that axis is a multiple of 2^(1 - p), p the dtype's
+    significand bits, so 1 - side/2 is exact in the dtype and the corner stays at 1."""
     box = draw(_inner_box())
     axis = draw(st.integers(0, 1))
-    side = box[axis + 2]
-    box[axis] = side / 2 if draw(st.booleans()) else 1 - side / 2
+    if draw(st.booleans()):
+        box[axis] = box[axis + 2] / 2
+    else:
+        step = torch.finfo(dtype).eps  # 2^(1 - p)
+        side = max(step, round(box[axis + 2] / step) * step)
+        box[axis + 2], box[axis] = side, 1 - side / 2
     return box
 
 
@@ -193,15 +204,124 @@ def _image(boxes: list[list[float]], labels: list[int], dtype, device) -> dict:
     }
 
 
-@st.composite
-def _common_image(draw, n: int, num_classes: int, dtype, device) -> dict:
-    """``n`` inner boxes; sometimes one box repeated n times (ties)."""
-    if n > 1 and draw(st.booleans()):
-        boxes, labels = [draw(_inner_box())] * n, [draw(st.integers(0, num_classes - 1))] * n
-    else:
-        boxes = [draw(_inner_box()) for _ in range(n)]
-        labels = [draw(st.integers(0, num_classes - 1)) for _ in range(n)]
-    return _image(boxes, labels, dtype, device)
+# The regimes' inner boxes are built from drawn codes, not drawn coordinate by coordinate
+# (four floats and their branches a box were three quarters of a verify run's own time):
+# each box is one drawn integer. The small codes are a table of simple boxes (sides 0.5,
+# 0.25, 0.75 and both bounds, placements middle, low and high: Hypothesis' integers draw
+# them about one time in eight, as its floats favour simple values and bounds); the others
+# seed Python's Random (microseconds; the same stream on every platform and Python
+# version, and the printed case holds the boxes anyway), which makes sides uniform or
+# log-uniform in COMMON_SIDES and placements uniform in COMMON_PLACEMENT, each with a small
+# chance of sitting on its bound. An image's codes are a Hypothesis list, so the shrinker
+# can delete any box, not only the last, and lowers each remaining code towards 0,
+# SIMPLE_BOX. A crowded image (more boxes than num_denoising) is built from one drawn seed:
+# its boxes matter by their count.
+SIMPLE_BOX = (0.5, 0.5, 0.5, 0.5)  # box code 0: what a box shrinks to
+_BOUND_CHANCE = 1 / 16
+_MIN_GAP = 4e-3  # corner to border, beyond bfloat16's rounding of a corner near 1 (< 3e-3)
+
+
+def _inner_box_from(rand) -> tuple[list[float], float]:
+    """(one inner box cxcywh, a label draw in [0, 1)) from nine numbers of ``rand``."""
+    lo, hi = COMMON_SIDES
+    sides = []
+    for _axis in range(2):
+        u, how = rand(), rand()
+        if how < _BOUND_CHANCE:
+            sides.append(lo)
+        elif how > 1 - _BOUND_CHANCE:
+            sides.append(hi)
+        else:
+            sides.append(lo + u * (hi - lo) if how < 0.5 else lo * (hi / lo) ** u)
+    centre = []
+    for side in sides:
+        u, how = rand(), rand()
+        low = max(COMMON_PLACEMENT[0], _MIN_GAP / (1 - side))  # the corner stays off the border in every dtype
+        high = 1 - low
+        place = low if how < _BOUND_CHANCE / 2 else high if how > 1 - _BOUND_CHANCE / 2 else low + u * (high - low)
+        centre.append(side / 2 + place * (1 - side))
+    return centre + sides, rand()
+
+
+def _simple_boxes() -> list[tuple[list[float], float]]:
+    """The boxes of the small codes: every side in (0.5, 0.25, 0.75, hi, lo) and every
+    placement in (middle, low, high), code 0 being SIMPLE_BOX and the codes after it varying
+    the width first, then the height, then the placements (the shrinker, which lowers a
+    code, lands on the simplest box that still fails)."""
+    lo, hi = COMMON_SIDES
+    sides = (0.5, 0.25, 0.75, hi, lo)
+    out = []
+    for py in range(3):
+        for px in range(3):
+            for h in sides:
+                for w in sides:
+                    centre = []
+                    for side, where in ((w, px), (h, py)):
+                        low = max(COMMON_PLACEMENT[0], _MIN_GAP / (1 - side))
+                        place = (0.5, low, 1 - low)[where]
+                        centre.append(side / 2 + place * (1 - side))
+                    out.append((centre + [w, h], (len(out) * 0.6180339887498949) % 1.0))
+    return out
+
+
+_SIMPLE_BOXES = _simple_boxes()
+assert _SIMPLE_BOXES[0][0] == list(SIMPLE_BOX)
+
+
+def inner_box(code: int) -> tuple[list[float], float]:
+    """The inner box cxcywh (and a label draw in [0, 1)) of a box code: the small codes are
+    the simple boxes of :func:`_simple_boxes` (code 0: SIMPLE_BOX, label 0), the others
+    are made by Python's Random seeded with the code."""
+    if code < len(_SIMPLE_BOXES):
+        box, label_draw = _SIMPLE_BOXES[code]
+        return list(box), label_draw
+    return _inner_box_from(random.Random(code).random)
+
+
+def _labels(draws, num_classes: int) -> list[int]:
+    return [min(int(u * num_classes), num_classes - 1) for u in draws]
+
+
+@functools.lru_cache(maxsize=None)
+def _box_code_lists(max_boxes: int) -> st.SearchStrategy[list[int]]:
+    return st.lists(_BOX_CODES, min_size=1, max_size=max(1, max_boxes))
+
+
+def _common_image(draw, num_classes: int, max_boxes: int, dtype, device) -> dict:
+    """1..max_boxes inner boxes, one drawn code each; sometimes the first box repeated in
+    every slot (ties). Shrinks towards one SIMPLE_BOX: the tie flag comes after the codes,
+    so clearing it keeps them, and the list lets the shrinker delete any box."""
+    codes = draw(_box_code_lists(max_boxes))
+    if len(codes) > 1 and draw(st.booleans()):
+        codes = [codes[0]] * len(codes)
+    boxes, label_draws = zip(*(inner_box(code) for code in codes))
+    return _image(list(boxes), _labels(label_draws, num_classes), dtype, device)
+
+
+def _crowded_image(draw, num_classes: int, min_boxes: int, max_boxes: int, dtype, device) -> dict:
+    """min_boxes..max_boxes inner boxes from one drawn seed (box j from the seed's stream, so
+    a smaller count keeps the first boxes)."""
+    n = draw(st.integers(min_boxes, max_boxes))
+    rand = random.Random(draw(_BOX_CODES)).random
+    boxes, label_draws = zip(*(_inner_box_from(rand) for _ in range(n)))
+    return _image(list(boxes), _labels(label_draws, num_classes), dtype, device)
+
+
+def _empty_image(dtype, device) -> dict:
+    return _image([], [], dtype, device)
+
+
+# strategies built once (constructing one per draw costs more than the draw)
+_BOX_CODES = st.integers(0, 2**32 - 1)
+_CLASSES = st.integers(2, 100)
+_SEEDS = st.integers(0, 2**32 - 1)
+_QUERIES = st.integers(1, 300)
+_EMBED_DIMS = st.integers(1, 16)
+_RATIOS = st.one_of(st.just(0.5), st.floats(1e-3, 1.0))
+_SCALES = st.one_of(st.just(1.0), st.floats(1e-3, 1.0))
+_SCALES_ABOVE_1 = st.one_of(st.just(2.0), st.floats(1.0, 3.0, exclude_min=True))
+_NON_POSITIVE = st.integers(-100, 0)
+_SMALL_DENOISING = st.integers(1, 12)
 
 
 @st.composite
@@ -211,33 +331,35 @@ def regime_cases(draw, regime: str = regimes.COMMON, max_batch_size: int = 16, m
     regime's knobs, with the one knob of an edge regime moved onto its edge. Every case
     is in its regime and in no other edge regime (a full-image box also touches the
     border), which :func:`dnspec.regimes.regimes_of` confirms: the few draws that the
-    dtype's rounding pushes onto another edge are filtered out."""
+    dtype's rounding pushes onto another edge are filtered out.
+
+    Drawn: the knobs, the batch size, one code per box (:func:`inner_box`), and the one
+    edge box of the box regimes coordinate by coordinate; so a case costs two draws a box
+    instead of a dozen, and shrinks towards its smallest batch (two images, one in
+    ``batch_of_one``) of one SIMPLE_BOX each."""
     if regime not in regimes.NAMES:
         raise ValueError(f"regime: unknown regime {regime!r}; known: {', '.join(regimes.NAMES)}")
-    num_classes = 1 if regime == "one_class" else draw(st.integers(2, 100))
+    num_classes = 1 if regime == "one_class" else draw(_CLASSES)
     batch_size = 1 if regime == "batch_of_one" else draw(st.integers(2, max(2, max_batch_size)))
-    if regime == "all_images_empty":
-        counts = [0] * batch_size
-    else:
-        counts = [draw(st.integers(1, max_boxes)) for _ in range(batch_size)]
-        if regime == "some_image_empty":
-            counts[draw(st.integers(0, batch_size - 1))] = 0
-            if not any(counts):
-                counts[0] = 1
-    images = [draw(_common_image(n, num_classes, dtype, device)) for n in counts]
+    empty = set(range(batch_size)) if regime == "all_images_empty" else set()
+    if regime == "some_image_empty":
+        empty.add(draw(st.integers(0, batch_size - 1)))
+    images = [_empty_image(dtype, device) if i in empty else _common_image(draw, num_classes, max_boxes, dtype, device)
+              for i in range(batch_size)]
+    counts = [len(image["labels"]) for image in images]
     if regime == "max_gt_above_num_denoising":
-        num_denoising = draw(st.integers(1, 12))
+        num_denoising = draw(_SMALL_DENOISING)
         where = draw(st.integers(0, batch_size - 1))
-        images[where] = draw(crowded_image_targets(num_classes, num_denoising + 1, num_denoising + 4, dtype, device))
+        images[where] = _crowded_image(draw, num_classes, num_denoising + 1, num_denoising + 4, dtype, device)
     elif regime == "num_denoising_non_positive":
-        num_denoising = draw(st.integers(-100, 0))
+        num_denoising = draw(_NON_POSITIVE)
     else:
         num_denoising = draw(st.integers(max(1, max(counts)), 200))
     if regime in ("border_box", "tiny_box", "full_image_box"):
         where = draw(st.integers(0, batch_size - 1))
         slot = draw(st.integers(0, counts[where] - 1))
         if regime == "border_box":
-            box = draw(_border_box())
+            box = draw(_border_box(dtype))
         elif regime == "tiny_box":
             box = draw(_inner_box(tiny_axis=draw(st.sampled_from([2, 3]))))
         else:
@@ -245,18 +367,18 @@ def regime_cases(draw, regime: str = regimes.COMMON, max_batch_size: int = 16, m
         boxes = images[where]["boxes"].clone()
         boxes[slot] = torch.tensor(box, dtype=torch.float64).to(dtype)
         images[where] = {"labels": images[where]["labels"], "boxes": boxes}
-    ratio = 0.0 if regime == "label_noise_ratio_0" else draw(st.one_of(st.just(0.5), st.floats(1e-3, 1.0)))
+    ratio = 0.0 if regime == "label_noise_ratio_0" else draw(_RATIOS)
     if regime == "box_noise_scale_0":
         scale = 0.0
     elif regime == "box_noise_scale_above_1":
-        scale = draw(st.one_of(st.just(2.0), st.floats(1.0, 3.0, exclude_min=True)))
+        scale = draw(_SCALES_ABOVE_1)
     else:
-        scale = draw(st.one_of(st.just(1.0), st.floats(1e-3, 1.0)))
+        scale = draw(_SCALES)
     case = CdnCase(
         targets=tuple(images), num_classes=num_classes, num_denoising=num_denoising,
-        num_queries=0 if regime == "no_object_queries" else draw(st.integers(1, 300)),
-        label_noise_ratio=ratio, box_noise_scale=scale, embed_dim=draw(st.integers(1, 16)),
-        seed=draw(st.integers(0, 2**32 - 1)), dtype=dtype, device=device,
+        num_queries=0 if regime == "no_object_queries" else draw(_QUERIES),
+        label_noise_ratio=ratio, box_noise_scale=scale, embed_dim=draw(_EMBED_DIMS),
+        seed=draw(_SEEDS), dtype=dtype, device=device,
     )
     expected = REGIME_SETS[regime]
     assume(regimes.regimes_of(case) == expected)  # the dtype's rounding put a box on an edge
