@@ -27,6 +27,12 @@ TINY_SIDE = 1e-4
 # --- single numbers -------------------------------------------------------------------
 
 
+# Strategies are built once and reused (functools.cache): a strategy object is validated
+# on its first draw, and building and validating a fresh one for every box cost more than
+# drawing from it. The same objects give the same draws, so this changes no case.
+
+
+@functools.cache
 def box_sides() -> st.SearchStrategy[float]:
     """A box side in (0, 1]: mostly ordinary, sometimes tiny (1e-4 .. 1e-3), sometimes
     the full image (1.0). Shrinks toward the tiny end, the classic overflow/underflow case."""
@@ -37,6 +43,7 @@ def box_sides() -> st.SearchStrategy[float]:
     )
 
 
+@functools.cache
 def placements() -> st.SearchStrategy[float]:
     """Where a box sits along an axis, as a fraction of the free room: 0.0 touches the
     low border (corner exactly 0), 1.0 the high border (corner exactly 1)."""
@@ -52,6 +59,7 @@ def boxes_cxcywh(draw) -> list[float]:
     return [w / 2 + px * (1 - w), h / 2 + py * (1 - h), w, h]
 
 
+@functools.cache
 def box_counts(max_boxes: int) -> st.SearchStrategy[int]:
     """Boxes in one image: 0 often (empty images are common in detection batches)."""
     return st.one_of(st.just(0), st.integers(1, max(1, max_boxes)))
@@ -67,12 +75,13 @@ def image_targets(draw, num_classes: int, max_boxes: int = 6, dtype=torch.float3
     Either every box drawn on its own (edge shapes reachable), or one box repeated n
     times (many identical boxes: ties in any sort or dedup an implementation does)."""
     n = draw(box_counts(max_boxes))
+    box, label = _one_box(), st.integers(0, num_classes - 1)
     if n and draw(st.booleans()):
-        boxes = [draw(boxes_cxcywh())] * n
-        labels = [draw(st.integers(0, num_classes - 1))] * n
+        boxes = [draw(box)] * n
+        labels = [draw(label)] * n
     else:
-        boxes = [draw(boxes_cxcywh()) for _ in range(n)]
-        labels = [draw(st.integers(0, num_classes - 1)) for _ in range(n)]
+        boxes = [draw(box) for _ in range(n)]
+        labels = [draw(label) for _ in range(n)]
     return {
         "labels": torch.tensor(labels, dtype=torch.int64, device=device),
         "boxes": torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4).to(device=device, dtype=dtype),
@@ -91,19 +100,27 @@ def crowded_image_targets(draw, num_classes: int, min_boxes: int, max_boxes: int
     return {"labels": labels.to(device), "boxes": torch.cat([centre, wh], 1).to(device=device, dtype=dtype)}
 
 
+_one_box = functools.cache(boxes_cxcywh)
+_image_targets = functools.lru_cache(maxsize=4096)(image_targets)
+_crowded_image_targets = functools.lru_cache(maxsize=4096)(crowded_image_targets)
+
+
 # --- configurations -------------------------------------------------------------------
 
 
+@functools.cache
 def noise_ratios() -> st.SearchStrategy[float]:
     """label_noise_ratio in [0, 1], with both ends (0: no label noise; 1: the most)."""
     return st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0))
 
 
+@functools.cache
 def noise_scales() -> st.SearchStrategy[float]:
     """box_noise_scale in [0, 2], with 0 (no box noise, box-space output upstream)."""
     return st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 2.0))
 
 
+@functools.cache
 def denoising_counts() -> st.SearchStrategy[int]:
     """num_denoising in 0..200; 0 must give (None,)*4 (Hypothesis reaches the bounds
     of an integer range on its own, so 0 needs no extra weight)."""
@@ -127,7 +144,8 @@ def cdn_cases(
     num_classes = draw(st.integers(1, 100))
     num_denoising = draw(denoising_counts())
     batch_size = draw(st.integers(1, max_batch_size))
-    images = [draw(image_targets(num_classes, max_boxes, dtype, device)) for _ in range(batch_size)]
+    image = _image_targets(num_classes, max_boxes, dtype, device)
+    images = [draw(image) for _ in range(batch_size)]
     config = dict(
         num_queries=draw(st.integers(0, 300)),
         label_noise_ratio=draw(label_noise_ratio if label_noise_ratio is not None else noise_ratios()),
@@ -139,9 +157,7 @@ def cdn_cases(
     if draw(st.integers(0, 3)) == 3:
         num_denoising = draw(st.integers(1, 12))
         where = draw(st.integers(0, batch_size - 1))
-        images[where] = draw(
-            crowded_image_targets(num_classes, num_denoising + 1, num_denoising + 4, dtype, device)
-        )
+        images[where] = draw(_crowded_image_targets(num_classes, num_denoising + 1, num_denoising + 4, dtype, device))
     return CdnCase(
         targets=tuple(images), num_classes=num_classes, num_denoising=num_denoising, dtype=dtype, device=device, **config
     )
@@ -186,7 +202,7 @@ def _border_box(draw, dtype=torch.float32) -> list[float]:
     """A box with one corner on the border (placement 0 or 1 on one axis), inside otherwise.
     On the high border the side on that axis is a multiple of 2^(1 - p), p the dtype's
     significand bits, so 1 - side/2 is exact in the dtype and the corner stays at 1."""
-    box = draw(_inner_box())
+    box = draw(_inner_boxes(None))
     axis = draw(st.integers(0, 1))
     if draw(st.booleans()):
         box[axis] = box[axis + 2] / 2
@@ -322,6 +338,9 @@ _SCALES = st.one_of(st.just(1.0), st.floats(1e-3, 1.0))
 _SCALES_ABOVE_1 = st.one_of(st.just(2.0), st.floats(1.0, 3.0, exclude_min=True))
 _NON_POSITIVE = st.integers(-100, 0)
 _SMALL_DENOISING = st.integers(1, 12)
+_TINY_AXES = st.sampled_from([2, 3])
+_inner_boxes = functools.cache(lambda tiny_axis: _inner_box(tiny_axis=tiny_axis))
+_border_boxes = functools.cache(_border_box)
 
 
 @st.composite
@@ -359,9 +378,9 @@ def regime_cases(draw, regime: str = regimes.COMMON, max_batch_size: int = 16, m
         where = draw(st.integers(0, batch_size - 1))
         slot = draw(st.integers(0, counts[where] - 1))
         if regime == "border_box":
-            box = draw(_border_box(dtype))
+            box = draw(_border_boxes(dtype))
         elif regime == "tiny_box":
-            box = draw(_inner_box(tiny_axis=draw(st.sampled_from([2, 3]))))
+            box = draw(_inner_boxes(draw(_TINY_AXES)))
         else:
             box = [0.5, 0.5, 1.0, 1.0]
         boxes = images[where]["boxes"].clone()

@@ -110,7 +110,7 @@ def test_regime_filter_stays_rare(monkeypatch, dtype):
         verdicts.clear()
         seen = []
 
-        @settings(REGIME_SEARCH, max_examples=100, phases=[Phase.generate])
+        @settings(REGIME_SEARCH, max_examples=60, phases=[Phase.generate])
         @given(case=regime_cases(regime, dtype=dtype))
         def collect(case):
             seen.append(case)
