@@ -231,7 +231,8 @@ def test_mask_picture_shows_the_wrong_cells(broken_run):
     from matplotlib.colors import to_rgb
 
     from dnspec.layout import CdnLayout
-    from dnspec.pictures import LEAK, draw_mask, mask_image
+    from dnspec.pictures.figures import LEAK
+    from dnspec.pictures.mask import draw_mask, mask_image
 
     layout = CdnLayout((2, 1), num_denoising=4, num_queries=3)
     expected = layout.attn_mask().numpy()

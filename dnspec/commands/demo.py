@@ -69,7 +69,8 @@ def write_plot(impl, seed: int, path: str) -> str:
     """Draw :func:`plot_case` as built by ``impl`` to ``path``; '' or why it could not."""
     import torch
 
-    from dnspec.pictures import draw_demo, plot_problem
+    from dnspec.pictures import plot_problem
+    from dnspec.pictures.demo import draw_demo
 
     problem = plot_problem()
     if problem:
