@@ -2,6 +2,11 @@
 
 Each command module provides ``add_parser(subparsers)`` (registers its arguments and sets
 ``func``) and ``run(args) -> int`` (the exit status).
+
+Only the command at hand is imported and registered (``dnspec verify ...`` never imports
+the benchmark machinery, ``dnspec bench`` never the verify pipeline); ``dnspec``,
+``dnspec --help`` and an unknown command register them all, so the help lists every
+command and argparse names the valid choices.
 """
 
 from __future__ import annotations
@@ -13,13 +18,23 @@ import sys
 COMMAND_MODULES = ("verify", "matrix", "bench", "demo")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: list[str] | None) -> str | None:
+    """The subcommand named on the command line (its first argument: ``dnspec`` has no
+    options of its own before it), or None."""
+    argv = sys.argv[1:] if argv is None else argv
+    return argv[0] if argv and argv[0] in COMMAND_MODULES else None
+
+
+def build_parser(argv: list[str] | None = None, *, every_command: bool = False) -> argparse.ArgumentParser:
+    """The parser for ``argv``: only its command's subparser, unless ``every_command``
+    (or no known command is named)."""
     parser = argparse.ArgumentParser(
         prog="dnspec",
         description="Verify and benchmark contrastive denoising (CDN) query builders of RT-DETR-style detectors.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    chosen = None if every_command else _command_in(argv)
+    for name in COMMAND_MODULES if chosen is None else (chosen,):
         try:
             module = importlib.import_module(f"dnspec.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -31,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     return int(args.func(args) or 0)
 
 

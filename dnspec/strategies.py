@@ -29,7 +29,8 @@ TINY_SIDE = 1e-4
 
 # Strategies are built once and reused (functools.cache): a strategy object is validated
 # on its first draw, and building and validating a fresh one for every box cost more than
-# drawing from it. The same objects give the same draws, so this changes no case.
+# drawing from it. The distributions are the same; a derandomized run's sequence of cases
+# is not (Hypothesis' mutator picks among the spans it has seen).
 
 
 @functools.cache
