@@ -2,7 +2,7 @@
 its adapter) with the reference, and that the adapters rename and nothing else.
 
 The ultralytics tests that need the package skip with a reason when it is absent (it is
-kept out of the default CI path; ``ci/peers-ultralytics.sh`` installs it and runs them).
+kept out of the default venv; ``ci/peers.sh`` installs it with the other peers and runs them).
 The convention mapping of both adapters is also checked against recording fakes, which
 needs neither package.
 """
@@ -28,7 +28,7 @@ try:  # loading imports ultralytics where it is installed (about a second), else
     NO_ULTRALYTICS = ""
 except SpecError as exc:
     ULTRALYTICS = None
-    NO_ULTRALYTICS = str(exc).split("; install")[0] + " (bash ci/peers-ultralytics.sh installs it and runs these tests)"
+    NO_ULTRALYTICS = str(exc).split("; install")[0] + " (bash ci/peers.sh installs it and runs these tests)"
 
 PORTS = transformers_peers.discover_ports()
 

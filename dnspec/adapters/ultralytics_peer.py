@@ -38,9 +38,8 @@ from dnspec.specs import Implementation, SpecError
 MODULE_NAME = "ultralytics.models.utils.ops"
 FUNCTION_NAME = "get_cdn_group"
 INSTALL_HINT = (
-    "install ultralytics (pip install ultralytics; for this function alone, with the CPU torch: "
-    "pip install --no-deps ultralytics torchvision==<the release paired with your torch> "
-    "numpy pillow pyyaml opencv-python-headless, see ci/peers-ultralytics.sh)"
+    "install ultralytics (pip install ultralytics; it needs torchvision: bash ci/peers.sh builds a venv with every "
+    "peer, on torch 2.14.1 + torchvision 0.29.1)"
 )
 
 
