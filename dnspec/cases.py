@@ -129,12 +129,12 @@ def _embedding_weight(seed: int, num_classes: int, embed_dim: int) -> torch.Tens
 
 
 def seed_torch(seed: int) -> None:
-    """``torch.manual_seed(seed)`` for the generators that exist: the CPU's, and CUDA's and
-    MPS's once initialized. Same effect on every draw, a thousandth of the cost while CUDA
-    is not initialized (torch.manual_seed then records a stack trace per lazy backend,
-    about a millisecond a call)."""
+    """``torch.manual_seed(seed)`` for the generators an implementation can draw from: the
+    CPU's, CUDA's where CUDA exists (queued until CUDA initializes, as torch.manual_seed
+    queues it) and MPS's. It skips only the lazy MTIA and XPU backends, whose queued seeds
+    cost torch.manual_seed a recorded stack trace each, about a millisecond a call."""
     torch.default_generator.manual_seed(seed)
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     mps = getattr(torch, "mps", None)
     if mps is not None and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
