@@ -5,7 +5,7 @@
 Two arms, run alternately ``--runs`` times each against one baseline of the reference
 and an identical copy: the identical copy (every flag is a false alarm) and a copy made
 ``--slowdown`` times slower (the reference plus a busy-wait of that fraction of each
-call's own CPU time, :func:`dnspec.bench.slowed`; every "ok" is a miss). Each run is the
+call's own CPU time, :func:`dnspec.bench_gate.slowed`; every "ok" is a miss). Each run is the
 gate exactly as ``dnspec bench --baseline`` runs it (same rounds, blocks and settling
 budget). Prints, per arm, the verdict counts, the range of the slowdown read and the
 standard deviation of its log between runs, and how often the settling measured more.
@@ -19,7 +19,7 @@ import math
 import statistics
 import time
 
-from dnspec import bench
+from dnspec import bench, bench_gate
 from dnspec.specs import load_implementation
 
 
@@ -33,9 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--blocks", type=int, default=bench.DEFAULT_BLOCKS)
     parser.add_argument("--baseline-repeats", type=int, default=40)
     parser.add_argument("--baseline-blocks", type=int, default=8)
-    parser.add_argument("--gate-budget", type=float, default=bench.DEFAULT_GATE_BUDGET_S)
+    parser.add_argument("--gate-budget", type=float, default=bench_gate.DEFAULT_GATE_BUDGET_S)
     args = parser.parse_args(argv)
-    threshold = bench.parse_slowdown(args.max_slowdown)
+    threshold = bench_gate.parse_slowdown(args.max_slowdown)
     bench.steady_allocator()
 
     reference = load_implementation("reference")
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     def identical(*a, **k):
         return reference.fn(*a, **k)
 
-    arms = {"identical": identical, f"{args.slowdown:g}x slower": bench.slowed(identical, args.slowdown, clock="cpu")}
+    arms = {"identical": identical, f"{args.slowdown:g}x slower": bench_gate.slowed(identical, args.slowdown, clock="cpu")}
     workloads = bench.grid(batch_sizes=tuple(args.batch_sizes))
 
     def measure(impls, workloads, rounds, blocks):
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         for name, candidate in arms.items():
             impls = [reference, candidate]
             result = measure(impls, workloads, args.repeats, args.blocks)
-            rows = bench.settle_gate(result, baseline, threshold,
+            rows = bench_gate.settle_gate(result, baseline, threshold,
                                      lambda pending: measure(impls, pending, args.repeats, args.blocks).measurements,
                                      budget_s=args.gate_budget)
             seen[name] += rows

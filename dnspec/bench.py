@@ -1,5 +1,5 @@
 """Measuring CDN builders: workloads, interleaved timing, ratios to the reference, peak
-memory, and the regression gate's statistics. ``dnspec bench`` and ``pytest benchmarks``
+memory and result files (the regression gate on those ratios is :mod:`dnspec.bench_gate`). ``dnspec bench`` and ``pytest benchmarks``
 both measure through this module, so they time the same call.
 
 What one call is
@@ -47,19 +47,7 @@ Ratios
   this repository's 2 shared cores, 0.04 on a noisy one; ``benchmarks/gate_calibration.py``).
 
 The gate
-  Per implementation and workload, slowdown = exp(m_now - m_base), the ratio now over
-  the ratio in the baseline. It is flagged ('slower', exit 1) when it exceeds
-  ``1 + max_slowdown`` **and** is more than z standard errors above no change, with
-  se = sqrt(se_now^2 + se_base^2) and z the ``1 - 0.01 / K`` normal quantile (K
-  comparisons, Bonferroni). The first condition is the threshold's meaning; with a
-  spread of 0.01 to 0.04 a false alarm needs an error of log(1.15) = 0.14, some 3.5 to 14
-  standard deviations. The second keeps false alarms at 1% per run even where the
-  noise is not small (then the effective threshold becomes z * se); a slowdown above the
-  threshold that fails it is 'inconclusive' (exit 0, a warning), and a comparison whose
-  se exceeds a quarter of the threshold is marked noisy. Where an estimate lies within
-  z standard errors of the threshold, :func:`settle_gate` measures that workload again
-  (up to a time budget) rather than leave the verdict to chance. The reference is the
-  yardstick and is not gated (its absolute drift is printed).
+  Comparing these ratios with a baseline's is :mod:`dnspec.bench_gate`.
 """
 
 from __future__ import annotations
@@ -108,11 +96,8 @@ SCALING_SWEEPS = {
     "embed_dim": (64, 256, 1024),
 }
 
-# The gate: family-wise false-alarm level, and the least standard error it believes in.
-GATE_ALPHA = 0.01
-DEFAULT_GATE_BUDGET_S = 60.0  # at most this long measuring more rounds for unclear gate rows
+# the least standard error a ratio is believed to have
 SE_FLOOR = 0.005
-MIN_GATE_ROUNDS = 8
 _MAD_TO_SE = 1.2533 * 1.4826
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -804,193 +789,3 @@ def measure(
             row.calls_per_sample = k or 1
         out.extend(rows[spec] for spec in specs)
     return out
-
-
-# --- the regression gate --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GateRow:
-    spec: str
-    workload: Workload
-    baseline: RatioStat | None
-    current: RatioStat | None
-    threshold: float  # max slowdown as a fraction, e.g. 0.15
-    z: float
-    note: str = ""
-
-    @property
-    def slowdown(self) -> float | None:
-        """Current ratio over baseline ratio (1.0: unchanged; 1.3: 30% slower)."""
-        if self.baseline is None or self.current is None:
-            return None
-        return math.exp(self.current.log_ratio - self.baseline.log_ratio)
-
-    @property
-    def se(self) -> float | None:
-        if self.baseline is None or self.current is None:
-            return None
-        return math.hypot(self.current.se, self.baseline.se)
-
-    @property
-    def significant(self) -> bool:
-        """The slowdown is more than ``z`` standard errors above none."""
-        return self.slowdown is not None and math.log(self.slowdown) > self.z * self.se
-
-    @property
-    def noisy(self) -> bool:
-        """The comparison's own noise is not well under the threshold (se > a quarter of it)."""
-        return self.se is not None and self.se > math.log1p(self.threshold) / 4
-
-    @property
-    def clear(self) -> bool:
-        """The estimate is more than ``z`` standard errors away from the threshold, on
-        either side: more rounds would not be expected to change the verdict."""
-        if self.slowdown is None:
-            return True
-        return abs(math.log(self.slowdown) - math.log1p(self.threshold)) > self.z * self.se
-
-    @property
-    def verdict(self) -> str:
-        """'slower' (flagged: the estimated slowdown is above the threshold and
-        significant), 'inconclusive' (above the threshold, but within z standard errors
-        of no change), 'ok', or 'not compared'."""
-        if self.slowdown is None:
-            return "not compared"
-        if self.slowdown > 1 + self.threshold:
-            return "slower" if self.significant else "inconclusive"
-        return "ok"
-
-    def to_dict(self) -> dict:
-        return {
-            "spec": self.spec, "workload_key": self.workload.key, "verdict": self.verdict, "note": self.note,
-            "slowdown": self.slowdown, "se": self.se, "significant": self.significant, "noisy": self.noisy,
-            "max_slowdown": self.threshold, "z": self.z,
-            "baseline": self.baseline.to_dict() if self.baseline else None,
-            "current": self.current.to_dict() if self.current else None,
-        }
-
-
-def reference_drift(current: BenchResult, baseline: BenchResult) -> float | None:
-    """Geometric mean over shared workloads of the reference's median time now over its
-    median in the baseline: the yardstick itself, in absolute time (informative only:
-    machines and load differ, which is why the gate uses ratios)."""
-    logs = []
-    for w in current.workloads():
-        now, then = current.get(current.reference, w), baseline.get(baseline.reference, w)
-        if now and then and now.median_s and then.median_s:
-            logs.append(math.log(now.median_s / then.median_s))
-    return math.exp(statistics.fmean(logs)) if logs else None
-
-
-def parse_slowdown(text: str) -> float:
-    """'15%' or '0.15' -> 0.15; '15' is read as percent too."""
-    raw = str(text).strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise BenchError(f"--max-slowdown {text!r}: expected a percentage such as 15% (or a fraction such as 0.15)") from None
-    if not raw.endswith("%") and value >= 1:
-        value /= 100
-    if not (0 < value < 10):
-        raise BenchError(f"--max-slowdown {text!r}: must be above 0%")
-    return value
-
-
-def gate_z(comparisons: int, alpha: float = GATE_ALPHA) -> float:
-    from scipy.stats import norm
-
-    return float(norm.isf(alpha / max(1, comparisons)))
-
-
-def gate(current: BenchResult, baseline: BenchResult, max_slowdown: float, alpha: float = GATE_ALPHA) -> list[GateRow]:
-    """Compare every non-reference implementation measured now with its baseline ratio,
-    per workload present in both."""
-    pairs = []
-    for spec in current.specs():
-        if spec == current.reference:
-            continue
-        for w in current.workloads():
-            pairs.append((spec, w, baseline.ratio(spec, w), current.ratio(spec, w)))
-    comparable = sum(1 for _, _, b, c in pairs if b is not None and c is not None)
-    z = gate_z(comparable, alpha)
-    rows = []
-    for spec, w, base, now in pairs:
-        note = ""
-        if base is None:
-            note = "no baseline for this implementation and workload"
-        elif now is None:
-            m = current.get(spec, w)
-            note = f"not measured: {m.error}" if m is not None and m.error else "not measured"
-        rows.append(GateRow(spec=spec, workload=w, baseline=base, current=now, threshold=max_slowdown, z=z, note=note))
-    return rows
-
-
-def settle_gate(
-    result: BenchResult,
-    baseline: BenchResult,
-    max_slowdown: float,
-    remeasure: Callable[[list[Workload]], list[Measurement]],
-    budget_s: float = DEFAULT_GATE_BUDGET_S,
-    alpha: float = GATE_ALPHA,
-) -> list[GateRow]:
-    """The gate, with more rounds where the machine was too noisy for a clear verdict.
-
-    While some comparison is not :attr:`GateRow.clear` (its estimate lies within ``z``
-    standard errors of the threshold) and another pass fits in ``budget_s`` seconds,
-    ``remeasure`` times those workloads again (a fresh :func:`measure` of the same
-    implementations, same rounds and blocks) and the new rounds join ``result`` as
-    further blocks. A quiet machine settles in the first pass and pays nothing; a noisy
-    one buys the rounds it needs, up to the budget; a row still unclear then keeps its
-    verdict and its "noisy" note. Stopping when the interval clears the threshold errs
-    little: a row whose true slowdown is well above the threshold stops on the wrong
-    side only if its estimate falls more than z standard errors below it.
-    ``result.environment['extra_rounds']`` records, per workload, the rounds added."""
-    started = time.perf_counter()
-    rows = gate(result, baseline, max_slowdown, alpha)
-    last_pass = 0.0
-    extra = result.environment.setdefault("extra_rounds", {})
-    while True:
-        pending = [w for w in result.workloads() if any(r.workload == w and not r.clear for r in rows)]
-        elapsed = time.perf_counter() - started
-        if not pending or elapsed + last_pass >= budget_s:
-            return rows
-        pass_start = time.perf_counter()
-        for new in remeasure(pending):
-            old = result.get(new.spec, new.workload)
-            if old is None:
-                result.measurements.append(new)
-                continue
-            offset = max(old.blocks, default=-1) + 1
-            old.samples += new.samples
-            old.blocks += [b + offset for b in new.blocks]
-            old.error = old.error or new.error
-        for w in pending:
-            extra[w.key] = extra.get(w.key, 0) + result.rounds
-        last_pass = time.perf_counter() - pass_start
-        rows = gate(result, baseline, max_slowdown, alpha)
-
-
-# --- a deliberately slowed copy (for testing the gate, and for calibrating it yourself) ------
-
-
-def slowed(fn: Callable, factor: float, clock: str = "cpu", device: str | None = None) -> Callable:
-    """``fn``, made ``factor`` times slower on ``clock``: each call is timed, then the
-    caller spins for (factor - 1) times that call's own duration (after synchronising
-    ``device``). With the cpu clock that is ``factor`` times the CPU work of the same call;
-    a consistent slowdown under the same load, like a real regression, where a fixed
-    sleep would be a different fraction at every size (and costs no CPU)."""
-    now = CLOCKS[clock]
-
-    def slow(*args, **kwargs):
-        start = now()
-        out = fn(*args, **kwargs)
-        if device is not None:
-            synchronize(device)
-        deadline = start + factor * (now() - start)
-        while now() < deadline:
-            pass
-        return out
-
-    slow.__name__ = f"slowed_{getattr(fn, '__name__', 'fn')}"
-    return slow

@@ -9,7 +9,8 @@ import math
 from dataclasses import dataclass
 
 from dnspec import bench as _bench
-from dnspec.bench import CLOCK_TEXT, MEMORY_METHODS, BenchResult, GateRow, Workload
+from dnspec.bench import CLOCK_TEXT, MEMORY_METHODS, BenchResult, Workload
+from dnspec.bench_gate import GateRow
 
 PLOT_INSTALL = "plots need matplotlib: pip install 'dnspec[plot]'"
 

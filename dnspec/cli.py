@@ -47,6 +47,7 @@ def build_parser(argv: list[str] | None = None, *, every_command: bool = False) 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # a command that reruns itself in subprocesses needs it
     return int(args.func(args) or 0)
 
 

@@ -3,12 +3,12 @@
 The gate must flag a copy of the reference made 30% slower and must not flag an
 identical copy, run after run, on a shared and noisy machine. The slowed copy is the
 reference followed by a busy-wait of 0.3 times that call's own CPU time
-(:func:`dnspec.bench.slowed`): a consistent 30% more work per call under whatever load
+(:func:`dnspec.bench_gate.slowed`): a consistent 30% more work per call under whatever load
 there is, as a real regression would be; a fixed sleep would cost no CPU and be a
 different fraction at every size.
 
 The gate runs as ``dnspec bench --baseline`` does: a few rounds, then more where the
-machine's noise leaves a verdict unclear (:func:`dnspec.bench.settle_gate`). On two
+machine's noise leaves a verdict unclear (:func:`dnspec.bench_gate.settle_gate`). On two
 shared cores a comparison's log ratio varies by about 0.045 between runs, against a
 threshold of log 1.15 = 0.14; the settling makes each verdict clear at z standard
 errors, and the baseline is measured long so that its own error stays small.
@@ -23,7 +23,7 @@ import textwrap
 import pytest
 import torch
 
-from dnspec import bench, bench_report
+from dnspec import bench, bench_gate, bench_report
 from dnspec.cli import main
 from dnspec.specs import load_implementation
 
@@ -46,19 +46,19 @@ def _measure(impls, workloads=GATE_WORKLOADS, rounds=12, blocks=3) -> bench.Benc
     return bench.BenchResult(measurements, rounds=rounds, threads=1, min_sample_s=bench.DEFAULT_MIN_SAMPLE_S)
 
 
-def _gate(impls, baseline) -> list[bench.GateRow]:
+def _gate(impls, baseline) -> list[bench_gate.GateRow]:
     """The gate as ``dnspec bench --baseline`` runs it: 12 rounds in 3 blocks, then more
     where the noise leaves a verdict unclear."""
     result = _measure(impls)
     remeasure = lambda pending: _measure(impls, workloads=pending).measurements  # noqa: E731
-    return bench.settle_gate(result, baseline, 0.15, remeasure, budget_s=SETTLE_BUDGET_S)
+    return bench_gate.settle_gate(result, baseline, 0.15, remeasure, budget_s=SETTLE_BUDGET_S)
 
 
 def test_gate_flags_a_copy_made_30_percent_slower_and_never_an_identical_copy(reference):
     def identical(*args, **kwargs):
         return reference.fn(*args, **kwargs)
 
-    slower = bench.slowed(identical, 1.3, clock="cpu")
+    slower = bench_gate.slowed(identical, 1.3, clock="cpu")
     baseline = _measure([reference, identical], rounds=BASELINE_ROUNDS, blocks=BASELINE_BLOCKS)
     seen = {"identical": [], "slower": []}
     for _ in range(RUNS):
@@ -89,7 +89,7 @@ def test_slowed_spins_for_the_asked_fraction_of_the_calls_own_time(monkeypatch):
         return "out"
 
     monkeypatch.setitem(bench.CLOCKS, "test", clock)
-    slow = bench.slowed(work, 1.5, clock="test")
+    slow = bench_gate.slowed(work, 1.5, clock="test")
     start = clock()
     assert slow() == "out"
     assert clock() - start == pytest.approx(0.015, abs=5e-6)
@@ -121,7 +121,7 @@ def test_settle_gate_measures_more_only_where_the_verdict_is_unclear():
         asked.append(pending)
         return _made_up(pending[0], [1.3] * 12, blocks)  # the machine quietened: 1.3 every round
 
-    rows = bench.settle_gate(current, baseline, 0.15, remeasure, budget_s=60)
+    rows = bench_gate.settle_gate(current, baseline, 0.15, remeasure, budget_s=60)
     passes = len(asked)
     assert passes >= 1 and all(pending == [noisy] for pending in asked)  # more rounds, on the unclear workload only
     verdicts = {r.workload: r.verdict for r in rows}
@@ -141,7 +141,7 @@ def test_settle_gate_without_budget_keeps_the_unclear_verdict():
     def remeasure(pending):
         raise AssertionError("no budget: nothing more is measured")
 
-    (row,) = bench.settle_gate(current, baseline, 0.15, remeasure, budget_s=0)
+    (row,) = bench_gate.settle_gate(current, baseline, 0.15, remeasure, budget_s=0)
     assert not row.clear and row.verdict == "inconclusive" and row.noisy
 
 
@@ -171,25 +171,25 @@ def test_ratio_stat_ignores_an_outlier_and_unmeasured_rounds():
 )
 def test_gate_verdicts(now, se, verdict):
     w = bench.Workload(batch_size=4)
-    row = bench.GateRow(spec="x", workload=w, baseline=bench.RatioStat(0.0, 0.0, 20), current=bench.RatioStat(math.log(now), se, 20),
-                        threshold=0.15, z=bench.gate_z(1))
+    row = bench_gate.GateRow(spec="x", workload=w, baseline=bench.RatioStat(0.0, 0.0, 20), current=bench.RatioStat(math.log(now), se, 20),
+                        threshold=0.15, z=bench_gate.gate_z(1))
     assert row.verdict == verdict
 
 
 def test_gate_corrects_for_the_number_of_comparisons():
-    assert bench.gate_z(1) == pytest.approx(2.326, abs=1e-3)
-    assert bench.gate_z(10) > bench.gate_z(2) > bench.gate_z(1)
+    assert bench_gate.gate_z(1) == pytest.approx(2.326, abs=1e-3)
+    assert bench_gate.gate_z(10) > bench_gate.gate_z(2) > bench_gate.gate_z(1)
 
 
 @pytest.mark.parametrize("text, value", [("15%", 0.15), ("0.15", 0.15), ("15", 0.15), ("5.5%", 0.055)])
 def test_parse_slowdown(text, value):
-    assert bench.parse_slowdown(text) == pytest.approx(value)
+    assert bench_gate.parse_slowdown(text) == pytest.approx(value)
 
 
 @pytest.mark.parametrize("text", ["abc", "0%", "-5%"])
 def test_parse_slowdown_rejects(text):
     with pytest.raises(bench.BenchError):
-        bench.parse_slowdown(text)
+        bench_gate.parse_slowdown(text)
 
 
 def test_workload_counts_are_ragged_and_seeded():
@@ -214,7 +214,7 @@ def _candidate(tmp_path, body: str | None = None) -> str:
         """
         import os
 
-        from dnspec.bench import slowed
+        from dnspec.bench_gate import slowed
         from dnspec.reference import get_contrastive_denoising_training_group as reference
 
 
@@ -340,3 +340,41 @@ def test_cli_scaling_fits_and_writes(tmp_path, capsys, monkeypatch):
     assert "## Scaling" in (tmp_path / "s.md").read_text()
     if bench_report.matplotlib_available():
         assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def _result(log_ratios_by_run, spec="fast"):
+    """One BenchResult per run: the reference at 1.0 s a round, ``spec`` at exp(log) s."""
+    w = bench.Workload(batch_size=4)
+    runs = []
+    for logs in log_ratios_by_run:
+        ref = bench.Measurement(spec="reference", label="reference", workload=w, samples=[1.0] * len(logs), blocks=list(range(len(logs))))
+        impl = bench.Measurement(spec=spec, label=spec, workload=w, samples=[math.exp(x) for x in logs], blocks=list(range(len(logs))))
+        runs.append(bench.BenchResult(measurements=[ref, impl], rounds=len(logs), threads=1, min_sample_s=0.0))
+    return w, runs
+
+
+def test_a_baseline_from_several_runs_records_their_spread_and_the_gate_adds_it():
+    """Two processes that read the same code at two levels (a bimodal ratio): the merged
+    baseline keeps every block, numbered apart, and the spread of the runs' log ratios;
+    with it a run at the other level is not flagged, without it it would be."""
+    w, runs = _result([[0.0, 0.001, -0.001, 0.0], [0.17, 0.171, 0.169, 0.17]])
+    merged = bench_gate.merge_runs(runs)
+    m = merged.get("fast", w)
+    assert len(m.samples) == 8 and sorted(set(m.blocks)) == [0, 1, 2, 3, 4, 5, 6, 7]
+    sd = merged.environment["run_sd"]["fast"][w.key]
+    assert sd == pytest.approx(0.17 / math.sqrt(2), rel=1e-6)
+    assert merged.environment["runs"] == 2
+    _, (now,) = _result([[0.20, 0.201, 0.199, 0.2]])
+    (row,) = bench_gate.gate(now, merged, 0.15)
+    assert row.run_sd == sd and row.verdict != "slower"
+    without = bench.BenchResult(measurements=merged.measurements, rounds=4, threads=1, min_sample_s=0.0)
+    (bare,) = bench_gate.gate(now, without, 0.15)
+    assert bare.run_sd == 0.0 and bare.se < row.se
+
+
+def test_settling_stops_where_only_the_spread_between_runs_keeps_the_verdict_unclear():
+    w = bench.Workload(batch_size=4)
+    unclear = bench_gate.GateRow(spec="x", workload=w, baseline=bench.RatioStat(0.0, 0.01, 20),
+                                 current=bench.RatioStat(math.log(1.15), 0.01, 20), threshold=0.15, z=2.5, run_sd=0.1)
+    assert not unclear.clear and not unclear.settleable
+    assert bench_gate.GateRow(**{**unclear.__dict__, "run_sd": 0.0}).settleable

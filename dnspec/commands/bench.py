@@ -20,7 +20,7 @@ from dnspec.progress import ProgressBar
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from dnspec import bench
+    from dnspec import bench, bench_gate
 
     parser = subparsers.add_parser(
         "bench",
@@ -69,11 +69,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gate.add_argument("--baseline", default=None, metavar="FILE.json", help="compare each implementation's ratio to the reference with this file's")
     gate.add_argument("--max-slowdown", default="15%", metavar="PCT", help="flag a ratio that grew by more than this (default 15%%)")
     gate.add_argument(
-        "--gate-budget", type=float, default=bench.DEFAULT_GATE_BUDGET_S, metavar="SECONDS",
+        "--gate-budget", type=float, default=bench_gate.DEFAULT_GATE_BUDGET_S, metavar="SECONDS",
         help="on a noisy machine, spend up to this long measuring more rounds for comparisons whose verdict is not yet "
-             f"clear (default {bench.DEFAULT_GATE_BUDGET_S:.0f}; 0: never)",
+             f"clear (default {bench_gate.DEFAULT_GATE_BUDGET_S:.0f}; 0: never)",
     )
-    gate.add_argument("--write-baseline", default=None, metavar="FILE.json", help="write this run as a baseline (the --json format)")
+    gate.add_argument("--write-baseline", default=None, metavar="FILE.json",
+                      help="write a baseline (the --json format) from --baseline-runs runs of this command")
+    gate.add_argument("--baseline-runs", type=int, default=bench_gate.DEFAULT_BASELINE_RUNS, metavar="K",
+                      help="with --write-baseline: measure K times, each in its own process, and record the spread of "
+                           f"their ratios, which the gate adds to its error (default {bench_gate.DEFAULT_BASELINE_RUNS}; "
+                           "1: this process only)")
     parser.set_defaults(func=run)
     return parser
 
@@ -138,11 +143,62 @@ def _device_problem(device: str) -> str:
     return ""
 
 
+def _baseline_from_runs(args, stdout) -> int:
+    """``--write-baseline F --baseline-runs K``: this command K times, each in its own
+    process (the spread between processes is what the gate needs to know), merged by
+    :func:`dnspec.bench_gate.merge_runs` into F."""
+    import subprocess
+    import tempfile
+
+    from dnspec import bench, bench_gate
+
+    argv = _without(getattr(args, "argv", None) or sys.argv[1:], ("--write-baseline", "--baseline-runs", "--json",
+                                                                  "--markdown", "--plot", "--baseline"))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="dnspec-baseline-") as folder:
+        for k in range(args.baseline_runs):
+            path = os.path.join(folder, f"run-{k}.json")
+            command = [sys.executable, "-m", "dnspec", *argv, "--json", path, "--baseline-runs", "1"]
+            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+            if done.returncode != 0 or not os.path.exists(path):
+                tail = [line for line in done.stdout.splitlines() if line.strip()][-1:]
+                raise Usage(f"--write-baseline: run {k + 1} of {args.baseline_runs} exited {done.returncode}"
+                            + (f": {tail[0]}" if tail else ""))
+            results.append(bench.load_result(path))
+            stdout.print(f"run {k + 1}/{args.baseline_runs} measured", markup=False, highlight=False)
+    merged = bench_gate.merge_runs(results)
+    merged.command = "dnspec " + " ".join(map(shlex.quote, [*argv, "--write-baseline", args.write_baseline,
+                                                             "--baseline-runs", str(args.baseline_runs)]))
+    merged.write_json(args.write_baseline)
+    for spec, by_workload in merged.environment["run_sd"].items():
+        for key, sd in by_workload.items():
+            stdout.print(f"{spec} {key}: ratio {merged.ratio(spec, next(w for w in merged.workloads() if w.key == key)).ratio:.3f}, "
+                         f"spread between runs (sd of the log ratio) {sd:.3f}", markup=False, highlight=False)
+    stdout.print(f"wrote {args.write_baseline} ({args.baseline_runs} runs)", markup=False, highlight=False)
+    return 0
+
+
+def _without(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``argv`` without the given value-taking flags (``--flag value`` or ``--flag=value``)."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        if item in flags:
+            skip = True
+            continue
+        if any(item.startswith(flag + "=") for flag in flags):
+            continue
+        out.append(item)
+    return out
+
+
 def _run(args) -> int:
     import torch
     from rich.console import Console
 
-    from dnspec import bench, bench_report
+    from dnspec import bench, bench_gate, bench_report
     from dnspec.specs import SpecError, load_implementation
 
     started = time.perf_counter()
@@ -155,12 +211,16 @@ def _run(args) -> int:
         _check_output(path, flag, suffix)
     if args.plot and not bench_report.matplotlib_available():
         raise Usage(f"--plot {args.plot}: {bench_report.PLOT_INSTALL}")
+    if args.write_baseline and args.baseline_runs > 1:
+        return _baseline_from_runs(args, stdout)
+    if args.baseline_runs < 1:
+        raise Usage(f"--baseline-runs {args.baseline_runs}: must be at least 1")
     baseline = None
     threshold = None
     if args.baseline:
         try:
             baseline = bench.load_result(args.baseline)
-            threshold = bench.parse_slowdown(args.max_slowdown)
+            threshold = bench_gate.parse_slowdown(args.max_slowdown)
         except bench.BenchError as problem:
             raise Usage(f"--baseline: {problem}" if args.baseline in str(problem) else str(problem)) from None
         if args.scaling:
@@ -192,8 +252,8 @@ def _run(args) -> int:
     rounds = args.repeats or (baseline.rounds if baseline else bench.DEFAULT_ROUNDS)
     blocks = args.blocks or (baseline.environment.get("blocks") if baseline else None) or bench.DEFAULT_BLOCKS
     min_sample_s = args.min_sample_ms / 1e3 if args.min_sample_ms is not None else (baseline.min_sample_s if baseline else bench.DEFAULT_MIN_SAMPLE_S)
-    if baseline and rounds < bench.MIN_GATE_ROUNDS:
-        raise Usage(f"--repeats {rounds}: the gate needs at least {bench.MIN_GATE_ROUNDS} rounds per workload")
+    if baseline and rounds < bench_gate.MIN_GATE_ROUNDS:
+        raise Usage(f"--repeats {rounds}: the gate needs at least {bench_gate.MIN_GATE_ROUNDS} rounds per workload")
 
     common = {}
     if args.num_queries is not None:
@@ -253,7 +313,7 @@ def _run(args) -> int:
 
     gate_rows = None
     if baseline:
-        gate_rows = bench.settle_gate(result, baseline, threshold, lambda pending: measure(pending, memory=False),
+        gate_rows = bench_gate.settle_gate(result, baseline, threshold, lambda pending: measure(pending, memory=False),
                                       budget_s=args.gate_budget)
         result.seconds = time.perf_counter() - started
 
@@ -273,7 +333,7 @@ def _run(args) -> int:
         else:
             bench_report.print_gate(gate_rows, stdout, threshold)
             stdout.print(bench_report.gate_summary(gate_rows, threshold), markup=False, highlight=False)
-            drift = bench.reference_drift(result, baseline)
+            drift = bench_gate.reference_drift(result, baseline)
             if drift is not None:
                 stdout.print(f"the reference itself took {drift:.2f}x its baseline time (absolute, not gated: it is the "
                              "yardstick, and absolute times differ between machines and loads)", markup=False, highlight=False)
