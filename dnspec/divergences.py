@@ -80,10 +80,13 @@ class Finding:
     regime: str = regime_registry.COMMON  # the cell (generation regime) it was found in
     where: str = ""  # raises: "denoising.py:97 in get_contrastive_denoising_training_group"
     details: str = ""  # raises: the innermost traceback lines of the implementation
+    call_regimes: frozenset | None = None  # where it happened when no case says (a worker that died in a regime)
 
     @property
     def regimes(self) -> frozenset[str]:
-        return frozenset() if self.case is None else regime_registry.regimes_of(self.case)
+        if self.case is None:
+            return self.call_regimes if self.call_regimes is not None else frozenset()
+        return regime_registry.regimes_of(self.case)
 
 
 def raising_frame(error: BaseException):

@@ -43,6 +43,8 @@ def divergence_block(divergence: DivergenceRecord) -> list[str]:
         if len(example) > EXAMPLE_CHARS:
             example = example[:EXAMPLE_CHARS] + " ... (the whole example is in the --report file)"
         lines.append(f"      {example}")
+    elif divergence.name == "worker process died":
+        lines.append("    no example: the worker process died before it could send one back")
     elif divergence.cells:
         lines.append(f"    seen on: {divergence.example_property or divergence.cells[0]['property']}'s fixed seeded workload")
     if divergence.replay:

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, Phase, event, example, given, seed as hypothesis_seed, settings
 
 from dnspec import regimes as regime_registry
+from dnspec import workers
 from dnspec.calling import HANGS, ImplementationError
-from dnspec.divergences import VIOLATES, Divergence, Finding, Signature, classify, crash_signature
+from dnspec.divergences import RAISES, VIOLATES, Divergence, Finding, Signature, classify, crash_signature
 from dnspec.invariants import assert_outputs_equal
 from dnspec.violations import PropertyViolation, each_failure
 from dnspec.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
@@ -312,13 +313,18 @@ def plan(impl, options: RunOptions, names=None):
     return out
 
 
-def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, on_stage=None, stop_early=False,
-        selected=None) -> RunResult:
+def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, on_stage=None, on_advance=None,
+        stop_early=False, selected=None, capture=None) -> RunResult:
     """The verify pipeline (see the module docstring). ``names``: properties to run (None:
-    all); ``regimes``: regimes to sweep (None: all); ``on_stage(text)`` is called as the
-    run moves on (for a progress bar); ``stop_early``: verdicts only (no shrinking, each
-    property stops at its first failure); ``selected``: a :func:`plan` to run instead."""
+    all); ``regimes``: regimes to sweep (None: all); ``on_stage(text)`` says what runs now
+    and ``on_advance()`` that a sweep or fixed batch finished (for a progress bar);
+    ``stop_early``: verdicts only (no shrinking, each property stops at its first failure,
+    one process); ``selected``: a :func:`plan` to run instead; ``capture``: the buffer the
+    implementation's output goes to (worker processes send theirs back to it). With
+    ``options.jobs`` above 1 the sweeps and fixed batches run in worker processes
+    (:mod:`dnspec.workers`); shrinking stays here."""
     on_stage = on_stage or (lambda text: None)
+    on_advance = on_advance or (lambda: None)
     HANGS.hung.pop(impl.name, None)  # "hung earlier in this run" means this run
     base = options.max_examples if options.max_examples is not None else settings.default.max_examples
     derandomized = settings.default.derandomize
@@ -326,36 +332,60 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
     selected = plan(impl, options, names) if selected is None else selected
     checks = [(p, v) for p, v, skip in selected if p.kind in GENERATED and not skip]
     regime_names = [r for r in regime_registry.NAMES if regimes is None or r in regimes]
+    compare = not impl.fixes_advisories and not stop_early
+    tasks = [("sweep", regime) for regime in regime_names] if checks else []
+    tasks += [("fixed", prop) for prop, variant, skip in selected if prop.kind not in GENERATED and not skip]
+
+    def execute(task):
+        kind, what = task
+        started = time.perf_counter()
+        if kind == "sweep":
+            value = sweep(impl, what, checks, options, max_examples=examples_for(what, base), seed=seed,
+                          stop_early=stop_early, compare_reference=compare)
+        else:
+            value = fixed_workload(what, impl, options)
+        return value, time.perf_counter() - started
+
+    done: dict = {}
+    if stop_early or options.jobs < 2:
+        for task in tasks:
+            on_stage(("sweeping " + regime_registry.title(task[1])) if task[0] == "sweep" else f"checking {task[1].name}")
+            if stop_early and task[0] == "sweep" and _every_check_failed(checks, done):
+                continue  # a verdict is all that is wanted, and every property has one
+            done[task] = execute(task)
+            on_advance()
+    else:
+        on_stage(f"checking {len(tasks)} regimes and fixed batches on {min(options.jobs, len(tasks))} worker processes")
+        values = workers.run_tasks(tasks, execute, jobs=options.jobs, device=options.device, capture=capture,
+                                   on_done=lambda task: on_advance())
+        done = dict(zip(tasks, values))
+
     cells: dict[str, dict[str, Cell]] = {}
+    fixed: dict[str, tuple] = {}
     seconds: dict[str, float] = {}
     calls = 0
     same_seed = [0, 0]
     observed: dict[str, dict] = {}  # e.g. {"empty_batch": {"dummy_group": (regime, first case)}}
-    compare = not impl.fixes_advisories and not stop_early
-    for regime in regime_names if checks else []:
-        on_stage(f"sweeping {regime_registry.title(regime)}")
-        started = time.perf_counter()
-        found, stats = sweep(impl, regime, checks, options, max_examples=examples_for(regime, base), seed=seed,
-                             stop_early=stop_early, compare_reference=compare)
-        cells[regime] = found
+    for task in tasks:  # in the registry's order, whatever order they finished in
+        if task not in done:
+            continue
+        kind, what = task
+        result = done[task]
+        if isinstance(result, workers.WorkerDied):
+            result = (_died(task, result, checks), 0.0)
+        value, elapsed = result
+        if kind == "fixed":
+            fixed[what.name], seconds[what.name] = value, elapsed
+            continue
+        found, stats = value
+        cells[what] = found
         calls += stats["calls"]
         for name, seen in stats["observed"].items():
-            for value, case in seen.items():
-                observed.setdefault(name, {}).setdefault(value, (regime, case))
+            for observation, case in seen.items():
+                observed.setdefault(name, {}).setdefault(observation, (what, case))
         same_seed = [a + b for a, b in zip(same_seed, stats["same_seed"])]
-        elapsed = time.perf_counter() - started
         for name in found:
             seconds[name] = seconds.get(name, 0.0) + elapsed / max(1, len(found))
-        if stop_early and all(any(c[label(p, v)].findings for c in cells.values()) for p, v in checks):
-            break  # a verdict is all that is wanted, and every property has one
-    fixed: dict[str, tuple] = {}
-    for prop, variant, skip in selected:
-        if prop.kind in GENERATED or skip:
-            continue
-        on_stage(f"checking {prop.name}")
-        started = time.perf_counter()
-        fixed[prop.name] = fixed_workload(prop, impl, options)
-        seconds[prop.name] = time.perf_counter() - started
     findings = [f for by_label in cells.values() for cell in by_label.values() for f in cell.findings.values()]
     findings += _mixed_conventions(observed)
     findings += [f for status, _, _, found in fixed.values() for f in found]
@@ -384,6 +414,29 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
     conventions = {name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1}
     level, line = compatibility(impl, outcomes, divergences, tuple(same_seed))
     return RunResult(outcomes, divergences, line, seed, calls, tuple(same_seed), conventions, level)
+
+
+def _every_check_failed(checks, done: dict) -> bool:
+    """Every check has failed in some regime swept so far (the self-test's early stop)."""
+    swept = [value[0][0] for task, value in done.items() if task[0] == "sweep"]
+    return bool(swept) and all(any(cells[label(p, v)].findings for cells in swept) for p, v in checks)
+
+
+def _died(task, died, checks):
+    """What a task whose worker process died counts as: for a sweep, a crash of every
+    check in that regime; for a fixed batch, a failed property."""
+    kind, what = task
+    signature = Signature(RAISES, "worker process died")
+    if kind == "fixed":
+        finding = Finding(what.name, signature, f"checking {what.name}: {died.detail}")
+        return ("fail", f"checking {what.name}: {died.detail}", died.detail, [finding])
+    cells = {}
+    for prop, variant in checks:
+        cell = Cell(label(prop, variant), what)
+        cell.add(Finding(cell.label, signature, f"checking {regime_registry.title(what)}: {died.detail}", None, what,
+                         call_regimes=REGIME_SETS[what]))
+        cells[cell.label] = cell
+    return cells, {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}}
 
 
 def _mixed_conventions(observed: dict) -> list[Finding]:

@@ -39,6 +39,7 @@ class RunOptions:
     time_limit_s: float | None = None
     threads: int = 1  # torch intra-op threads while checking (the cases are small: waking threads costs more)
     convention: str | None = None  # an empty-batch convention every all-empty batch must follow (None: any known one)
+    jobs: int = 1  # worker processes for the sweeps and fixed batches (dnspec.workers; 1: this process)
 
 
 @dataclass(frozen=True)

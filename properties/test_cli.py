@@ -362,8 +362,9 @@ def test_a_failing_cell_names_its_divergences():
 
 def test_matrix_survives_an_implementation_that_kills_its_interpreter(capsys, tmp_path):
     out_path = tmp_path / "matrix.md"
+    # --jobs 1: no worker processes, so the implementation kills the verify process itself
     code = main(["matrix", "reference", fixture("crashes.py", "build_abort"), "--only", "structure",
-                 "--profile", "ci", "--max-examples", "3", "--out", str(out_path)])
+                 "--profile", "ci", "--max-examples", "3", "--jobs", "1", "--out", str(out_path)])
     captured = capsys.readouterr()
     assert code == 0
     assert "Traceback" not in captured.out + captured.err

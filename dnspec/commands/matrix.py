@@ -52,6 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help=f"stop a whole verify subprocess after this long (default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these properties or families")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes inside each verify run (default: its own default, one per core)")
     parser.set_defaults(func=run)
     return parser
 
@@ -76,6 +77,8 @@ def verify_command(spec: str, report_path: str, args) -> list[str]:
         command.append("--strict")
     if args.only:
         command += ["--only", *args.only]
+    if args.jobs is not None:
+        command += ["--jobs", str(args.jobs)]
     return command
 
 

@@ -12,8 +12,8 @@ cannot be loaded or the options are unusable (one line says why), 3 dnspec itsel
 (a bug: please report).
 
 The implementation under test is treated as hostile: whatever it prints during a call
-(or while its module imports) is captured in a bounded buffer and only counted on the
-report line; a call that runs past ``--time-limit`` is stopped (SIGALRM, main thread) and
+(or while its module imports) is captured in a bounded buffer (:mod:`dnspec.output_capture`)
+and only counted on the report line; a call that runs past ``--time-limit`` is stopped (SIGALRM, main thread) and
 the implementation is not called again in this run; anything it raises, or returns
 wrongly, is a failed property, never a dnspec traceback.
 """
@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import inspect
-import io
 import os
 import platform
 import shlex
 import sys
 import time
-from collections import deque
-from dataclasses import replace
 
+from dnspec.output_capture import BoundedOutput, captured, capturing_implementation
 from dnspec.progress import ProgressBar
 
 DEFAULT_TIME_LIMIT_S = 30.0
@@ -79,93 +76,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--convention", choices=("rtdetr",), default=None,
                         help="require RT-DETR's answer to an all-empty batch, four Nones (default: any known "
                              "convention, checked for consistency and named in the verdict)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker processes for the sweeps and fixed batches (default: one per core this process may "
+                             "use; 1: none, everything in this process)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="torch intra-op threads during the run (default 1: the cases are small, and waking threads "
                              "costs more than they save)")
     parser.set_defaults(func=run)
     return parser
-
-
-# --- the implementation's own output ----------------------------------------------------
-
-
-class BoundedOutput(io.TextIOBase):
-    """A text stream that keeps the first ``head`` and last ``tail`` characters written
-    to it and counts the rest (what the implementation prints goes here)."""
-
-    def __init__(self, head: int = 4000, tail: int = 2000):
-        super().__init__()
-        self.head_limit, self.total = head, 0
-        self._head: list[str] = []
-        self._head_len = 0
-        self._tail: deque[str] = deque()
-        self._tail_len, self.tail_limit = 0, tail
-        self.buffer = _BoundedBytes(self)
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return False
-
-    @property
-    def encoding(self) -> str:
-        return "utf-8"
-
-    def write(self, text) -> int:
-        if not isinstance(text, str):
-            text = str(text)
-        self.total += len(text)
-        if self._head_len < self.head_limit:
-            piece = text[: self.head_limit - self._head_len]
-            self._head.append(piece)
-            self._head_len += len(piece)
-        piece = text[-self.tail_limit:]
-        self._tail.append(piece)
-        self._tail_len += len(piece)
-        while self._tail and self._tail_len - len(self._tail[0]) >= self.tail_limit:
-            self._tail_len -= len(self._tail.popleft())
-        return len(text)
-
-    def head(self) -> str:
-        return "".join(self._head)
-
-    def tail(self) -> str:
-        return "".join(self._tail)[-self.tail_limit:]
-
-
-class _BoundedBytes(io.RawIOBase):
-    """``sys.stdout.buffer`` for code that writes bytes."""
-
-    def __init__(self, text: BoundedOutput):
-        super().__init__()
-        self.text = text
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self.text.write(bytes(data).decode("utf-8", "replace"))
-        return len(data)
-
-
-@contextlib.contextmanager
-def captured(buffer: BoundedOutput):
-    """Send Python-level stdout and stderr (print, sys.std*.write, warnings) to ``buffer``."""
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        yield
-
-
-def capturing_implementation(impl, buffer: BoundedOutput):
-    """The same Implementation, with its output captured during every call."""
-    fn = impl.fn
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        with captured(buffer):
-            return fn(*args, **kwargs)
-
-    return replace(impl, fn=call)
 
 
 # --- checks before the run ----------------------------------------------------------------
@@ -237,20 +155,6 @@ def hypothesis_profile(name: str, pinned_examples: bool = True, shrink: bool = T
         yield
     finally:
         settings.load_profile(previous)
-
-
-@contextlib.contextmanager
-def whole_run_time_limit(seconds):
-    """Apply the per-call limit to every call of the run, the statistical and advisory
-    batches included (the suite applies ``RunOptions.time_limit_s`` to generated cases)."""
-    from dnspec import calling
-
-    previous = calling.DEFAULT_TIME_LIMIT_S_ACTIVE
-    calling.DEFAULT_TIME_LIMIT_S_ACTIVE = seconds
-    try:
-        yield
-    finally:
-        calling.DEFAULT_TIME_LIMIT_S_ACTIVE = previous
 
 
 # --- replaying ------------------------------------------------------------------------------
@@ -346,10 +250,7 @@ class _Screen:
     def __exit__(self, *exc):
         return self.bar.__exit__(*exc)
 
-    described = False
-
     def now_checking(self, text: str) -> None:
-        self.described = True
         self.bar.describe(text)
 
     def advance(self) -> None:
@@ -421,13 +322,15 @@ def _run(args) -> int:
         return usage(f"--max-examples {args.max_examples}: must be at least 1")
     if args.threads < 1:
         return usage(f"--threads {args.threads}: must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        return usage(f"--jobs {args.jobs}: must be at least 1")
     problem = _device_problem(args.device)
     if problem:
         return usage(problem)
 
     import torch
 
-    from dnspec import runner
+    from dnspec import runner, workers
     from dnspec.calling import HANGS
     from dnspec.specs import SpecError, load_implementation
     from dnspec.suite import GENERATED_KINDS, RunOptions
@@ -449,6 +352,7 @@ def _run(args) -> int:
     options = RunOptions(
         device=args.device, dtype=getattr(torch, args.dtype), strict=args.strict,
         max_examples=args.max_examples, seed=args.seed, time_limit_s=time_limit, threads=args.threads,
+        jobs=args.jobs if args.jobs is not None else workers.default_jobs(),
         convention="four_nones" if args.convention == "rtdetr" else None,
     )
     report.implementation = _implementation_info(impl)
@@ -472,13 +376,10 @@ def _run(args) -> int:
     screen.line(f"dnspec verify {impl.label}: {len(selected)} checks in {len(report.regimes)} input regimes, profile {profile}, "
                 f"device {args.device}, {args.dtype}" + (f", time limit {time_limit:g} s per call" if time_limit else ""))
 
-    def on_stage(text: str) -> None:
-        if screen.described:
-            screen.advance()
-        screen.now_checking(text)
 
-    with screen, hypothesis_profile(profile, pinned_examples=not args.no_pinned, shrink=not args.no_shrink), whole_run_time_limit(time_limit):
-        result = runner.run(tested, options, names, args.regime, on_stage=on_stage, selected=selected)
+    with screen, hypothesis_profile(profile, pinned_examples=not args.no_pinned, shrink=not args.no_shrink):
+        result = runner.run(tested, options, names, args.regime, on_stage=screen.now_checking, on_advance=screen.advance,
+                            selected=selected, capture=buffer)
     if wants_pictures(args.report):  # redrawn from the live implementation, each call under the time limit
         from dnspec.pictures import divergence_pictures
 

@@ -1,0 +1,79 @@
+"""dnspec verify on several cores (dnspec.workers): worker processes forked from the run,
+one sweep per regime and one fixed batch per statistical property each a task. The
+verdict is the same as in one process; what the implementation prints and where it hangs
+still reach the report; an implementation that kills its interpreter kills one worker,
+and is reported, not the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dnspec.cli import main
+from dnspec.workers import can_fork, run_tasks
+
+FIXTURES = Path(__file__).parent / "cli_fixtures"
+QUICK = ["--profile", "ci", "--max-examples", "4"]
+FORKS = pytest.mark.skipif(not can_fork("cpu"), reason="worker processes need fork (Linux) and an uninitialized CUDA")
+
+
+def _report(tmp_path, spec, *argv):
+    path = tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json"
+    code = main(["verify", spec, *QUICK, *argv, "--report", str(path)])
+    return code, json.loads(path.read_text())
+
+
+def _verdict(data):
+    return ([(o["label"], o["status"], o["regimes"], o["divergences"]) for o in data["outcomes"]],
+            [(d["name"], d["regimes"], d["properties"], d["example"]) for d in data["divergences"]], data["compatibility"])
+
+
+@FORKS
+@pytest.mark.parametrize("spec", ["reference", f"{FIXTURES / 'broken.py'}:build"], ids=["reference", "broken"])
+def test_two_workers_give_the_verdict_of_one_process(tmp_path, capsys, spec):
+    one = _report(tmp_path, spec, "--jobs", "1")
+    two = _report(tmp_path, spec, "--jobs", "2")
+    capsys.readouterr()
+    assert one[0] == two[0]
+    assert _verdict(one[1]) == _verdict(two[1])
+    assert one[1]["calls"] == two[1]["calls"] > 0
+
+
+@FORKS
+def test_output_printed_in_workers_is_captured_and_counted(tmp_path, capsys):
+    code, data = _report(tmp_path, f"{FIXTURES / 'prints.py'}:build", "--jobs", "2", "--only", "structure", "label_flip_rate")
+    out = capsys.readouterr().out
+    assert code == 0 and len(out) < 20_000
+    assert data["captured_output"]["chars"] > 1_000_000 and "debug" in data["captured_output"]["head"]
+
+
+@FORKS
+def test_a_hang_in_a_worker_is_stopped_and_noted(tmp_path, capsys):
+    code, data = _report(tmp_path, f"{FIXTURES / 'hangs.py'}:build", "--jobs", "2", "--time-limit", "0.5",
+                         "--only", "structure", "label_flip_rate")
+    capsys.readouterr()
+    assert code == 1
+    assert [d["name"] for d in data["divergences"]] == ["hangs"]
+    assert any(note.startswith("hang: ") for note in data["notes"])
+
+
+@FORKS
+def test_an_implementation_that_kills_its_interpreter_is_one_divergence(tmp_path, capsys):
+    code, data = _report(tmp_path, f"{FIXTURES / 'crashes.py'}:build_abort", "--jobs", "2", "--only", "structure", "label_flip_rate")
+    out = capsys.readouterr().out
+    assert code == 1 and "Traceback" not in out
+    (died,) = data["divergences"]
+    assert died["name"] == "worker process died" and set(died["properties"]) == {"structure", "label_flip_rate"}
+    assert "no example: the worker process died" in out
+
+
+def _square(x):
+    return x * x
+
+
+def test_tasks_run_in_this_process_with_one_job():
+    finished = []
+    assert run_tasks([1, 2, 3], _square, jobs=1, on_done=finished.append) == [1, 4, 9]
+    assert finished == [1, 2, 3]
