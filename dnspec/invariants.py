@@ -162,11 +162,25 @@ def _check_empty_batch(trial, outputs) -> None:
 
 
 def produced_outputs(trial, key: CallKey = CallKey()):
-    """Outputs of a call that must produce some (structure is its own property)."""
+    """Outputs of a call that must produce some, of the shapes the layout gives, for a
+    check that reads them row by row. What breaks that is the structure property's
+    failure, raised with its check id, so that one wrong shape (ultralytics subsamples
+    boxes to num_denoising, say) is one divergence, not one per property that reads it."""
     outputs = outputs_of(trial, key)
+    case = trial.case_for(key)
     if outputs[0] is None:
-        fail("returned None outputs for a batch with boxes and num_denoising > 0", "structure.none_outputs",
-              trial.case_for(key))
+        fail("returned None outputs for a batch with boxes and num_denoising > 0", "structure.none_outputs", case)
+    layout = layout_of(case)
+    n, q = layout.num_dn_rows, case.num_queries
+    for name, value, shape in zip(("input_query_class", "input_query_bbox", "attn_mask"), outputs[:3],
+                                  ((case.batch_size, n, case.embed_dim), (case.batch_size, n, 4), (n + q, n + q))):
+        if not isinstance(value, torch.Tensor):
+            fail(f"{name} is {type(value).__name__}, expected a tensor", f"structure.{name}.type", case)
+        if tuple(value.shape) != shape:
+            fail(f"{name} has shape {list(value.shape)}, expected {list(shape)} (N={n}, Q={q}, bs={case.batch_size}, "
+                 f"D={case.embed_dim})", f"structure.{name}.shape", case)
+    if not isinstance(outputs[3], dict):
+        fail(f"dn_meta is {type(outputs[3]).__name__}, expected a dict", "structure.dn_meta.type", case)
     return outputs
 
 
@@ -183,9 +197,7 @@ def check_attention_mask(trial):
         return
     attn_mask = produced_outputs(trial)[2]
     expected = layout.attn_mask()
-    got = attn_mask.cpu()
-    if got.shape != expected.shape:
-        fail(f"attn_mask has shape {list(got.shape)}, expected {list(expected.shape)}", "attention_mask.shape")
+    got = attn_mask.cpu()  # of the expected shape (produced_outputs checks it)
     wrong = got.to(torch.bool) != expected
     if not bool(wrong.any()):
         return

@@ -18,3 +18,7 @@ def test_advisory_label_flip_rate_is_ratio_over_two(impl, options):
 
 def test_advisory_bad_input_raises_or_is_visibly_bad(impl, options):
     check_property("bad_input", impl, options)
+
+
+def test_advisory_empty_batch_keeps_class_embed_in_the_graph(impl, options):
+    check_property("empty_batch_in_graph", impl, options)

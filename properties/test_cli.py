@@ -390,3 +390,14 @@ def test_demo_prints_shapes(capsys):
     assert "input_query_class  Tensor [3, 198, 256] float32" in out
     assert "dn_meta['dn_num_split'] = [198, 300]" in out
     assert "obj ########|..." in out
+
+
+def test_every_registered_property_has_a_pytest_test():
+    """The pytest route runs every property of the registry (one thin test each)."""
+    import re
+
+    from dnspec.suite import PROPERTIES
+
+    texts = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    called = set(re.findall(r'check_property\("(\w+)"', texts))
+    assert {p.name for p in PROPERTIES} <= called, {p.name for p in PROPERTIES} - called
