@@ -207,8 +207,9 @@ def _box_message(kind, case, layout, impl, got, gt_boxes, bounds, i, r, axis, co
     more = f" ({count} such row-axes)"
     if kind == "crossed":
         if not impl.fixes_advisories and bool(bounds["swapped"][i, r, axis]):
-            return (f"{where}: its noised {xy}-corners crossed and came back reordered, spanning ({a}, {b}) with side "
-                    f"|w| = {b - a}: RT-DETR lets a crossed box collapse to side 1e-5 (inverse_sigmoid of a negative "
+            side = "|w|" if axis == 0 else "|h|"
+            return (f"{where}: its noised {xy}-corners crossed and came back reordered, spanning ({a:.6g}, {b:.6g}) with "
+                    f"side {side} = {b - a:.6g}: RT-DETR lets a crossed box collapse to side 1e-5 (inverse_sigmoid of a negative "
                     f"width); reordering fixes advisory no_collapsed_boxes, so declare fixes_advisories if it is "
                     f"deliberate{more}")
         if impl.fixes_advisories and bool(bounds["collapsed"][i, r, axis]):
