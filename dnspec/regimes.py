@@ -79,7 +79,7 @@ REGIMES: tuple[Regime, ...] = (
            "negatives move by up to 2 * scale * side/2: corners cross and hit the clip more often",
            lambda case: case.box_noise_scale > 1),
     Regime("all_images_empty", "no image has a box",
-           "RT-DETR returns four Nones; forks return a dummy group or meta only (DDP-safe conventions)",
+           "RT-DETR returns four Nones; forks return a dummy group, an empty group or meta only (the empty-batch conventions)",
            lambda case: case.num_denoising > 0 and _max_gt(case) == 0),
     Regime("some_image_empty", "some image has no box",
            "padding rows only for that image; per-image loops and splits meet a zero count",
