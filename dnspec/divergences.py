@@ -185,11 +185,13 @@ class Divergence:
 
 
 def _field_of(finding: Finding) -> str | None:
-    """The output a differential finding is about (``...matches_reference.attn_mask``)."""
+    """The output a differential finding is about: ``attn_mask`` for
+    ``noiseless_matches_reference.attn_mask``, ``input_query_class.shape`` when its shape
+    differs."""
     base = finding.label.split("[")[0]
     if finding.signature.kind != VIOLATES or base not in DIFFERENTIAL:
         return None
-    return finding.signature.key.rsplit(".", 1)[-1]
+    return finding.signature.key.split(".", 1)[1] if "." in finding.signature.key else None
 
 
 def classify(findings: list[Finding], order: dict | None = None) -> list[Divergence]:
@@ -223,10 +225,12 @@ def classify(findings: list[Finding], order: dict | None = None) -> list[Diverge
 
 def _direct_divergence(finding: Finding, divergences: list[Divergence]) -> Divergence | None:
     """The divergence of the property that checks this differential finding's output
-    directly, seen in the finding's regimes (one of its regime sets within the finding's)."""
-    prop = FIELD_PROPERTY.get(_field_of(finding) or "")
+    directly (for a shape, the structure check of that output's shape), seen in the
+    finding's regimes (one of its regime sets within the finding's)."""
+    field = _field_of(finding) or ""
+    prefix = f"structure.{field}" if field.endswith(".shape") else f"{FIELD_PROPERTY.get(field)}."
     for divergence in divergences:
-        if divergence.signature.kind != VIOLATES or not divergence.signature.key.startswith(f"{prop}."):
+        if divergence.signature.kind != VIOLATES or not divergence.signature.key.startswith(prefix):
             continue
         if any(s <= finding.regimes for s in divergence.regime_sets):
             return divergence

@@ -360,7 +360,7 @@ def assert_outputs_equal(a, b, what: str, tolerance=None, check: str = "outputs"
     ):
         x, y = x.detach().cpu(), y.detach().cpu()
         if x.shape != y.shape:
-            fail(f"{what}: {name} shapes differ: {list(x.shape)} vs {list(y.shape)}", f"{check}.{name}", case)
+            fail(f"{what}: {name} shapes differ: {list(x.shape)} vs {list(y.shape)}", f"{check}.{name}.shape", case)
         if atol is None:
             equal = torch.equal(x, y.to(x.dtype))
         else:
