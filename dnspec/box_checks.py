@@ -137,7 +137,6 @@ def check_boxes(trial):
     decoded = decode_boxes(bbox, logit_space)
     real = layout.real_rows()
     _, gt_boxes = gt_rows(case, layout)
-    failures = []
 
     def padding():
         value = inverse_sigmoid(torch.zeros(4, dtype=bbox.dtype)) if logit_space else torch.zeros(4, dtype=bbox.dtype)

@@ -2,7 +2,6 @@
 case skipping cleanly; dtype tolerances in dnspec.tolerances)."""
 
 import pytest
-import torch
 
 from dnspec.pytest_plugin import check_property, cpu_and_cuda
 from dnspec.suite import LOW_PRECISION

@@ -1,4 +1,5 @@
-"""Finding a peer's CDN builders by reading its installed files, without importing it.
+"""Finding a peer's CDN builders by reading its installed files, without importing it, and
+importing one when its name is loaded.
 
 Importing a peer package costs seconds (libreyolo and lightly-train import a few
 thousand modules) and may fail; listing dnspec's built-in names must do neither. So the
@@ -10,10 +11,12 @@ not import a top-level package) and read its ``.py`` files for a top-level
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.metadata
 import importlib.util
 import re
 from pathlib import Path
+from typing import Callable
 
 
 def package_root(package: str) -> Path | None:
@@ -59,3 +62,34 @@ def _scan(root: Path, package: str, function: str, under: str) -> tuple[tuple[tu
         parts = path.relative_to(root).with_suffix("").parts
         found.append((parts, ".".join((package, *parts))))
     return tuple(found)
+
+
+def import_builder(spec: str, module_name: str, function: str, install_hint: str) -> Callable:
+    """``module_name.function``, imported for the SPEC ``spec``; any way that fails (a
+    dependency missing, the import raising, no such callable) is one SpecError line."""
+    from dnspec.specs import SpecError
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise SpecError(
+            f"cannot load SPEC {spec!r}: importing {module_name!r} needs {exc.name!r}, which is not installed; "
+            f"{install_hint}"
+        ) from exc
+    except Exception as exc:  # e.g. torchvision's C extension failing beside another torch
+        raise SpecError(f"cannot load SPEC {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
+    builder = getattr(module, function, None)
+    if not callable(builder):
+        raise SpecError(f"cannot load SPEC {spec!r}: {module_name!r} has no callable {function!r}")
+    return builder
+
+
+def missing_loader(spec: str, package: str, install_hint: str) -> Callable:
+    """A loader for ``spec`` that says ``package`` is not installed and what to install."""
+
+    def load():
+        from dnspec.specs import SpecError
+
+        raise SpecError(f"cannot load SPEC {spec!r}: {package} is not installed; {install_hint}")
+
+    return load

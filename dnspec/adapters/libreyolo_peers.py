@@ -103,14 +103,13 @@ agrees. An empty targets list raises IndexError at ``targets[0]``.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Mapping
 from typing import Callable
 
 import torch
 
-from dnspec.adapters.discovery import distribution_version, find_definitions, package_root
+from dnspec.adapters.discovery import distribution_version, find_definitions, import_builder, missing_loader, package_root
 from dnspec.specs import Implementation, SpecError
 
 PACKAGE = "libreyolo"  # the importable package (dnspec.adapters.installed reads this)
@@ -280,36 +279,13 @@ def adapt(builder: Callable, set_by_adapter: Mapping[str, Callable] | None = Non
     return call
 
 
-def _missing(model: str) -> Callable[[], Implementation]:
-    def load() -> Implementation:
-        raise SpecError(f"cannot load SPEC 'libreyolo-{model}': libreyolo is not installed; {INSTALL_HINT}")
-
-    return load
-
-
-def _import_builder(spec: str, module_name: str) -> Callable:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise SpecError(
-            f"cannot load SPEC {spec!r}: importing {module_name!r} needs {exc.name!r}, which is not installed; "
-            f"{INSTALL_HINT}"
-        ) from exc
-    except Exception as exc:  # e.g. torchvision's C extension failing beside another torch
-        raise SpecError(f"cannot load SPEC {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
-    builder = getattr(module, FUNCTION_NAME, None)
-    if not callable(builder):
-        raise SpecError(f"cannot load SPEC {spec!r}: {module_name!r} has no callable {FUNCTION_NAME!r}")
-    return builder
-
-
 def _loader(model: str, module_name: str, variant: tuple[str, object] | None = None) -> Callable[[], Implementation]:
     """The loader of ``libreyolo-<model>`` (extras at RT-DETR's values) or, with
     ``variant=(parameter, value)``, of ``libreyolo-<model>-<parameter><value>``."""
     spec = f"libreyolo-{model}" if variant is None else f"libreyolo-{model}-{variant[0]}{variant[1]}"
 
     def load() -> Implementation:
-        builder = _import_builder(spec, module_name)
+        builder = import_builder(spec, module_name, FUNCTION_NAME, INSTALL_HINT)
         set_by_adapter, left, problems = extra_parameters(builder)
         if problems:
             raise SpecError(
@@ -356,7 +332,8 @@ def builtin_implementations() -> dict[str, Callable[[], Implementation]]:
     1.6.0's names that raise SpecError saying what to install."""
     root = libreyolo_root()
     if root is None:
-        return {f"libreyolo-{model}": _missing(model) for model in _NAMES_WHEN_ABSENT}
+        return {f"libreyolo-{model}": missing_loader(f"libreyolo-{model}", "libreyolo", INSTALL_HINT)
+                for model in _NAMES_WHEN_ABSENT}
     builders = discover_builders(root, PACKAGE)
     if not builders:
         return {"libreyolo-rtdetr": _none_in_this_version()}

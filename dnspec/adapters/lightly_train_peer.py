@@ -44,10 +44,9 @@ lines 110-127). ``accepts_noise`` is False.
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
-from dnspec.adapters.discovery import distribution_version, find_definitions, package_root
+from dnspec.adapters.discovery import distribution_version, find_definitions, import_builder, missing_loader, package_root
 from dnspec.specs import Implementation, SpecError
 
 PACKAGE = "lightly_train"  # the importable package (dnspec.adapters.installed reads this)
@@ -126,28 +125,10 @@ def adapt(builder: Callable) -> Callable:
     return call
 
 
-def _missing(name: str) -> Callable[[], Implementation]:
-    def load() -> Implementation:
-        raise SpecError(f"cannot load SPEC 'lightly-train-{name}': lightly-train is not installed; {INSTALL_HINT}")
-
-    return load
-
-
 def _loader(name: str, module_name: str) -> Callable[[], Implementation]:
     def load() -> Implementation:
         spec = f"lightly-train-{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            raise SpecError(
-                f"cannot load SPEC {spec!r}: importing {module_name!r} needs {exc.name!r}, which is not installed; "
-                f"{INSTALL_HINT}"
-            ) from exc
-        except Exception as exc:  # e.g. torchvision's C extension failing beside another torch
-            raise SpecError(f"cannot load SPEC {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
-        builder = getattr(module, FUNCTION_NAME, None)
-        if not callable(builder):
-            raise SpecError(f"cannot load SPEC {spec!r}: {module_name!r} has no callable {FUNCTION_NAME!r}")
+        builder = import_builder(spec, module_name, FUNCTION_NAME, INSTALL_HINT)
         return Implementation(
             name=spec,
             fn=adapt(builder),
@@ -169,7 +150,8 @@ def builtin_implementations() -> dict[str, Callable[[], Implementation]]:
     SpecError saying what to install."""
     root = lightly_train_root()
     if root is None:
-        return {f"lightly-train-{name}": _missing(name) for name in _NAMES_WHEN_ABSENT}
+        return {f"lightly-train-{name}": missing_loader(f"lightly-train-{name}", "lightly-train", INSTALL_HINT)
+                for name in _NAMES_WHEN_ABSENT}
     builders = discover_builders(root, PACKAGE)
     if not builders:
         return {"lightly-train-ltdetr": _none_in_this_version()}

@@ -26,7 +26,6 @@ reference under the same ``torch.manual_seed``.
 from __future__ import annotations
 
 import functools
-import importlib
 import importlib.metadata
 import importlib.util
 import re
@@ -36,6 +35,7 @@ from typing import Callable
 
 import torch
 
+from dnspec.adapters.discovery import import_builder, missing_loader
 from dnspec.specs import Implementation, SpecError
 
 FUNCTION_NAME = "get_contrastive_denoising_training_group"
@@ -150,28 +150,10 @@ def additive_mask_to_bool(attn_mask):
     return blocked
 
 
-def _missing(model: str) -> Callable[[], Implementation]:
-    def load() -> Implementation:
-        raise SpecError(f"cannot load SPEC 'transformers-{model}': transformers is not installed; {INSTALL_HINT}")
-
-    return load
-
-
 def _loader(model: str, module_name: str) -> Callable[[], Implementation]:
     def load() -> Implementation:
         spec = f"transformers-{model}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            raise SpecError(
-                f"cannot load SPEC {spec!r}: importing {module_name!r} needs {exc.name!r}, which is not installed; "
-                f"{INSTALL_HINT}"
-            ) from exc
-        except Exception as exc:
-            raise SpecError(f"cannot load SPEC {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
-        port = getattr(module, FUNCTION_NAME, None)
-        if not callable(port):
-            raise SpecError(f"cannot load SPEC {spec!r}: {module_name!r} has no callable {FUNCTION_NAME!r}")
+        port = import_builder(spec, module_name, FUNCTION_NAME, INSTALL_HINT)
         import transformers
 
         return Implementation(
@@ -195,7 +177,8 @@ def builtin_implementations() -> dict[str, Callable[[], Implementation]]:
     to install."""
     root = transformers_root()
     if root is None:
-        return {f"transformers-{model}": _missing(model) for model in _NAMES_WHEN_ABSENT}
+        return {f"transformers-{model}": missing_loader(f"transformers-{model}", "transformers", INSTALL_HINT)
+                for model in _NAMES_WHEN_ABSENT}
     ports = discover_ports(root)
     if not ports:
         return {"transformers-rt_detr": _none_in_this_version()}
