@@ -7,7 +7,7 @@ time and dnspec's own (``benchmarks/suite_speed.py`` does that).
 
 Every process that called it (verify itself, and any worker process verify starts)
 appends one JSON line ``{"pid", "calls", "inside_s", "inside_cpu_s"}`` to the file named
-by ``$DNSPEC_METER_OUT`` when it exits (nothing when unset); :func:`read_meter` adds them
+by ``$DNSPEC_METER_OUT`` when it exits (nothing when unset); :func:`suite_speed.read_meter` adds them
 up. ``inside_s`` is wall time (perf_counter), ``inside_cpu_s`` the calling thread's CPU
 time (thread_time). A forked worker starts from zero, so nothing is counted twice.
 
@@ -62,19 +62,6 @@ def _write_meter() -> None:
         with open(path, "a") as out:  # one short append per process
             out.write(line)
         _reset()  # written once, whichever exit hook runs first
-
-
-def read_meter(path) -> dict:
-    """The meters of every process that wrote to ``path``, added up."""
-    total = {"calls": 0, "inside_s": 0.0, "inside_cpu_s": 0.0, "processes": 0}
-    with open(path) as lines:
-        for line in lines:
-            if line.strip():
-                record = json.loads(line)
-                for key in ("calls", "inside_s", "inside_cpu_s"):
-                    total[key] += record[key]
-                total["processes"] += 1
-    return total
 
 
 def _write_at_worker_exit() -> None:

@@ -79,7 +79,7 @@ class VerifyFailed(Exception):
 
 def read_meter(path) -> dict:
     """The metered reference's JSON lines (one per process that called it) added up
-    (the same as :func:`benchmarks.metered_reference.read_meter`, without importing torch)."""
+    (read here, where torch is never imported)."""
     total = {"calls": 0, "inside_s": 0.0, "inside_cpu_s": 0.0, "processes": 0}
     with open(path) as lines:
         for line in lines:

@@ -160,3 +160,28 @@ def make_targets(counts, *, seed: int = 0, num_classes: int = 80, dtype=torch.fl
             }
         )
     return tuple(targets)
+
+
+def random_ragged_case(generator: torch.Generator) -> CdnCase:
+    """A ragged float32 batch drawn from ``generator`` (for tests that compare two
+    implementations on many batches): empty images (never all), max_gt above and below
+    num_denoising, every noise setting from none to strong."""
+    batch_size = int(torch.randint(1, 7, (1,), generator=generator))
+    counts = torch.randint(0, 10, (batch_size,), generator=generator)
+    counts[torch.rand(batch_size, generator=generator) < 0.3] = 0
+    if int(counts.max()) == 0:
+        counts[0] = 1
+    num_classes = int(torch.randint(1, 91, (1,), generator=generator))
+    seed = int(torch.randint(0, 2**31, (1,), generator=generator))
+    ratio, scale = torch.rand(2, generator=generator).tolist()
+    return CdnCase(
+        make_targets(counts.tolist(), seed=seed, num_classes=num_classes),
+        num_classes=num_classes,
+        num_queries=int(torch.randint(0, 40, (1,), generator=generator)),
+        num_denoising=int(torch.randint(1, 121, (1,), generator=generator)),
+        label_noise_ratio=0.0 if ratio < 0.15 else ratio,
+        box_noise_scale=0.0 if scale < 0.15 else 2 * scale,
+        embed_dim=8,
+        seed=seed,
+    )
+

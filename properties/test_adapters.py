@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from dnspec.adapters import transformers_peers, ultralytics_peer
-from dnspec.cases import CdnCase, make_targets
+from dnspec.cases import CdnCase, make_targets, random_ragged_case
 from dnspec.layout import CdnLayout
 from dnspec.reference import get_contrastive_denoising_training_group as reference
 from dnspec.specs import SpecError, builtin_loaders, load_implementation
@@ -31,29 +31,6 @@ except SpecError as exc:
     NO_ULTRALYTICS = str(exc).split("; install")[0] + " (bash ci/peers.sh installs it and runs these tests)"
 
 PORTS = transformers_peers.discover_ports()
-
-
-def _random_ragged_batch(generator: torch.Generator) -> CdnCase:
-    """A ragged float32 batch: empty images, max_gt above and below num_denoising,
-    every noise setting from none to strong."""
-    batch_size = int(torch.randint(1, 7, (1,), generator=generator))
-    counts = torch.randint(0, 10, (batch_size,), generator=generator)
-    counts[torch.rand(batch_size, generator=generator) < 0.3] = 0
-    if int(counts.max()) == 0:
-        counts[0] = 1
-    num_classes = int(torch.randint(1, 91, (1,), generator=generator))
-    seed = int(torch.randint(0, 2**31, (1,), generator=generator))
-    ratio, scale = torch.rand(2, generator=generator).tolist()
-    return CdnCase(
-        make_targets(counts.tolist(), seed=seed, num_classes=num_classes),
-        num_classes=num_classes,
-        num_queries=int(torch.randint(0, 40, (1,), generator=generator)),
-        num_denoising=int(torch.randint(1, 121, (1,), generator=generator)),
-        label_noise_ratio=0.0 if ratio < 0.15 else ratio,
-        box_noise_scale=0.0 if scale < 0.15 else 2 * scale,
-        embed_dim=8,
-        seed=seed,
-    )
 
 
 def _assert_same_outputs(ours, theirs, where: str) -> None:
@@ -84,7 +61,7 @@ def test_transformers_port_bit_identical_to_reference(model):
     assert not impl.accepts_noise
     generator = torch.Generator().manual_seed(4000)
     for batch in range(50):
-        case = _random_ragged_batch(generator)
+        case = random_ragged_case(generator)
         embed = case.class_embed()
         theirs = case.call(impl, class_embed=embed)
         after_theirs = torch.rand(4)
@@ -295,7 +272,7 @@ def test_ultralytics_noise_free_equals_the_reference_when_max_gt_fits(ultralytic
     generator = torch.Generator().manual_seed(5000)
     checked = 0
     while checked < 30:
-        case = _random_ragged_batch(generator).with_config(label_noise_ratio=0.0, box_noise_scale=0.0)
+        case = random_ragged_case(generator).with_config(label_noise_ratio=0.0, box_noise_scale=0.0)
         if max(case.counts) > case.num_denoising:
             continue
         embed = case.class_embed()

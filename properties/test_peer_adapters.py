@@ -26,7 +26,7 @@ import torch
 
 from dnspec.adapters import discovery, installed, libreyolo_peers, lightly_train_peer
 from dnspec.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
-from dnspec.cases import CdnCase, make_targets
+from dnspec.cases import CdnCase, make_targets, random_ragged_case
 from dnspec.noise import draw_noise
 from dnspec.reference import get_contrastive_denoising_training_group as reference
 from dnspec.specs import BUILTIN_PROVIDERS, SpecError, builtin_loaders, load_implementation
@@ -68,29 +68,6 @@ def loaded():
         return cache[spec]
 
     return load
-
-
-def _random_ragged_batch(generator: torch.Generator) -> CdnCase:
-    """A ragged float32 batch: empty images (never all), max_gt above and below
-    num_denoising, every noise setting from none to strong."""
-    batch_size = int(torch.randint(1, 7, (1,), generator=generator))
-    counts = torch.randint(0, 10, (batch_size,), generator=generator)
-    counts[torch.rand(batch_size, generator=generator) < 0.3] = 0
-    if int(counts.max()) == 0:
-        counts[0] = 1
-    num_classes = int(torch.randint(1, 91, (1,), generator=generator))
-    seed = int(torch.randint(0, 2**31, (1,), generator=generator))
-    ratio, scale = torch.rand(2, generator=generator).tolist()
-    return CdnCase(
-        make_targets(counts.tolist(), seed=seed, num_classes=num_classes),
-        num_classes=num_classes,
-        num_queries=int(torch.randint(0, 40, (1,), generator=generator)),
-        num_denoising=int(torch.randint(1, 121, (1,), generator=generator)),
-        label_noise_ratio=0.0 if ratio < 0.15 else ratio,
-        box_noise_scale=0.0 if scale < 0.15 else 2 * scale,
-        embed_dim=8,
-        seed=seed,
-    )
 
 
 def _assert_same_meta(ours: dict, theirs: dict, where: str) -> None:
@@ -449,14 +426,14 @@ def test_noise_free_output_matches_the_reference(spec, loaded):
     if not impl.extra["claims_rtdetr_semantics"]:
         pytest.skip(f"{spec} is not RT-DETR's layout by design (not_comparable: {sorted(impl.not_comparable)[:3]} ...)")
     generator = torch.Generator().manual_seed(6000)
-    first = _random_ragged_batch(generator)
+    first = random_ragged_case(generator)
     scale = 0.0 if _takes_zero_box_noise(impl, first) else SMALL_SCALE
     if spec in RAISES_AT_ZERO_BOX_NOISE:
         assert scale > 0, f"{spec} now takes box_noise_scale 0: update RAISES_AT_ZERO_BOX_NOISE and the docstrings"
     elif spec == "libreyolo-rtdetr":
         assert scale == 0
     for batch in range(30):
-        case = (first if batch == 0 else _random_ragged_batch(generator)).with_config(label_noise_ratio=0.0)
+        case = (first if batch == 0 else random_ragged_case(generator)).with_config(label_noise_ratio=0.0)
         embed = case.class_embed()
         ours = case.with_config(box_noise_scale=0.0).call(reference, class_embed=embed)
         theirs = case.with_config(box_noise_scale=scale).call(impl, class_embed=embed)
@@ -487,7 +464,7 @@ def test_same_seed_gives_the_references_noise(spec, loaded):
     generator = torch.Generator().manual_seed(7000)
     flipped_somewhere = False
     for batch in range(30):
-        case = _random_ragged_batch(generator)
+        case = random_ragged_case(generator)
         if case.box_noise_scale == 0:
             case = case.with_config(box_noise_scale=0.5 + batch / 30)
         embed = case.class_embed()
