@@ -68,7 +68,7 @@ def conformance_table(reports: list[VerifyReport]) -> str:
             from dnspec.conventions import SHORT
 
             convention = report.conventions.get("empty_batch")
-            from dnspec.runner import COMPATIBILITY
+            from dnspec.verdict import COMPATIBILITY
 
             level = COMPATIBILITY.get(report.compatibility_level, report.compatibility)
             cells = [level or "-", SHORT.get(convention, convention) if convention else "-"]

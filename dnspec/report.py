@@ -122,7 +122,7 @@ class VerifyReport:
     options: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)  # dnspec, torch, python versions
     compatibility: str = ""  # how close to RT-DETR (one line, never a failure by itself)
-    compatibility_level: str = ""  # its key in dnspec.runner.COMPATIBILITY
+    compatibility_level: str = ""  # its key in dnspec.verdict.COMPATIBILITY
     conventions: dict = field(default_factory=dict)  # {"empty_batch": "dummy_group"} (dnspec.conventions)
     outcomes: list[OutcomeRecord] = field(default_factory=list)
     divergences: list[DivergenceRecord] = field(default_factory=list)

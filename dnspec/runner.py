@@ -13,7 +13,7 @@
 4. classify   findings become divergences (:func:`dnspec.divergences.classify`), and each
               divergence's representative failure is shrunk on its own, in its own regime
               (:func:`shrink`), to the minimal example reported;
-5. report     :class:`RunResult` holds one :class:`Outcome` per property (how it fared in
+5. report     :class:`RunResult` holds one :class:`~dnspec.verdict.Outcome` per property (how it fared in
               each regime) and the divergences; :mod:`dnspec.report` renders them.
 
 Sweeps and shrinks of one regime share Hypothesis' seed (derandomized under the ci profile,
@@ -39,6 +39,7 @@ from dnspec.violations import PropertyViolation, each_failure
 from dnspec.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
 from dnspec.suite import GENERATED_KINDS as GENERATED, PROPERTIES, Property, RunOptions, enforced, label
 from dnspec.trial import Trial
+from dnspec.verdict import Outcome, compatibility, generated_outcome, property_line
 
 # each edge regime gets this share of the common regime's examples, and at least EDGE_MIN
 EDGE_SHARE = 0.2
@@ -77,24 +78,6 @@ class Cell:
 
 
 @dataclass
-class Outcome:
-    """How one property (one variant) fared on one implementation."""
-
-    prop: Property
-    variant: object
-    status: str  # "pass" | "fail" | "skip" | "advisory"
-    message: str = ""
-    details: str = ""
-    seconds: float = 0.0
-    regimes: dict = field(default_factory=dict)  # regime -> "pass" | "fail" | "skip"
-    divergences: list = field(default_factory=list)  # numbers of the divergences it shows
-
-    @property
-    def label(self) -> str:
-        return label(self.prop, self.variant)
-
-
-@dataclass
 class RunResult:
     """Everything one run found."""
 
@@ -106,14 +89,6 @@ class RunResult:
     same_seed: tuple[int, int] = (0, 0)  # generated cases whose outputs equal the reference's, of those compared
     conventions: dict = field(default_factory=dict)  # {"empty_batch": "dummy_group"}: consistent conventions seen
     compatibility_level: str = ""  # a key of COMPATIBILITY
-
-
-class PropertySkipped(Exception):
-    """The property does not apply to this implementation here (the message says why)."""
-
-
-class AdvisoryViolated(Exception):
-    """An advisory does not hold, and is not enforced for this implementation."""
 
 
 # --- findings --------------------------------------------------------------------------------
@@ -403,12 +378,12 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
         if skip:
             outcomes.append(Outcome(prop, variant, "skip", skip))
         elif prop.kind in GENERATED:
-            outcomes.append(_generated_outcome(prop, variant, {r: c[name] for r, c in cells.items()}, divergences, seconds.get(name, 0.0)))
+            outcomes.append(generated_outcome(prop, variant, {r: c[name] for r, c in cells.items()}, divergences, seconds.get(name, 0.0)))
         else:
             status, message, details, _ = fixed[prop.name]
             numbers = [d.number for d in divergences if any(f.label == name for f in d.findings)]
             if numbers:
-                message = "; ".join(_property_line(prop, d, [f for f in d.findings if f.label == name]) for d in divergences if d.number in numbers)
+                message = "; ".join(property_line(prop, d, [f for f in d.findings if f.label == name]) for d in divergences if d.number in numbers)
             outcomes.append(Outcome(prop, variant, status, message, details, seconds.get(name, 0.0),
                                     {"fixed workload": status}, numbers))
     conventions = {name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1}
@@ -478,76 +453,6 @@ def _variant_of(prop: Property, name: str, impl, options):
         if label(prop, variant) == name:
             return variant
     return None
-
-
-def cell_status(prop: Property, cell: Cell) -> str:
-    """"fail" when a failure in this cell was on a call in the cell's regime (the
-    property's forced regimes aside): a check's noise-free part failing on a case of the
-    common regime is a failure of box_noise_scale == 0, reported there, not here."""
-    own = REGIME_SETS[cell.regime] | prop.forces
-    return "fail" if any(f.regimes <= own for f in cell.findings.values()) else "pass"
-
-
-def _generated_outcome(prop, variant, by_regime: dict, divergences, seconds) -> Outcome:
-    name = label(prop, variant)
-    regimes = {regime: cell_status(prop, cell) for regime, cell in by_regime.items()}
-    numbers = [d.number for d in divergences if any(f.label == name for f in d.findings)]
-    if not numbers:
-        judged = sum(cell.judged for cell in by_regime.values())
-        return Outcome(prop, variant, "pass", "", seconds=seconds, regimes=regimes,
-                       details=f"held on {judged} cases in {len(by_regime)} regimes")
-    lines = []
-    details = []
-    for divergence in divergences:
-        if divergence.number not in numbers:
-            continue
-        mine = [f for f in divergence.findings if f.label == name]
-        lines.append(_property_line(prop, divergence, mine))
-        details.append(f"divergence {divergence.number}: {mine[0].message}")
-    return Outcome(prop, variant, "fail", "; ".join(lines), "\n".join(details), seconds, regimes, numbers)
-
-
-def _property_line(prop: Property, divergence: Divergence, mine: list[Finding]) -> str:
-    """How a property fared against one divergence, in words."""
-    sets = regime_registry.minimal_regime_sets(f.regimes for f in mine)
-    where = ", ".join(regime_registry.describe_set(s) for s in sets)
-    if prop.kind not in GENERATED:
-        place = "" if all(not s for s in sets) else f", a case in {where}"
-        return f"fails on its fixed seeded batch{place} (divergence {divergence.number})"
-    if any(not s for s in sets):
-        return f"fails in the common regime (divergence {divergence.number})"
-    if prop.forces and all(s <= prop.forces for s in divergence.regime_sets):
-        return (f"not judged: every call of this property is in {regime_registry.describe_set(prop.forces)}, "
-                f"where divergence {divergence.number} happens")
-    return f"holds except in {where} (divergence {divergence.number})"
-
-
-# how close to RT-DETR, in increasing distance: the short name a conformance table shows
-COMPATIBILITY = {
-    "bit_compatible": "bit-compatible (same seed, same numbers)",
-    "same_distributions": "same distributions",
-    "by_design": "departs by design (fixes the advisories)",
-    "unchecked": "contract holds; distributions not checked",
-    "departs": "departs (see divergences)",
-}
-
-
-def compatibility(impl, outcomes: list[Outcome], divergences: list[Divergence], same_seed) -> tuple[str, str]:
-    """How close to RT-DETR the implementation is, from the checks already run (never a
-    failure by itself): (a key of :data:`COMPATIBILITY`, the line a verdict prints)."""
-    if divergences or any(o.status == "fail" for o in outcomes):
-        return "departs", "departs from RT-DETR (see divergences)"
-    if impl.fixes_advisories:
-        return "by_design", "departs from RT-DETR by design: fixes its advisories, and conforms to the contract otherwise"
-    matches, compared = same_seed
-    if compared and matches == compared:
-        return "bit_compatible", (f"bit-compatible with RT-DETR under the same torch seed (identical outputs on "
-                                  f"{compared} generated cases)")
-    statistical = [o for o in outcomes if o.prop.kind == "statistical"]
-    if statistical and all(o.status == "pass" for o in statistical):
-        how = f"; the same torch seed gives other numbers on {compared - matches} of {compared} cases" if compared else ""
-        return "same_distributions", f"same distributions as RT-DETR{how}"
-    return "unchecked", "conforms to the contract; its distributions were not checked (no statistical property ran)"
 
 
 # --- one property at a time (pytest, the self-test) -----------------------------------------
