@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-test,peers,plot}"
+# pip builds in ./build: a module removed or moved in the tree would linger there and be
+# installed again, hiding an import of its old path
+rm -rf build
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
