@@ -14,7 +14,7 @@ the property suite):
   --bench-max-boxes LIST     comma-separated (default 20)
   --bench-num-denoising LIST comma-separated (default 100)
   --bench-device DEV         repeatable (default cpu); cuda skips cleanly without a GPU
-  --bench-threads N          torch intra-op threads (default 1: see dnspec.bench)
+  --bench-threads N          torch intra-op threads (default 1: see dnspec.benchmarks.bench)
   --bench-rounds N           timed calls per test (default 20; warm-up calls are extra)
 
 pytest-benchmark's clock is wall time (``--benchmark-timer``; ``time.thread_time`` gives
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import pytest
 
-from dnspec import bench
+from dnspec.benchmarks import bench
 
 
 def pytest_addoption(parser):
@@ -64,7 +64,7 @@ def bench_specs(config) -> list[str]:
         except ValueError:
             specs = None
     if not specs:
-        from dnspec.specs import installed_builtin_names
+        from dnspec.implementations.specs import installed_builtin_names
 
         specs = ["reference"] + [n for n in installed_builtin_names() if n != "reference"]
     return list(dict.fromkeys(specs))
@@ -74,7 +74,7 @@ _LOADED: dict = {}
 
 
 def _load(spec: str):
-    from dnspec.specs import SpecError, load_implementation
+    from dnspec.implementations.specs import SpecError, load_implementation
 
     if spec not in _LOADED:
         try:

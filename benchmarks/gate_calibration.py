@@ -5,7 +5,7 @@
 Two arms, run alternately ``--runs`` times each against one baseline of the reference
 and an identical copy: the identical copy (every flag is a false alarm) and a copy made
 ``--slowdown`` times slower (the reference plus a busy-wait of that fraction of each
-call's own CPU time, :func:`dnspec.bench_gate.slowed`; every "ok" is a miss). Each run is the
+call's own CPU time, :func:`dnspec.benchmarks.gate.slowed`; every "ok" is a miss). Each run is the
 gate exactly as ``dnspec bench --baseline`` runs it (same rounds, blocks and settling
 budget). Prints, per arm, the verdict counts, the range of the slowdown read and the
 standard deviation of its log between runs, and how often the settling measured more.
@@ -19,8 +19,10 @@ import math
 import statistics
 import time
 
-from dnspec import bench, bench_gate
-from dnspec.specs import load_implementation
+from dnspec.benchmarks import bench
+
+from dnspec.benchmarks import gate as bench_gate
+from dnspec.implementations.specs import load_implementation
 
 
 def main(argv=None) -> int:

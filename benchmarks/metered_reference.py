@@ -1,5 +1,5 @@
 """A metered copy of the reference: a SPEC for ``dnspec verify`` that calls
-:func:`dnspec.reference.get_contrastive_denoising_training_group` and counts its calls
+:func:`dnspec.contract.reference.get_contrastive_denoising_training_group` and counts its calls
 and the time spent inside them, so a verify run can be split into the implementation's
 time and dnspec's own (``benchmarks/suite_speed.py`` does that).
 
@@ -11,7 +11,7 @@ by ``$DNSPEC_METER_OUT`` when it exits (nothing when unset); :func:`suite_speed.
 up. ``inside_s`` is wall time (perf_counter), ``inside_cpu_s`` the calling thread's CPU
 time (thread_time). A forked worker starts from zero, so nothing is counted twice.
 
-It is an :class:`~dnspec.specs.Implementation` with the reference's own description
+It is an :class:`~dnspec.implementations.specs.Implementation` with the reference's own description
 (accepts an injected noise draw, declares no advisory fixes), so verify runs on it
 exactly the checks it runs on ``reference``.
 """
@@ -23,8 +23,8 @@ import json
 import os
 import time
 
-from dnspec.reference import get_contrastive_denoising_training_group
-from dnspec.specs import Implementation
+from dnspec.contract.reference import get_contrastive_denoising_training_group
+from dnspec.implementations.specs import Implementation
 
 METER = {"calls": 0, "inside_s": 0.0, "inside_cpu_s": 0.0}
 

@@ -11,7 +11,7 @@ The module also names the two builders *without* input validation (``reference_b
 ``fast_builder``), so that ``dnspec bench`` can time the builders' own work beside the
 defaults, which validate::
 
-    dnspec bench reference fast dnspec.fast:embedding_floor \\
+    dnspec bench reference fast dnspec.implementations.fast:embedding_floor \\
         benchmarks/test_fast_floor.py:reference_builder benchmarks/test_fast_floor.py:fast_builder \\
         --max-boxes 30
 """
@@ -24,9 +24,11 @@ import random
 import pytest
 import torch
 
-from dnspec import fast, reference
-from dnspec.bench import steady_allocator
-from dnspec.cases import make_targets
+from dnspec.implementations import fast
+
+from dnspec.contract import reference
+from dnspec.benchmarks.bench import steady_allocator
+from dnspec.generation.cases import make_targets
 
 reference_builder = functools.partial(reference.get_contrastive_denoising_training_group, validate=False)
 fast_builder = functools.partial(fast.get_contrastive_denoising_training_group, validate=False)
@@ -51,7 +53,7 @@ def _batch(batch_size: int, seed: int = 0) -> list[dict]:
 @pytest.mark.parametrize("images", [1, 4, 16, 64, 256])
 @pytest.mark.parametrize("implementation", list(IMPLEMENTATIONS))
 def test_time_per_call(benchmark, implementation, images):
-    steady_allocator()  # no page faults on fresh memory in the timed calls (see dnspec.bench)
+    steady_allocator()  # no page faults on fresh memory in the timed calls (see dnspec.benchmarks.bench)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-from dnspec import bench
+from dnspec.benchmarks import bench
 
 pytest.importorskip("pytest_benchmark", reason="pip install 'dnspec[test]' (pytest-benchmark) to run the benchmarks")
 

@@ -12,7 +12,7 @@
 # 2. Runs the adapter tests in that venv: properties/test_peer_adapters.py (libreyolo,
 #    lightly-train) and properties/test_adapters.py (transformers, ultralytics).
 # 3. Runs `dnspec matrix --profile ci` over the reference and every installed peer's
-#    built-in SPECs (dnspec.adapters.installed lists them, whether or not they import, so
+#    built-in SPECs (dnspec.implementations.adapters.installed lists them, whether or not they import, so
 #    a peer that fails to import gets an error row, not a missing one) and writes OUT.md.
 #
 # Exit status: 0 when the adapter tests passed and the matrix was written (divergences
@@ -76,7 +76,7 @@ tests=0
 echo "ci/peers.sh: adapter tests exited ${tests} in $(elapsed "$started") s"
 
 started=$(seconds)
-mapfile -t specs < <("$venv/bin/python" -m dnspec.adapters.installed)
+mapfile -t specs < <("$venv/bin/python" -m dnspec.implementations.adapters.installed)
 matrix=0
 "$venv/bin/dnspec" matrix reference "${specs[@]}" --profile ci --out "$out" || matrix=$?
 echo "ci/peers.sh: dnspec matrix over reference and ${#specs[@]} peer SPECs exited ${matrix} in $(elapsed "$started") s"

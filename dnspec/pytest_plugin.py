@@ -17,8 +17,8 @@ Options:
 
 Tests take the fixtures ``impl`` (parametrized over --impl via pytest_generate_tests,
 as kornia does), ``regime`` (parametrized over the input regimes of
-:mod:`dnspec.regimes`, so a test id names its regime: ``test_boxes[reference-common]``)
-and ``options`` (a :class:`dnspec.suite.RunOptions`), and call :func:`check_property`.
+:mod:`dnspec.generation.regimes`, so a test id names its regime: ``test_boxes[reference-common]``)
+and ``options`` (a :class:`dnspec.checks.suite.RunOptions`), and call :func:`check_property`.
 It reads the property's result in that regime from one sweep per implementation and
 regime (every contract property checked on each generated case, as ``dnspec verify``
 does, computed once per session), shrinks a failure on its own, and maps a skipped
@@ -50,11 +50,11 @@ def pytest_addoption(parser):
     group.addoption("--convention", default=None, choices=["rtdetr"],
                     help="require RT-DETR's four Nones for an all-empty batch (default: any known convention)")
     group.addoption("--regime", action="append", default=None, metavar="NAME",
-                    help="input regime(s) for the contract properties (repeatable; default: all of dnspec.regimes.NAMES)")
+                    help="input regime(s) for the contract properties (repeatable; default: all of dnspec.generation.regimes.NAMES)")
 
 
 def pytest_configure(config):
-    from dnspec import profiles
+    from dnspec.generation import profiles
 
     profiles.register_profiles()
     if config.getoption("hypothesis_profile", default=None):
@@ -63,7 +63,7 @@ def pytest_configure(config):
 
 
 def _load(spec: str):
-    from dnspec.specs import SpecError, load_implementation
+    from dnspec.implementations.specs import SpecError, load_implementation
 
     if spec not in _IMPLEMENTATIONS:
         try:
@@ -78,7 +78,7 @@ def pytest_generate_tests(metafunc):
         specs = metafunc.config.getoption("impl") or ["reference"]
         metafunc.parametrize("impl", [_load(s) for s in specs], ids=specs)
     if "regime" in metafunc.fixturenames:
-        from dnspec.regimes import NAMES
+        from dnspec.generation.regimes import NAMES
 
         chosen = metafunc.config.getoption("regime") or list(NAMES)
         unknown = [r for r in chosen if r not in NAMES]
@@ -89,7 +89,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def options(request):
-    from dnspec.suite import RunOptions
+    from dnspec.checks.suite import RunOptions
 
     return RunOptions(
         device=request.config.getoption("device"),
@@ -115,8 +115,8 @@ def _sweep(impl, options, regime: str):
     (keyed by the loaded Hypothesis profile too)."""
     from hypothesis import settings
 
-    from dnspec import runner
-    from dnspec.suite import GENERATED_KINDS
+    from dnspec.running import runner
+    from dnspec.checks.suite import GENERATED_KINDS
 
     key = (id(impl), impl.name, options, regime, settings.get_current_profile_name())
     if key not in _SWEEPS:
@@ -132,9 +132,9 @@ def check_property(name: str, impl, options, variant=None, regime: str | None = 
     a property checked on generated cases, on its fixed batch otherwise."""
     from hypothesis import Phase, settings
 
-    from dnspec import runner
-    from dnspec.regimes import regimes_of, describe_set
-    from dnspec.suite import BY_NAME, GENERATED_KINDS, label
+    from dnspec.running import runner
+    from dnspec.generation.regimes import regimes_of, describe_set
+    from dnspec.checks.suite import BY_NAME, GENERATED_KINDS, label
 
     prop = BY_NAME[name]
     reason = runner.skip_reason(prop, impl, options, variant)

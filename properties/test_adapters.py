@@ -15,11 +15,11 @@ import textwrap
 import pytest
 import torch
 
-from dnspec.adapters import transformers_peers, ultralytics_peer
-from dnspec.cases import CdnCase, make_targets, random_ragged_case
-from dnspec.layout import CdnLayout
-from dnspec.reference import get_contrastive_denoising_training_group as reference
-from dnspec.specs import SpecError, builtin_loaders, load_implementation
+from dnspec.implementations.adapters import transformers_peers, ultralytics_peer
+from dnspec.generation.cases import CdnCase, make_targets, random_ragged_case
+from dnspec.contract.layout import CdnLayout
+from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.implementations.specs import SpecError, builtin_loaders, load_implementation
 
 HAVE_TRANSFORMERS = transformers_peers.transformers_root() is not None
 NO_TRANSFORMERS = "transformers is not installed (pip install 'dnspec[peers]')"
@@ -124,8 +124,8 @@ def test_discovery_and_name_listing_import_nothing_of_transformers():
     code = textwrap.dedent(
         """
         import sys
-        from dnspec.adapters.transformers_peers import discover_ports
-        from dnspec.specs import builtin_names
+        from dnspec.implementations.adapters.transformers_peers import discover_ports
+        from dnspec.implementations.specs import builtin_names
         discover_ports(); builtin_names()
         print(sorted(m for m in sys.modules if m == "transformers" or m.startswith("transformers.")))
         """

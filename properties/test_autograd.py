@@ -1,4 +1,4 @@
-"""The training loop's view of the builder (dnspec.gradients), one test per property and
+"""The training loop's view of the builder (dnspec.checks.gradients), one test per property and
 input regime, for every implementation given by --impl: gradients into the class
 embedding, the padding row's zero gradient, calls under no_grad and under autocast."""
 

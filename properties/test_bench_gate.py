@@ -3,12 +3,12 @@
 The gate must flag a copy of the reference made 30% slower and must not flag an
 identical copy, run after run, on a shared and noisy machine. The slowed copy is the
 reference followed by a busy-wait of 0.3 times that call's own CPU time
-(:func:`dnspec.bench_gate.slowed`): a consistent 30% more work per call under whatever load
+(:func:`dnspec.benchmarks.gate.slowed`): a consistent 30% more work per call under whatever load
 there is, as a real regression would be; a fixed sleep would cost no CPU and be a
 different fraction at every size.
 
 The gate runs as ``dnspec bench --baseline`` does: a few rounds, then more where the
-machine's noise leaves a verdict unclear (:func:`dnspec.bench_gate.settle_gate`). On two
+machine's noise leaves a verdict unclear (:func:`dnspec.benchmarks.gate.settle_gate`). On two
 shared cores a comparison's log ratio varies by about 0.045 between runs, against a
 threshold of log 1.15 = 0.14; the settling makes each verdict clear at z standard
 errors, and the baseline is measured long so that its own error stays small.
@@ -23,9 +23,13 @@ import textwrap
 import pytest
 import torch
 
-from dnspec import bench, bench_gate, bench_report
+from dnspec.benchmarks import bench
+
+from dnspec.benchmarks import gate as bench_gate
+
+from dnspec.benchmarks import report as bench_report
 from dnspec.cli import main
-from dnspec.specs import load_implementation
+from dnspec.implementations.specs import load_implementation
 
 RUNS = 5
 GATE_WORKLOADS = bench.grid(batch_sizes=(4, 32))
@@ -214,8 +218,8 @@ def _candidate(tmp_path, body: str | None = None) -> str:
         """
         import os
 
-        from dnspec.bench_gate import slowed
-        from dnspec.reference import get_contrastive_denoising_training_group as reference
+        from dnspec.benchmarks.gate import slowed
+        from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
 
 
         def build(*args, **kwargs):

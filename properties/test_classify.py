@@ -1,4 +1,4 @@
-"""dnspec.divergences.classify on hand-made findings: one signature is one divergence
+"""dnspec.running.divergences.classify on hand-made findings: one signature is one divergence
 across properties and regimes; a differential finding is folded into the divergence of
 the property that checks its output directly (a shape into the structure check of that
 shape); a divergence's regimes are the smallest regime sets its findings share."""
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.cases import CdnCase
-from dnspec.divergences import RAISES, VIOLATES, Finding, Signature, classify
+from dnspec.generation.cases import CdnCase
+from dnspec.running.divergences import RAISES, VIOLATES, Finding, Signature, classify
 
 
 def _case(**config):

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from dnspec.cli import main
-from dnspec.conformance import conformance_table, family_cell, matrix_columns
-from dnspec.report import OutcomeRecord, VerifyReport
+from dnspec.reports.conformance import conformance_table, family_cell, matrix_columns
+from dnspec.reports.records import OutcomeRecord, VerifyReport
 
 FIXTURES = Path(__file__).parent / "cli_fixtures"
 FAST = ["--profile", "ci", "--max-examples", "5"]
@@ -68,7 +68,7 @@ def divergence(out: str, number: int = 1) -> str:
     "spec",
     [
         "reference",
-        "dnspec.reference:get_contrastive_denoising_training_group",
+        "dnspec.contract.reference:get_contrastive_denoising_training_group",
         str(FIXTURES / "good.py") + ":build",
     ],
     ids=["built-in", "module:callable", "file.py:callable"],
@@ -177,10 +177,10 @@ def test_time_limit_also_covers_the_statistical_batches(capsys):
     [
         ("no-such-implementation", "not a built-in name"),
         ("no_such_module_for_dnspec:build", "no module named 'no_such_module_for_dnspec'"),
-        ("dnspec.reference:no_such_function", "has no attribute 'no_such_function'"),
+        ("dnspec.contract.reference:no_such_function", "has no attribute 'no_such_function'"),
         (str(FIXTURES / "no_such_file.py") + ":build", "does not exist"),
         (fixture("import_raises.py"), "raised ImportError: cdn_ext: compiled extension not built"),
-        ("dnspec.reference:NO_OUTPUT", "not callable"),
+        ("dnspec.contract.reference:NO_OUTPUT", "not callable"),
     ],
     ids=["unknown-name", "missing-module", "missing-attribute", "missing-file", "import-raises", "not-callable"],
 )
@@ -273,7 +273,7 @@ def test_printed_megabytes_are_captured_and_counted(capsys, tmp_path):
 
 def test_output_printed_while_importing_is_captured_too(capsys, tmp_path):
     module = tmp_path / "noisy_import.py"
-    module.write_text("print('x' * 2_000_000)\nfrom dnspec.reference import get_contrastive_denoising_training_group as build\n")
+    module.write_text("print('x' * 2_000_000)\nfrom dnspec.contract.reference import get_contrastive_denoising_training_group as build\n")
     code, out, err = verify(capsys, f"{module}:build", "--only", "structure", *FAST)
     assert code == 0 and len(out) + len(err) < 20_000
     assert "printed 2.0 MB (captured, not shown)" in out
@@ -351,7 +351,7 @@ def test_a_new_family_gets_its_column_without_code_changes():
 
 
 def test_a_failing_cell_names_its_divergences():
-    from dnspec.report import DivergenceRecord
+    from dnspec.reports.records import DivergenceRecord
 
     record = _record("structure", "structure", "fail", "holds except in box_noise_scale == 0 (divergence 1)")
     record.divergences = [1]
@@ -396,7 +396,7 @@ def test_every_registered_property_has_a_pytest_test():
     """The pytest route runs every property of the registry (one thin test each)."""
     import re
 
-    from dnspec.suite import PROPERTIES
+    from dnspec.checks.suite import PROPERTIES
 
     texts = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
     called = set(re.findall(r'check_property\("(\w+)"', texts))

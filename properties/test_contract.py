@@ -1,7 +1,7 @@
 """The CDN contract, one test per invariant and input regime, for every implementation
 given by --impl.
 
-The invariants live in dnspec.invariants (shared with `dnspec verify`); each test here
+The invariants live in dnspec.checks.invariants (shared with `dnspec verify`); each test here
 reads one of them in one regime (the test id names it: ``[reference-box_noise_scale_0]``)
 from the session's sweep of that regime: Hypothesis-generated ragged batches in the
 regime only, its canonical case pinned as @example.

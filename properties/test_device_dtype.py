@@ -1,10 +1,10 @@
 """Device and dtype agreement (torchvision style: devices from cpu_and_cuda(), the CUDA
-case skipping cleanly; dtype tolerances in dnspec.tolerances)."""
+case skipping cleanly; dtype tolerances in dnspec.contract.tolerances)."""
 
 import pytest
 
 from dnspec.pytest_plugin import check_property, cpu_and_cuda
-from dnspec.suite import LOW_PRECISION
+from dnspec.checks.suite import LOW_PRECISION
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())

@@ -15,15 +15,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnspec.bad_input_family import (
+from dnspec.checks.bad_input import (
     HANGS, RAISES, SILENTLY_PLAUSIBLE, VISIBLY_BAD, BadInputReport, KindResult,
     classify_bad_input_behaviour, run_bad_input_family, visible_problems,
 )
-from dnspec.cases import CdnCase
-from dnspec.error_inputs import ERROR_KINDS, ErrorCase, RawCall, available_kinds, error_cases
-from dnspec.reference import get_contrastive_denoising_training_group as reference
-from dnspec.strategies import cdn_cases
-from dnspec.validation import CdnInputError, validate_cdn_inputs
+from dnspec.generation.cases import CdnCase
+from dnspec.generation.error_inputs import ERROR_KINDS, ErrorCase, RawCall, available_kinds, error_cases
+from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.generation.strategies import cdn_cases
+from dnspec.contract.validation import CdnInputError, validate_cdn_inputs
 
 upstream = functools.partial(reference, validate=False)
 VALID = cdn_cases(max_batch_size=4, max_boxes=4)
@@ -275,7 +275,7 @@ def test_kind_result_verdict_is_the_quietest_outcome():
     result = KindResult("k")
     assert result.verdict is None
     for verdict in (RAISES, SILENTLY_PLAUSIBLE, VISIBLY_BAD):
-        from dnspec.bad_input_family import BadInputOutcome
+        from dnspec.checks.bad_input import BadInputOutcome
 
         result.add(ErrorCase(None, "k", "boxes", 0, verdict), BadInputOutcome(verdict, verdict))
     assert result.verdict == SILENTLY_PLAUSIBLE

@@ -1,4 +1,4 @@
-"""dnspec.fast beyond the generic suite (which runs it as ``--impl fast`` / ``fast-fixed``):
+"""dnspec.implementations.fast beyond the generic suite (which runs it as ``--impl fast`` / ``fast-fixed``):
 bit-identity with the reference under one injected draw, its two index plans, max_gt,
 torch.compile, the fused draws' distributions, the three upstream fixes (each shown absent
 without the switch), and the CUDA checks (skipped cleanly without a GPU)."""
@@ -9,16 +9,16 @@ import pytest
 import torch
 from scipy import stats
 
-from dnspec import fast as fast_module
-from dnspec.boxes import inverse_sigmoid
-from dnspec.cases import CdnCase, make_targets
-from dnspec.fast import get_contrastive_denoising_training_group as fast
-from dnspec.layout import CdnLayout
-from dnspec.noise import NoiseDraw, draw_noise
-from dnspec.reference import get_contrastive_denoising_training_group as reference
-from dnspec.specs import load_implementation
-from dnspec.runner import evaluate
-from dnspec.suite import BY_NAME, RunOptions
+from dnspec.implementations import fast as fast_module
+from dnspec.contract.boxes import inverse_sigmoid
+from dnspec.generation.cases import CdnCase, make_targets
+from dnspec.implementations.fast import get_contrastive_denoising_training_group as fast
+from dnspec.contract.layout import CdnLayout
+from dnspec.contract.noise import NoiseDraw, draw_noise
+from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.implementations.specs import load_implementation
+from dnspec.running.runner import evaluate
+from dnspec.checks.suite import BY_NAME, RunOptions
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: run on a GPU machine")
@@ -121,7 +121,7 @@ def test_more_boxes_than_num_denoising_gives_one_group():
 
 
 def test_inverse_sigmoid_rewrite_is_bit_identical_on_special_values():
-    """The one-op-shorter inverse_sigmoid equals dnspec.boxes.inverse_sigmoid everywhere:
+    """The one-op-shorter inverse_sigmoid equals dnspec.contract.boxes.inverse_sigmoid everywhere:
     negatives, -0, subnormals, eps's neighbours, 1 - eps, 1, above 1, inf, NaN."""
     tiny = torch.finfo(torch.float32).tiny
     values = [-2.0, -1e-30, -0.0, 0.0, tiny / 4, 1e-6, 9.99e-6, 1e-5, 1.01e-5, 0.3, 0.5, 1 - 1e-5, 1 - 1e-6, 1.0,
@@ -414,7 +414,7 @@ def test_cuda_agrees_with_cpu_under_one_draw():
     """A draw made on the CPU, moved to CUDA: the mask, labels (so the embedding rows),
     positive indices, group count and split are equal; boxes within the dtype's
     tolerance (CUDA's log and division may differ from the CPU's in the last ulp)."""
-    from dnspec.tolerances import tolerance_for
+    from dnspec.contract.tolerances import tolerance_for
 
     for seed in range(60):
         case = _random_case(seed)

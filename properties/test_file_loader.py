@@ -1,4 +1,4 @@
-"""``path/to/file.py:callable`` inside a repository (dnspec.file_loader): relative imports
+"""``path/to/file.py:callable`` inside a repository (dnspec.implementations.file_loader): relative imports
 work, package ``__init__`` files that import the world are not run, a name that only an
 ``__init__`` defines still imports, a missing dependency is one line, and a repository
 package named like an installed one does not clash with it. The trees are in
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from dnspec.cli import main
-from dnspec.file_loader import PREFIX, TreeImportError, load_file, package_chain
-from dnspec.specs import SpecError, load_implementation
+from dnspec.implementations.file_loader import PREFIX, TreeImportError, load_file, package_chain
+from dnspec.implementations.specs import SpecError, load_implementation
 
 TREES = Path(__file__).parent / "repo_fixtures"
 RTDETR = TREES / "rtdetr_fork" / "src" / "zoo" / "rtdetr"

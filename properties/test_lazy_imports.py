@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-NEVER_FOR_VERIFY = ("dnspec.bench", "dnspec.bench_report", "dnspec.pictures", "matplotlib", "transformers")
+NEVER_FOR_VERIFY = ("dnspec.benchmarks.bench", "dnspec.benchmarks.report", "dnspec.reports.pictures", "matplotlib", "transformers")
 
 
 def _modules_after(code: str) -> set:
@@ -29,7 +29,7 @@ def test_verify_imports_no_benchmark_or_plotting_module():
         "code = main(['verify', 'reference', '--only', 'structure', '--regime', 'common', '--max-examples', '2'])\n"
         "assert code == 0, code"
     )
-    assert _loaded(modules, "dnspec.runner")  # the probe did run a verify
+    assert _loaded(modules, "dnspec.running.runner")  # the probe did run a verify
     assert not [name for name in NEVER_FOR_VERIFY if _loaded(modules, name)]
 
 

@@ -24,12 +24,12 @@ import textwrap
 import pytest
 import torch
 
-from dnspec.adapters import discovery, installed, libreyolo_peers, lightly_train_peer
-from dnspec.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
-from dnspec.cases import CdnCase, make_targets, random_ragged_case
-from dnspec.noise import draw_noise
-from dnspec.reference import get_contrastive_denoising_training_group as reference
-from dnspec.specs import BUILTIN_PROVIDERS, SpecError, builtin_loaders, load_implementation
+from dnspec.implementations.adapters import discovery, installed, libreyolo_peers, lightly_train_peer
+from dnspec.contract.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
+from dnspec.generation.cases import CdnCase, make_targets, random_ragged_case
+from dnspec.contract.noise import draw_noise
+from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.implementations.specs import BUILTIN_PROVIDERS, SpecError, builtin_loaders, load_implementation
 
 HAVE_LIBREYOLO = libreyolo_peers.libreyolo_root() is not None
 HAVE_LIGHTLY_TRAIN = lightly_train_peer.lightly_train_root() is not None
@@ -146,8 +146,8 @@ def test_find_definitions_is_read_once_and_sorted(tmp_path):
 
 
 def test_providers_are_registered():
-    assert "dnspec.adapters.libreyolo_peers:builtin_implementations" in BUILTIN_PROVIDERS
-    assert "dnspec.adapters.lightly_train_peer:builtin_implementations" in BUILTIN_PROVIDERS
+    assert "dnspec.implementations.adapters.libreyolo_peers:builtin_implementations" in BUILTIN_PROVIDERS
+    assert "dnspec.implementations.adapters.lightly_train_peer:builtin_implementations" in BUILTIN_PROVIDERS
     names = set(builtin_loaders())
     assert any(name.startswith("libreyolo-") for name in names)
     assert any(name.startswith("lightly-train-") for name in names)
@@ -158,8 +158,8 @@ def test_listing_names_imports_no_peer_package():
         """
         import sys
         import dnspec
-        from dnspec.specs import builtin_names
-        from dnspec.adapters.installed import peer_specs
+        from dnspec.implementations.specs import builtin_names
+        from dnspec.implementations.adapters.installed import peer_specs
         builtin_names(); peer_specs()
         peers = ("libreyolo", "lightly_train", "lightly", "ultralytics", "transformers", "torchvision")
         print(sorted(m for m in sys.modules if m.split(".")[0] in peers))
@@ -279,7 +279,7 @@ def test_fake_libreyolo_plain_builder_gets_upstream_arguments_and_outputs_pass_t
 
 
 def test_fake_libreyolo_group_detr_is_one_and_its_variant_is_not_comparable(fake_libreyolo):
-    from dnspec.suite import BY_NAME  # property names
+    from dnspec.checks.suite import BY_NAME  # property names
 
     calls = _set_outputs(f"{fake_libreyolo}.models.grouped.denoising", (None, None, None, None))
     targets = [{"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}]
@@ -323,10 +323,10 @@ def test_fake_libreyolo_unusable_and_unimportable_builders_say_why(fake_libreyol
 
 def test_peer_specs_lists_installed_peers_even_when_they_fail_to_import(fake_libreyolo, monkeypatch):
     providers = (
-        "dnspec.fast:builtin_implementations",
-        "dnspec.adapters.libreyolo_peers:builtin_implementations",
-        "dnspec.adapters.lightly_train_peer:builtin_implementations",
-        "dnspec.adapters.not_written_yet:builtin_implementations",
+        "dnspec.implementations.fast:builtin_implementations",
+        "dnspec.implementations.adapters.libreyolo_peers:builtin_implementations",
+        "dnspec.implementations.adapters.lightly_train_peer:builtin_implementations",
+        "dnspec.implementations.adapters.not_written_yet:builtin_implementations",
     )
     monkeypatch.setattr(lightly_train_peer, "lightly_train_root", lambda: None)
     monkeypatch.setattr(lightly_train_peer, "PACKAGE", "surely_not_an_installed_package_dnspec")

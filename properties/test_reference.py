@@ -7,11 +7,11 @@ import inspect
 import pytest
 import torch
 
-import dnspec.layout
-from dnspec.cases import CdnCase, make_targets
-from dnspec.layout import CdnLayout
-from dnspec.noise import draw_noise
-from dnspec.reference import build_from_noise, get_contrastive_denoising_training_group as reference
+import dnspec.contract.layout
+from dnspec.generation.cases import CdnCase, make_targets
+from dnspec.contract.layout import CdnLayout
+from dnspec.contract.noise import draw_noise
+from dnspec.contract.reference import build_from_noise, get_contrastive_denoising_training_group as reference
 
 HAND_PICKED = {
     "image with zero boxes": ((3, 0, 2), 100),
@@ -73,7 +73,7 @@ def test_nothing_to_denoise_returns_nones():
 
 def test_layout_oracle_shares_no_code_with_the_reference():
     """The oracle imports nothing from dnspec and has no loop over groups."""
-    tree = ast.parse(inspect.getsource(dnspec.layout))
+    tree = ast.parse(inspect.getsource(dnspec.contract.layout))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
         a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
     }

@@ -35,8 +35,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 MAGNITUDES_BUG = '''
 from dataclasses import replace
 import torch
-from dnspec.noise import draw_noise
-from dnspec.reference import NO_OUTPUT, build_from_noise
+from dnspec.contract.noise import draw_noise
+from dnspec.contract.reference import NO_OUTPUT, build_from_noise
 
 def build(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0):
     counts = [len(t["labels"]) for t in targets]
@@ -230,9 +230,9 @@ def test_mask_picture_shows_the_wrong_cells(broken_run):
     wrong (object queries x dn rows); the expected panel has none of it."""
     from matplotlib.colors import to_rgb
 
-    from dnspec.layout import CdnLayout
-    from dnspec.pictures.figures import LEAK
-    from dnspec.pictures.mask import draw_mask, mask_image
+    from dnspec.contract.layout import CdnLayout
+    from dnspec.reports.pictures.figures import LEAK
+    from dnspec.reports.pictures.mask import draw_mask, mask_image
 
     layout = CdnLayout((2, 1), num_denoising=4, num_queries=3)
     expected = layout.attn_mask().numpy()
@@ -259,8 +259,8 @@ def test_a_statistical_divergence_is_drawn_from_its_samples(tmp_path):
 def test_sample_helpers_agree_with_the_checks(tmp_path):
     """The samples the pictures draw are the ones the checks test: the reference passes
     each check and each helper's p-values are above alpha; the magnitude bug fails both."""
-    from dnspec import distributions
-    from dnspec.specs import load_implementation
+    from dnspec.checks import distributions
+    from dnspec.implementations.specs import load_implementation
 
     reference = load_implementation("reference")
     flips = distributions.label_flip_samples(reference)
@@ -276,10 +276,10 @@ def test_sample_helpers_agree_with_the_checks(tmp_path):
 
 
 def test_a_picture_that_cannot_be_drawn_is_a_note(monkeypatch):
-    from dnspec import pictures
-    from dnspec.cases import CdnCase, make_targets
-    from dnspec.divergences import VIOLATES, Divergence, Finding, Signature
-    from dnspec.specs import load_implementation
+    from dnspec.reports import pictures
+    from dnspec.generation.cases import CdnCase, make_targets
+    from dnspec.running.divergences import VIOLATES, Divergence, Finding, Signature
+    from dnspec.implementations.specs import load_implementation
 
     case = CdnCase(targets=make_targets((2, 1), seed=0, num_classes=3), num_classes=3, num_queries=3, num_denoising=4)
     finding = Finding("attention_mask", Signature(VIOLATES, "attention_mask.object_queries_see_dn"), "wrong", case)
@@ -324,7 +324,7 @@ def test_no_annotations_off_github_actions(capsys, monkeypatch):
 
 
 def test_workflow_command_escaping():
-    from dnspec.ci_annotations import command, escape_data, escape_property
+    from dnspec.reports.annotations import command, escape_data, escape_property
 
     assert escape_data("50% done\r\nnext: a, b") == "50%25 done%0D%0Anext: a, b"
     assert escape_property("a: b, 50%\n") == "a%3A b%2C 50%25%0A"

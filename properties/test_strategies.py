@@ -6,7 +6,7 @@ import torch
 from hypothesis import HealthCheck, find, settings
 from hypothesis.errors import NoSuchExample
 
-from dnspec.strategies import cdn_cases, edge_case_buckets
+from dnspec.generation.strategies import cdn_cases, edge_case_buckets
 
 # derandomized: these tests assert what search and shrinking reach, which must not vary by run
 SEARCH = settings(max_examples=2000, database=None, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -80,8 +80,10 @@ def test_cases_respect_dtype_and_device():
 
 # --- the regime strategies (what dnspec verify generates) ----------------------------------
 
-from dnspec import regimes, strategies  # noqa: E402
-from dnspec.strategies import REGIME_SETS, regime_cases  # noqa: E402
+from dnspec import strategies  # noqa: E402
+
+from dnspec.generation import regimes
+from dnspec.generation.strategies import REGIME_SETS, regime_cases  # noqa: E402
 
 REGIME_SEARCH = settings(SEARCH, max_examples=300)
 SMALLEST_BATCH = {"batch_of_one": 1}

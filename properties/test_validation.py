@@ -2,7 +2,7 @@
 inputs of every shape the strategies make pass; and validating keeps the reference
 bit-identical to upstream, RNG state included.
 
-The bad inputs here are written by hand, independently of dnspec.error_inputs (whose
+The bad inputs here are written by hand, independently of dnspec.generation.error_inputs (whose
 strategies are checked against the validator in test_error_inputs.py)."""
 
 import math
@@ -12,11 +12,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnspec.cases import CdnCase, make_targets
-from dnspec.error_inputs import ERROR_KINDS
-from dnspec.reference import get_contrastive_denoising_training_group as reference
-from dnspec.strategies import cdn_cases
-from dnspec.validation import CdnInputError, corner_tolerance, validate_cdn_inputs
+from dnspec.generation.cases import CdnCase, make_targets
+from dnspec.generation.error_inputs import ERROR_KINDS
+from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.generation.strategies import cdn_cases
+from dnspec.contract.validation import CdnInputError, corner_tolerance, validate_cdn_inputs
 
 NUM_CLASSES = 5
 

@@ -1,5 +1,5 @@
 """Measuring CDN builders: workloads, interleaved timing, ratios to the reference, peak
-memory and result files (the regression gate on those ratios is :mod:`dnspec.bench_gate`). ``dnspec bench`` and ``pytest benchmarks``
+memory and result files (the regression gate on those ratios is :mod:`dnspec.benchmarks.gate`). ``dnspec bench`` and ``pytest benchmarks``
 both measure through this module, so they time the same call.
 
 What one call is
@@ -47,7 +47,7 @@ Ratios
   this repository's 2 shared cores, 0.04 on a noisy one; ``benchmarks/gate_calibration.py``).
 
 The gate
-  Comparing these ratios with a baseline's is :mod:`dnspec.bench_gate`.
+  Comparing these ratios with a baseline's is :mod:`dnspec.benchmarks.gate`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from dnspec.cases import CdnCase, make_targets
+from dnspec.generation.cases import CdnCase, make_targets
 
 FORMAT = "dnspec-bench/1"
 DEFAULT_BATCH_SIZES = (1, 4, 16, 64, 256)
@@ -681,7 +681,7 @@ def steady_allocator() -> str:
     except (OSError, AttributeError):
         return ""
     if ok:
-        _ALLOCATOR_NOTE = ("glibc malloc held warm (M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB; dnspec.bench.steady_allocator): "
+        _ALLOCATOR_NOTE = ("glibc malloc held warm (M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB; dnspec.benchmarks.bench.steady_allocator): "
                            "times exclude page faults on fresh memory")
     return _ALLOCATOR_NOTE
 
@@ -705,7 +705,7 @@ def measure(
 ) -> list[Measurement]:
     """Time every implementation on every workload, interleaved within each workload.
 
-    ``impls``: :class:`~dnspec.specs.Implementation` objects (or plain callables), named
+    ``impls``: :class:`~dnspec.implementations.specs.Implementation` objects (or plain callables), named
     by ``specs`` (default: their names). The ``rounds`` of a workload are split into
     ``blocks``; each block builds fresh inputs and embeddings (new allocations), so that
     what the memory layout of one block favours is averaged out over blocks, and the
@@ -714,7 +714,7 @@ def measure(
     (SIGALRM, main thread only; the alarm is set outside the timed region), is recorded
     with its error for that workload and not called again on it.
     """
-    from dnspec.calling import time_limit
+    from dnspec.running.calling import time_limit
     if steady:
         steady_allocator()
     specs = specs or [getattr(impl, "name", None) or getattr(impl, "__name__", repr(impl)) for impl in impls]

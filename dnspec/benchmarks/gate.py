@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from dnspec.bench import CLOCKS, BenchError, BenchResult, Measurement, RatioStat, Workload, synchronize
+from dnspec.benchmarks.bench import CLOCKS, BenchError, BenchResult, Measurement, RatioStat, Workload, synchronize
 
 # family-wise false-alarm level of one gate run
 GATE_ALPHA = 0.01

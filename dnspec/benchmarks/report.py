@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dnspec import bench as _bench
-from dnspec.bench import CLOCK_TEXT, MEMORY_METHODS, BenchResult, Workload
-from dnspec.bench_gate import GateRow
+from dnspec.benchmarks import bench as _bench
+from dnspec.benchmarks.bench import CLOCK_TEXT, MEMORY_METHODS, BenchResult, Workload
+from dnspec.benchmarks.gate import GateRow
 
 PLOT_INSTALL = "plots need matplotlib: pip install 'dnspec[plot]'"
 

@@ -4,7 +4,7 @@ They are reported next to the contract properties but never fail the contract ru
 an implementation that keeps upstream behaviour (the reference, transformers' ports);
 they are enforced under ``--strict`` and for implementations that declare
 ``fixes_advisories`` (dnspec's ``fast-fixed``). Each check raises
-:class:`~dnspec.violations.PropertyViolation` whose message says what upstream does.
+:class:`~dnspec.checks.violations.PropertyViolation` whose message says what upstream does.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import torch
 from scipy import stats
 
-from dnspec.calling import call_implementation
-from dnspec.cases import CdnCase
-from dnspec.decode import recover_labels
-from dnspec.distributions import DEFAULT_SEED, FALSE_ALARM, uniform_boxes_case
-from dnspec.box_checks import COLLAPSED_SIDE
-from dnspec.invariants import gt_rows, layout_of
-from dnspec.violations import PropertyViolation
+from dnspec.running.calling import call_implementation
+from dnspec.generation.cases import CdnCase
+from dnspec.contract.decode import recover_labels
+from dnspec.checks.distributions import DEFAULT_SEED, FALSE_ALARM, uniform_boxes_case
+from dnspec.checks.box_checks import COLLAPSED_SIDE
+from dnspec.checks.invariants import gt_rows, layout_of
+from dnspec.checks.violations import PropertyViolation
 
 # the highest tolerated fraction of collapsed sides on the collapse workload; upstream
 # collapses ~25% of negative rows per axis there, a fixed builder ~1e-8 of rows

@@ -9,7 +9,7 @@ is judged on its own, so a crash at scale 0 does not hide the other two.
 Across dtypes, class queries come back in the inputs' dtype and boxes in the inputs'
 dtype or in float32 (RT-DETR allocates its box buffer as float32 whatever the inputs'
 dtype), and the outputs agree with the float64 run within the tolerance of
-:mod:`dnspec.tolerances` for the less precise of the two dtypes: under one injected draw
+:mod:`dnspec.contract.tolerances` for the less precise of the two dtypes: under one injected draw
 when the implementation takes one, else under the same ``torch.manual_seed`` (RT-DETR
 draws its box noise in the dtype of its float32 buffer, so the same seed gives the same
 noise in every input dtype; an implementation that draws in the inputs' dtype instead has
@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.decode import decode_boxes, expects_logit_space
-from dnspec.box_checks import box_noise_bounds_ok
-from dnspec.invariants import accepted_box_dtypes, assert_outputs_equal, layout_of, outputs_of
-from dnspec.violations import PropertyViolation, judge_separately
-from dnspec.tolerances import decoded_box_tolerance, tolerance_for
-from dnspec.trial import NOISE_FREE, CallKey
+from dnspec.contract.decode import decode_boxes, expects_logit_space
+from dnspec.checks.box_checks import box_noise_bounds_ok
+from dnspec.checks.invariants import accepted_box_dtypes, assert_outputs_equal, layout_of, outputs_of
+from dnspec.checks.violations import PropertyViolation, judge_separately
+from dnspec.contract.tolerances import decoded_box_tolerance, tolerance_for
+from dnspec.running.trial import NOISE_FREE, CallKey
 
 
 def available_devices() -> list[str]:

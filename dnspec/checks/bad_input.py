@@ -1,6 +1,6 @@
 """The error-input family: what an implementation does with bad input.
 
-For each kind of :data:`dnspec.error_inputs.ERROR_KINDS`, a few broken calls are made
+For each kind of :data:`dnspec.generation.error_inputs.ERROR_KINDS`, a few broken calls are made
 and each is classified by :func:`classify_bad_input_behaviour`:
 
 ``raises``              it raised (type and message kept; ``names_field`` says whether the
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import torch
 from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings
 
-from dnspec.boxes import INVERSE_SIGMOID_EPS
-from dnspec.calling import ImplementationTimeout, time_limit
-from dnspec.error_inputs import ERROR_KINDS, ErrorCase, available_kinds, error_cases
+from dnspec.contract.boxes import INVERSE_SIGMOID_EPS
+from dnspec.running.calling import ImplementationTimeout, time_limit
+from dnspec.generation.error_inputs import ERROR_KINDS, ErrorCase, available_kinds, error_cases
 
 RAISES, VISIBLY_BAD, SILENTLY_PLAUSIBLE, HANGS, CRASHES = "raises", "visibly_bad", "silently_plausible", "hangs", "crashes"
 # how quietly a call went wrong, the quietest last: a kind's verdict is its quietest outcome
@@ -260,7 +260,7 @@ def run_bad_input_family(
     every kind available here; device_mismatch needs CUDA). Reproducible for a given
     ``seed``. A hang stops the family: later kinds are reported as skipped."""
     if valid_cases is None:
-        from dnspec.strategies import cdn_cases
+        from dnspec.generation.strategies import cdn_cases
 
         valid_cases = cdn_cases(max_batch_size=4, max_boxes=4)
     name = getattr(impl, "name", getattr(impl, "__name__", repr(impl)))
@@ -296,7 +296,7 @@ def check_bad_input(impl, seed: int = 0, device: str = "cpu") -> str:
     kind of bad input gives silently plausible outputs; otherwise raises an
     AssertionError listing those kinds. The suite reports it as an advisory: it fails
     only under strict (or for implementations that declare fixes_advisories)."""
-    from dnspec import calling
+    from dnspec.running import calling
 
     report = run_bad_input_family(impl, seed=seed, time_limit_s=calling.DEFAULT_TIME_LIMIT_S_ACTIVE)
     silent = report.kinds_with(SILENTLY_PLAUSIBLE)

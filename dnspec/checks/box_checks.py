@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.boxes import inverse_sigmoid
-from dnspec.decode import corners, decode_boxes, expects_logit_space
-from dnspec.invariants import gt_rows, layout_of, produced_outputs
-from dnspec.tolerances import decoded_box_tolerance
-from dnspec.violations import fail, judge_separately
+from dnspec.contract.boxes import inverse_sigmoid
+from dnspec.contract.decode import corners, decode_boxes, expects_logit_space
+from dnspec.checks.invariants import gt_rows, layout_of, produced_outputs
+from dnspec.contract.tolerances import decoded_box_tolerance
+from dnspec.checks.violations import fail, judge_separately
 
 # sigmoid(inverse_sigmoid(0)) = 1e-5: the width or height a crossed box collapses to
 COLLAPSED_SIDE = 2e-5

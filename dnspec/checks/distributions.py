@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from scipy import stats
 
-from dnspec.calling import call_implementation
-from dnspec.cases import CdnCase
-from dnspec.decode import corners, decode_boxes, expects_logit_space, recover_labels
-from dnspec.invariants import gt_rows, layout_of
-from dnspec.violations import PropertyViolation
+from dnspec.running.calling import call_implementation
+from dnspec.generation.cases import CdnCase
+from dnspec.contract.decode import corners, decode_boxes, expects_logit_space, recover_labels
+from dnspec.checks.invariants import gt_rows, layout_of
+from dnspec.checks.violations import PropertyViolation
 
 FALSE_ALARM = 1e-6
 DEFAULT_SEED = 20261124

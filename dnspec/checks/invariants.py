@@ -1,18 +1,18 @@
 """The contract of a CDN builder, one check per invariant, for any implementation.
 
-Each ``check_*`` function takes a :class:`~dnspec.trial.Trial` (one generated case and
+Each ``check_*`` function takes a :class:`~dnspec.running.trial.Trial` (one generated case and
 the implementation's calls on it, made once and shared by every check) and raises
-:class:`~dnspec.violations.PropertyViolation` (an AssertionError) naming the first
+:class:`~dnspec.checks.violations.PropertyViolation` (an AssertionError) naming the first
 offending row or value and the check that failed (``.check``, e.g.
 ``attention_mask.object_queries_see_dn``: the id that groups failures into divergences),
-or :class:`~dnspec.violations.Failures` when one call breaks several independent checks.
+or :class:`~dnspec.checks.violations.Failures` when one call breaks several independent checks.
 A crash of the implementation reaches the caller as the call's ImplementationError. The
-box check lives in :mod:`dnspec.box_checks`.
+box check lives in :mod:`dnspec.checks.box_checks`.
 
-The expected values come from :mod:`dnspec.layout` (the closed-form oracles), never from
+The expected values come from :mod:`dnspec.contract.layout` (the closed-form oracles), never from
 the reference's code, except in the differential checks whose point is to compare with
 it. The pytest suite and ``dnspec verify`` both run these functions through
-:mod:`dnspec.runner`; nothing else holds an invariant.
+:mod:`dnspec.running.runner`; nothing else holds an invariant.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from dataclasses import replace
 
 import torch
 
-from dnspec.decode import recover_labels
-from dnspec.layout import CdnLayout
-from dnspec.tolerances import decoded_box_tolerance, tolerance_for
-from dnspec.trial import NOISE_FREE, CallKey
-from dnspec.violations import PropertyViolation, fail, judge_separately, raise_all
+from dnspec.contract.decode import recover_labels
+from dnspec.contract.layout import CdnLayout
+from dnspec.contract.tolerances import decoded_box_tolerance, tolerance_for
+from dnspec.running.trial import NOISE_FREE, CallKey
+from dnspec.checks.violations import PropertyViolation, fail, judge_separately, raise_all
 
 # RT-DETR allocates its box buffer with torch.zeros (the default dtype, float32) whatever
 # the inputs' dtype; boxes in the inputs' own dtype are the accepted alternative
@@ -89,7 +89,7 @@ def accepted_box_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, ...]:
 
 def check_structure(trial):
     """Four outputs; (None,)*4 when num_denoising <= 0; for an all-empty batch one of the
-    known conventions (:mod:`dnspec.conventions`: four Nones, a dummy group, meta only, an
+    known conventions (:mod:`dnspec.contract.conventions`: four Nones, a dummy group, meta only, an
     empty group), consistent with itself (and four Nones when ``--convention rtdetr``
     asks for RT-DETR's); otherwise shapes [bs,N,D], [bs,N,4], [N+Q,N+Q], a bool mask,
     class queries in the embedding's dtype and boxes in the boxes' dtype or in float32
@@ -143,7 +143,7 @@ def check_structure(trial):
 def _check_empty_batch(trial, outputs) -> None:
     """An all-empty batch: recognise the convention, record it on the trial, and judge
     it for consistency (each problem its own check id) and against a required one."""
-    from dnspec import conventions
+    from dnspec.contract import conventions
 
     recognised = conventions.recognise(outputs, trial.case)
     if recognised is None:
@@ -347,7 +347,7 @@ def check_inputs_untouched(trial):
 
 def assert_outputs_equal(a, b, what: str, tolerance=None, check: str = "outputs", case=None):
     """Four outputs equal: exactly, or, when ``tolerance`` (a
-    :class:`~dnspec.tolerances.Tolerance`) is given, class queries within its ``embed``
+    :class:`~dnspec.contract.tolerances.Tolerance`) is given, class queries within its ``embed``
     and boxes (compared in box space by the callers) within its ``box`` entry. A failure's
     check id is ``check`` + the output that differs (``.attn_mask``, ``.dn_meta``, ...)."""
     if (a[0] is None) != (b[0] is None):

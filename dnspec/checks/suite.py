@@ -1,9 +1,9 @@
 """The property registry: the one place both ``pytest properties`` and ``dnspec verify``
-get their properties from (:mod:`dnspec.runner` runs them).
+get their properties from (:mod:`dnspec.running.runner` runs them).
 
 A :class:`Property` names an invariant, its family and kind, and how to check it:
 ``contract`` and ``agreement`` properties are checked on Hypothesis-generated cases, in
-every input regime (their ``check`` takes a :class:`~dnspec.trial.Trial`, and a variant
+every input regime (their ``check`` takes a :class:`~dnspec.running.trial.Trial`, and a variant
 where the property has variants); ``statistical`` and ``advisory`` ones on large fixed
 seeded batches (their ``check`` takes the implementation, a seed and a device).
 Advisories are enforced only under ``strict`` or for implementations that declare
@@ -20,7 +20,19 @@ from typing import Callable
 
 import torch
 
-from dnspec import advisories, agreement, bad_input_family, box_checks, distributions, gradients, invariants
+from dnspec.checks import advisories
+
+from dnspec.checks import agreement
+
+from dnspec.checks import bad_input as bad_input_family
+
+from dnspec.checks import box_checks
+
+from dnspec.checks import distributions
+
+from dnspec.checks import gradients
+
+from dnspec.checks import invariants
 
 CONTRACT, AGREEMENT, STATISTICAL, ADVISORY = "contract", "agreement", "statistical", "advisory"
 GENERATED_KINDS = (CONTRACT, AGREEMENT)  # checked on generated cases, in every regime
@@ -39,7 +51,7 @@ class RunOptions:
     time_limit_s: float | None = None
     threads: int = 1  # torch intra-op threads while checking (the cases are small: waking threads costs more)
     convention: str | None = None  # an empty-batch convention every all-empty batch must follow (None: any known one)
-    jobs: int = 1  # worker processes for the sweeps and fixed batches (dnspec.workers; 1: this process)
+    jobs: int = 1  # worker processes for the sweeps and fixed batches (dnspec.running.workers; 1: this process)
 
 
 @dataclass(frozen=True)

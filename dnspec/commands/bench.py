@@ -1,5 +1,5 @@
 """``dnspec bench [SPEC...]``: throughput of CDN builders, ratios to the reference, peak
-memory, scaling curves and a regression gate (see :mod:`dnspec.bench` for how it
+memory, scaling curves and a regression gate (see :mod:`dnspec.benchmarks.bench` for how it
 measures, and why the gate compares ratios to the reference rather than times).
 
 Exit status: 0 measured (and the gate, if asked for, passed); 1 the gate flagged a
@@ -16,11 +16,12 @@ import shlex
 import sys
 import time
 
-from dnspec.progress import ProgressBar
+from dnspec.running.progress import ProgressBar
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from dnspec import bench, bench_gate
+    from dnspec.benchmarks import bench
+    from dnspec.benchmarks import gate as bench_gate
 
     parser = subparsers.add_parser(
         "bench",
@@ -57,7 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="auto (default): cpu time of the calling thread for single-threaded cpu runs, else wall time")
     timing.add_argument("--min-sample-ms", type=float, default=None, metavar="MS", help=f"calls per sample are chosen so a sample lasts this long (default {bench.DEFAULT_MIN_SAMPLE_S * 1e3:g})")
     timing.add_argument("--no-memory", action="store_true", help="skip the peak-memory call")
-    timing.add_argument("--default-allocator", action="store_true", help="leave glibc malloc's dynamic thresholds alone (noisier; see dnspec.bench.steady_allocator)")
+    timing.add_argument("--default-allocator", action="store_true", help="leave glibc malloc's dynamic thresholds alone (noisier; see dnspec.benchmarks.bench.steady_allocator)")
     timing.add_argument("--through-adapters", action="store_true",
                         help="time transformers ports through dnspec's adapter (with its float-mask-to-bool conversion) instead of natively")
     timing.add_argument("--time-limit", type=float, default=60.0, metavar="SECONDS", help="stop an implementation whose call runs longer than this (default 60)")
@@ -146,11 +147,13 @@ def _device_problem(device: str) -> str:
 def _baseline_from_runs(args, stdout) -> int:
     """``--write-baseline F --baseline-runs K``: this command K times, each in its own
     process (the spread between processes is what the gate needs to know), merged by
-    :func:`dnspec.bench_gate.merge_runs` into F."""
+    :func:`dnspec.benchmarks.gate.merge_runs` into F."""
     import subprocess
     import tempfile
 
-    from dnspec import bench, bench_gate
+    from dnspec.benchmarks import bench
+
+    from dnspec.benchmarks import gate as bench_gate
 
     argv = _without(getattr(args, "argv", None) or sys.argv[1:], ("--write-baseline", "--baseline-runs", "--json",
                                                                   "--markdown", "--plot", "--baseline"))
@@ -198,8 +201,12 @@ def _run(args) -> int:
     import torch
     from rich.console import Console
 
-    from dnspec import bench, bench_gate, bench_report
-    from dnspec.specs import SpecError, load_implementation
+    from dnspec.benchmarks import bench
+
+    from dnspec.benchmarks import gate as bench_gate
+
+    from dnspec.benchmarks import report as bench_report
+    from dnspec.implementations.specs import SpecError, load_implementation
 
     started = time.perf_counter()
     stdout = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
@@ -385,7 +392,7 @@ def _with_common(w, common: dict):
 
 
 def default_specs() -> list[str]:
-    from dnspec.specs import installed_builtin_names
+    from dnspec.implementations.specs import installed_builtin_names
 
     names = installed_builtin_names()
     return ["reference"] + [n for n in names if n != "reference"]

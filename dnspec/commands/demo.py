@@ -6,7 +6,7 @@ layout (positive rows, then negative rows, per group; object queries last) is vi
 
 ``--plot FILE.png`` also draws one batch's denoising queries with matplotlib (the
 ``plot`` extra): the ground-truth boxes, each group's positive and negative noised boxes
-in its own colour, and the attention mask beside them (:func:`dnspec.pictures.draw_demo`).
+in its own colour, and the attention mask beside them (:func:`dnspec.reports.pictures.draw_demo`).
 The plotted batch is the sample batch's boxes with few enough groups to tell apart
 (:data:`PLOT_GROUPS`), so the picture is readable.
 """
@@ -59,7 +59,7 @@ PLOT_GROUPS = 4  # groups in the plotted batch: num_denoising = PLOT_GROUPS * ma
 
 def plot_case(seed: int):
     """The batch ``--plot`` draws: the sample batch's boxes, PLOT_GROUPS groups, 10 object queries."""
-    from dnspec.cases import CdnCase, make_targets
+    from dnspec.generation.cases import CdnCase, make_targets
 
     return CdnCase(targets=make_targets(PLOT_COUNTS, seed=seed, num_classes=80), num_classes=80, num_queries=10,
                    num_denoising=PLOT_GROUPS * max(PLOT_COUNTS), embed_dim=16, seed=seed)
@@ -69,8 +69,8 @@ def write_plot(impl, seed: int, path: str) -> str:
     """Draw :func:`plot_case` as built by ``impl`` to ``path``; '' or why it could not."""
     import torch
 
-    from dnspec.pictures import plot_problem
-    from dnspec.pictures.demo import draw_demo
+    from dnspec.reports.pictures import plot_problem
+    from dnspec.reports.pictures.demo import draw_demo
 
     problem = plot_problem()
     if problem:
@@ -96,8 +96,8 @@ def run(args) -> int:
 
     import torch
 
-    from dnspec.cases import CdnCase, make_targets
-    from dnspec.specs import SpecError, load_implementation
+    from dnspec.generation.cases import CdnCase, make_targets
+    from dnspec.implementations.specs import SpecError, load_implementation
 
     if args.plot:
         if os.path.splitext(args.plot)[1].lower() not in PLOT_SUFFIXES:
@@ -106,7 +106,7 @@ def run(args) -> int:
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
             print(f"dnspec demo: --plot {args.plot}: the folder {os.path.dirname(os.path.abspath(args.plot))} does not exist", file=sys.stderr)
             return 2
-        from dnspec.pictures import plot_problem
+        from dnspec.reports.pictures import plot_problem
 
         problem = plot_problem()
         if problem:

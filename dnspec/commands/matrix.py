@@ -30,7 +30,7 @@ DEFAULT_TIMEOUT_S = 900.0
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from dnspec.commands.verify import DEFAULT_TIME_LIMIT_S
-    from dnspec.profiles import PROFILES
+    from dnspec.generation.profiles import PROFILES
 
     parser = subparsers.add_parser(
         "matrix",
@@ -58,7 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def default_specs() -> list[str]:
-    from dnspec.specs import installed_builtin_names
+    from dnspec.implementations.specs import installed_builtin_names
 
     names = installed_builtin_names()
     return ["reference"] + [n for n in names if n != "reference"]
@@ -85,7 +85,7 @@ def verify_command(spec: str, report_path: str, args) -> list[str]:
 def run_one(spec: str, args, workdir: str, progress=None):
     """Verify ``spec`` in a subprocess and return its VerifyReport (an error report if
     the subprocess ended without writing one)."""
-    from dnspec.report import VerifyReport, read_report
+    from dnspec.reports.records import VerifyReport, read_report
 
     report_path = os.path.join(workdir, f"report-{abs(hash(spec))}.json")
     command = verify_command(spec, report_path, args)
@@ -117,8 +117,8 @@ def run(args) -> int:
     from rich.console import Console
 
     from dnspec.commands.verify import environment
-    from dnspec.conformance import matrix_markdown
-    from dnspec.render import summary_line
+    from dnspec.reports.conformance import matrix_markdown
+    from dnspec.reports.text import summary_line
 
     specs = args.specs or default_specs()
     if not specs:

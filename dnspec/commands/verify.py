@@ -1,8 +1,8 @@
 """``dnspec verify SPEC``: check one implementation against every registered property.
 
-Runs the pipeline of :mod:`dnspec.runner` (every contract property in the common regime
+Runs the pipeline of :mod:`dnspec.running.runner` (every contract property in the common regime
 and in each edge regime, the statistical properties and advisories on their fixed
-batches), then prints the verdict (:mod:`dnspec.render`): the compatibility line, one
+batches), then prints the verdict (:mod:`dnspec.reports.text`): the compatibility line, one
 line per property (PASS / FAIL / SKIP / ADVISORY: holds, holds except in regimes R, fails
 in the common regime), and each divergence once with its regimes, the properties it
 affects, its minimal example and the command that replays it; a progress bar on stderr
@@ -12,7 +12,7 @@ cannot be loaded or the options are unusable (one line says why), 3 dnspec itsel
 (a bug: please report).
 
 The implementation under test is treated as hostile: whatever it prints during a call
-(or while its module imports) is captured in a bounded buffer (:mod:`dnspec.output_capture`)
+(or while its module imports) is captured in a bounded buffer (:mod:`dnspec.running.output_capture`)
 and only counted on the report line; a call that runs past ``--time-limit`` is stopped (SIGALRM, main thread) and
 the implementation is not called again in this run; anything it raises, or returns
 wrongly, is a failed property, never a dnspec traceback.
@@ -29,8 +29,8 @@ import shlex
 import sys
 import time
 
-from dnspec.output_capture import BoundedOutput, captured, capturing_implementation
-from dnspec.progress import ProgressBar
+from dnspec.running.output_capture import BoundedOutput, captured, capturing_implementation
+from dnspec.running.progress import ProgressBar
 
 DEFAULT_TIME_LIMIT_S = 30.0
 UPSTREAM_ARGUMENTS = ("targets", "num_classes", "num_queries", "class_embed", "num_denoising", "label_noise_ratio", "box_noise_scale")
@@ -39,8 +39,8 @@ DEVICES = ("cpu", "cuda", "mps")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from dnspec.profiles import PROFILES
-    from dnspec.regimes import NAMES as REGIME_NAMES
+    from dnspec.generation.profiles import PROFILES
+    from dnspec.generation.regimes import NAMES as REGIME_NAMES
 
     parser = subparsers.add_parser(
         "verify",
@@ -124,7 +124,7 @@ def _device_problem(device: str) -> str:
 
 def selected_properties(only: list[str] | None) -> list[str] | None:
     """Property names from --only, where a family name stands for its properties."""
-    from dnspec.suite import BY_NAME, FAMILIES, PROPERTIES
+    from dnspec.checks.suite import BY_NAME, FAMILIES, PROPERTIES
 
     if not only:
         return None
@@ -147,7 +147,7 @@ def hypothesis_profile(name: str, pinned_examples: bool = True, shrink: bool = T
     one that was loaded (verify may run inside pytest, which has its own)."""
     from hypothesis import settings
 
-    from dnspec import profiles
+    from dnspec.generation import profiles
 
     previous = settings.get_current_profile_name()
     profiles.load_profile(name, pinned_examples=pinned_examples, shrink=shrink)
@@ -198,7 +198,7 @@ def command_line(args, only: str | None = None, regime: str | None = None, seed:
 def replay_hint(args, divergence, profile: str, seed) -> str:
     """The command that replays one divergence: its example's property, in its regime."""
     prop = divergence.example_label.split("[")[0] or divergence.labels[0].split("[")[0]
-    from dnspec.suite import BY_NAME, GENERATED_KINDS
+    from dnspec.checks.suite import BY_NAME, GENERATED_KINDS
 
     if BY_NAME[prop].kind not in GENERATED_KINDS:
         return f"{command_line(args, prop)}   (fixed seeded batch: the same command gives the same numbers)"
@@ -259,7 +259,7 @@ class _Screen:
     def line(self, text: str, status: str | None = None) -> None:
         from rich.text import Text
 
-        from dnspec.report import STATUS_STYLE, STATUS_WORD
+        from dnspec.reports.records import STATUS_STYLE, STATUS_WORD
 
         styled = Text(text)
         if status in STATUS_WORD:
@@ -282,19 +282,19 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from dnspec import profiles
-    from dnspec.render import verdict_lines
-    from dnspec.report import REPORT_SUFFIXES, DivergenceRecord, OutcomeRecord, VerifyReport, wants_pictures, write_report
+    from dnspec.generation import profiles
+    from dnspec.reports.text import verdict_lines
+    from dnspec.reports.records import REPORT_SUFFIXES, DivergenceRecord, OutcomeRecord, VerifyReport, wants_pictures, write_report
 
     started = time.perf_counter()
     stdout, stderr = sys.stdout, sys.stderr
     profile = args.profile or profiles.default_profile()
     report = VerifyReport(spec=args.spec, command=command_line(args), environment=environment())
 
-    pictures = None  # drawn after the run when an .html report is asked for (dnspec.pictures)
+    pictures = None  # drawn after the run when an .html report is asked for (dnspec.reports.pictures)
 
     def finish(code: int) -> int:
-        from dnspec.ci_annotations import print_annotations
+        from dnspec.reports.annotations import print_annotations
 
         report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)
         for path in args.report or []:
@@ -330,10 +330,12 @@ def _run(args) -> int:
 
     import torch
 
-    from dnspec import runner, workers
-    from dnspec.calling import HANGS
-    from dnspec.specs import SpecError, load_implementation
-    from dnspec.suite import GENERATED_KINDS, RunOptions
+    from dnspec.running import runner
+
+    from dnspec.running import workers
+    from dnspec.running.calling import HANGS
+    from dnspec.implementations.specs import SpecError, load_implementation
+    from dnspec.checks.suite import GENERATED_KINDS, RunOptions
 
     buffer = BoundedOutput()
     try:
@@ -366,7 +368,7 @@ def _run(args) -> int:
         report.notes.append(signature)
     selected = runner.plan(impl, options, names)
     generated = any(p.kind in GENERATED_KINDS and not skip for p, _, skip in selected)
-    from dnspec.regimes import NAMES
+    from dnspec.generation.regimes import NAMES
 
     report.regimes = [r for r in NAMES if not args.regime or r in args.regime] if generated else []
     stages = len(report.regimes) + sum(1 for p, _, skip in selected if p.kind not in GENERATED_KINDS and not skip)
@@ -381,7 +383,7 @@ def _run(args) -> int:
         result = runner.run(tested, options, names, args.regime, on_stage=screen.now_checking, on_advance=screen.advance,
                             selected=selected, capture=buffer)
     if wants_pictures(args.report):  # redrawn from the live implementation, each call under the time limit
-        from dnspec.pictures import divergence_pictures
+        from dnspec.reports.pictures import divergence_pictures
 
         pictures = divergence_pictures(tested, result.divergences, seed=args.seed, device=args.device, time_limit_s=time_limit)
 
@@ -412,13 +414,13 @@ def _run(args) -> int:
 
 
 def _status_of(line: str) -> str | None:
-    from dnspec.report import STATUS_WORD
+    from dnspec.reports.records import STATUS_WORD
 
     word = line.split(" ", 1)[0]
     return next((status for status, w in STATUS_WORD.items() if w == word), None)
 
 
 def _size(chars: int) -> str:
-    from dnspec.report import human_size
+    from dnspec.reports.records import human_size
 
     return human_size(chars)

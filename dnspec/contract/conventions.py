@@ -156,7 +156,7 @@ def dummy_group(targets, num_classes: int, num_queries: int, class_embed, logit_
     (max_gt 1, one group): class queries ``class_embed(num_classes)``, which keeps the
     embedding in the autograd graph; boxes the padding value (``inverse_sigmoid(0)`` in
     logit space, else 0); the object queries cannot see the pair; no positives."""
-    from dnspec.boxes import inverse_sigmoid
+    from dnspec.contract.boxes import inverse_sigmoid
 
     device, dtype = targets[0]["labels"].device, targets[0]["boxes"].dtype
     bs = len(targets)

@@ -1,6 +1,6 @@
 """Closed-form oracles: what a CDN group must look like, derived from the box counts alone.
 
-Written independently of :mod:`dnspec.reference` (no loop over groups, no tiling): every
+Written independently of :mod:`dnspec.contract.reference` (no loop over groups, no tiling): every
 answer is arithmetic on row numbers. With m = max boxes per image, G groups and
 N = 2*m*G dn rows, dn row r belongs to
 

@@ -1,7 +1,7 @@
 """The randomness of a CDN call, separated from its transform.
 
 ``draw_noise`` draws every random quantity one call consumes into a :class:`NoiseDraw`;
-the builders in :mod:`dnspec.reference` and :mod:`dnspec.fast` apply a draw without
+the builders in :mod:`dnspec.contract.reference` and :mod:`dnspec.implementations.fast` apply a draw without
 touching any random number generator. Injecting the same draw into two implementations,
 or into one implementation on two devices, makes their outputs comparable exactly.
 

@@ -12,7 +12,7 @@ Conventions (the dnspec contract; adapters map peers onto it):
                   attn_mask bool [N+Q, N+Q] (True = may not attend), dn_meta)``, or
                   ``(None, None, None, None)`` when num_denoising <= 0 or no image has a box.
 
-The randomness lives in :func:`dnspec.noise.draw_noise`; :func:`build_from_noise` is the
+The randomness lives in :func:`dnspec.contract.noise.draw_noise`; :func:`build_from_noise` is the
 pure transform. :func:`get_contrastive_denoising_training_group` composes the two and
 accepts an injected ``noise=`` draw, which is how implementations and devices are
 compared exactly.
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
-from dnspec.noise import NoiseDraw, draw_noise
-from dnspec.validation import validate_cdn_inputs
+from dnspec.contract.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
+from dnspec.contract.noise import NoiseDraw, draw_noise
+from dnspec.contract.validation import validate_cdn_inputs
 
 NO_OUTPUT = (None, None, None, None)
 
@@ -150,7 +150,7 @@ def get_contrastive_denoising_training_group(
     upstream order) unless a ``noise`` draw is injected, then applies it.
 
     ``validate`` (default True): first check the inputs with
-    :func:`dnspec.validation.validate_cdn_inputs`, raising ``CdnInputError`` on a malformed
+    :func:`dnspec.contract.validation.validate_cdn_inputs`, raising ``CdnInputError`` on a malformed
     call, even one that num_denoising <= 0 would return early from. The check draws no
     random numbers, so valid inputs give upstream's outputs and RNG state either way;
     ``validate=False`` is upstream's behaviour on invalid inputs too (and skips its cost)."""

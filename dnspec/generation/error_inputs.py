@@ -1,10 +1,10 @@
 """Error inputs: valid calls with exactly one thing broken (PyTorch OpInfo's ``error_inputs``
 idea, as Hypothesis strategies).
 
-:func:`error_cases` takes any strategy of valid :class:`~dnspec.cases.CdnCase` and returns
+:func:`error_cases` takes any strategy of valid :class:`~dnspec.generation.cases.CdnCase` and returns
 a strategy of :class:`ErrorCase`: the call with one input broken, the name of the kind of
 breakage (a key of :data:`ERROR_KINDS`), and the ``field`` that
-:func:`dnspec.validation.validate_cdn_inputs` must name for it (plus the image index for
+:func:`dnspec.contract.validation.validate_cdn_inputs` must name for it (plus the image index for
 per-image kinds). A broken call does not fit ``CdnCase`` (a missing key, a tuple where a
 dict belongs, a string where an int belongs), so it is held in raw form as a
 :class:`RawCall`, which calls an implementation the way ``CdnCase.call`` does.
@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from hypothesis import strategies as st
 
-from dnspec.cases import CdnCase
+from dnspec.generation.cases import CdnCase
 
 # --- the raw form of a call ------------------------------------------------------------
 

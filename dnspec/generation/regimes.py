@@ -1,9 +1,9 @@
 """Input regimes: the named corners of the input space where real CDN builders are known
 to behave differently from RT-DETR, and the common regime that is none of them.
 
-A regime is a predicate on one call (:class:`~dnspec.cases.CdnCase`). ``dnspec verify``
+A regime is a predicate on one call (:class:`~dnspec.generation.cases.CdnCase`). ``dnspec verify``
 checks every contract property on cases generated in the common regime and in each
-edge regime on its own (:func:`dnspec.strategies.regime_cases` makes them), so that a
+edge regime on its own (:func:`dnspec.generation.strategies.regime_cases` makes them), so that a
 bug living in one corner (a crash at ``box_noise_scale == 0``, say) is found there and
 nowhere else, and the rest of the contract is still judged on the other regimes.
 

@@ -19,8 +19,8 @@ import random
 import torch
 from hypothesis import assume, strategies as st
 
-from dnspec import regimes
-from dnspec.cases import CdnCase
+from dnspec.generation import regimes
+from dnspec.generation.cases import CdnCase
 
 TINY_SIDE = 1e-4
 
@@ -176,7 +176,7 @@ def noisy_box_cases(**kwargs) -> st.SearchStrategy[CdnCase]:
 
 # --- one regime at a time ----------------------------------------------------------------
 #
-# The common regime avoids every edge of dnspec.regimes on purpose (boxes strictly inside
+# The common regime avoids every edge of dnspec.generation.regimes on purpose (boxes strictly inside
 # the image, neither tiny nor full, every image non-empty, two or more images, G >= 1 by
 # division, two or more classes, object queries, both noises on with box_noise_scale <= 1);
 # an edge regime's cases move exactly one knob onto its edge. A bug that lives on one
@@ -347,10 +347,10 @@ _border_boxes = functools.cache(_border_box)
 @st.composite
 def regime_cases(draw, regime: str = regimes.COMMON, max_batch_size: int = 16, max_boxes: int = 6,
                  dtype=torch.float32, device="cpu") -> CdnCase:
-    """A whole call in ``regime`` (a name of :data:`dnspec.regimes.NAMES`): the common
+    """A whole call in ``regime`` (a name of :data:`dnspec.generation.regimes.NAMES`): the common
     regime's knobs, with the one knob of an edge regime moved onto its edge. Every case
     is in its regime and in no other edge regime (a full-image box also touches the
-    border), which :func:`dnspec.regimes.regimes_of` confirms: the few draws that the
+    border), which :func:`dnspec.generation.regimes.regimes_of` confirms: the few draws that the
     dtype's rounding pushes onto another edge are filtered out.
 
     Drawn: the knobs, the batch size, one code per box (:func:`inner_box`), and the one

@@ -1,7 +1,7 @@
 """A fast CDN query builder with the reference's contract.
 
-Given the same injected :class:`~dnspec.noise.NoiseDraw` its four outputs are
-bit-identical to :mod:`dnspec.reference`'s, in every dtype (``properties/test_fast.py``
+Given the same injected :class:`~dnspec.contract.noise.NoiseDraw` its four outputs are
+bit-identical to :mod:`dnspec.contract.reference`'s, in every dtype (``properties/test_fast.py``
 and the suite's exact differential property check it). With the global RNG (or a
 ``generator``) it draws upstream's distributions, but fused, only for the rows that copy a
 real box, and not in upstream's order, so a seed does not reproduce upstream's numbers:
@@ -48,7 +48,7 @@ equal the default path's. Inductor fuses the arithmetic (FMA, its own log), so a
 call's boxes can differ from eager in the last ulp; eager, and the aot_eager backend, are
 bit-identical.
 
-``fix_upstream=True`` fixes the three upstream advisories of :mod:`dnspec.advisories`:
+``fix_upstream=True`` fixes the three upstream advisories of :mod:`dnspec.checks.advisories`:
   (a) boxes come back in logit space at every box_noise_scale, 0 included (upstream
       returns box space at scale 0, while its decoder applies a sigmoid regardless);
   (b) the noised corners are reordered per axis (min, max) before the clip to [0, 1], so
@@ -63,7 +63,7 @@ bit-identical.
 Without the switch the builder stays bit-compatible with upstream, quirks included.
 
 ``empty_batch="dummy"`` answers an all-empty batch (num_denoising > 0, no box) with
-RT-DETRv2's dummy group instead of four Nones (:func:`dnspec.conventions.dummy_group`):
+RT-DETRv2's dummy group instead of four Nones (:func:`dnspec.contract.conventions.dummy_group`):
 one masked padding pair per image computed with class_embed, so the embedding stays in
 the autograd graph and DistributedDataParallel ranks stay in step (SPECs ``fast-ddp`` and
 ``fast-fixed-ddp``). The default, ``"none"``, is RT-DETR's four Nones.
@@ -77,8 +77,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from dnspec.boxes import INVERSE_SIGMOID_EPS
-from dnspec.noise import NoiseDraw
+from dnspec.contract.boxes import INVERSE_SIGMOID_EPS
+from dnspec.contract.noise import NoiseDraw
 
 NO_OUTPUT = (None, None, None, None)
 
@@ -204,7 +204,7 @@ def _device_plan(counts: list[int], max_gt: int, num_group: int, device: torch.d
 
 
 def _inverse_sigmoid(x: torch.Tensor, eps: float = INVERSE_SIGMOID_EPS) -> torch.Tensor:
-    """Bit-identical to :func:`dnspec.boxes.inverse_sigmoid` with one operation fewer:
+    """Bit-identical to :func:`dnspec.contract.boxes.inverse_sigmoid` with one operation fewer:
     ``clamp(x, 0, 1).clamp(min=eps) == clamp(x, eps, 1)`` and
     ``(1 - clamp(x, 0, 1)).clamp(min=eps) == (1 - x).clamp(eps, 1)`` for every x, NaN and
     -0 included (for x < 0 both denominators are 1, for x > 1 both are eps)."""
@@ -328,7 +328,7 @@ def _empty_batch_output(targets, num_classes, num_queries, class_embed, num_deno
         raise ValueError(f"empty_batch: {empty_batch!r} is not one of {EMPTY_BATCH}")
     if empty_batch == "none" or num_denoising <= 0 or not targets:
         return NO_OUTPUT
-    from dnspec.conventions import dummy_group
+    from dnspec.contract.conventions import dummy_group
 
     return dummy_group(targets, num_classes, num_queries, class_embed, logit_space=fix_upstream or box_noise_scale > 0)
 
@@ -347,9 +347,9 @@ def build_from_noise(
     fix_upstream: bool = False,
     empty_batch: str = "none",
 ):
-    """Apply one noise draw ([bs, N] layout, as :func:`dnspec.noise.draw_noise` makes it):
+    """Apply one noise draw ([bs, N] layout, as :func:`dnspec.contract.noise.draw_noise` makes it):
     the deterministic part of the builder, vectorised. Bit-identical to
-    :func:`dnspec.reference.build_from_noise` on the same draw when ``fix_upstream`` is
+    :func:`dnspec.contract.reference.build_from_noise` on the same draw when ``fix_upstream`` is
     False and max_gt is None or the largest box count (a wider max_gt needs a draw of the
     wider shape). Padding rows' noise is never read."""
     shape = _shape(targets, num_denoising, max_gt)
@@ -424,10 +424,10 @@ def get_contrastive_denoising_training_group(
 
     With ``noise`` it applies that draw exactly as the reference does; otherwise it draws
     from ``generator`` (default: the global RNG) with upstream's distributions, not its
-    order. ``validate`` as in :func:`dnspec.reference.get_contrastive_denoising_training_group`
+    order. ``validate`` as in :func:`dnspec.contract.reference.get_contrastive_denoising_training_group`
     (its check reads one device value; pass False under torch.compile or CUDA graphs)."""
     if validate:
-        from dnspec.validation import validate_cdn_inputs
+        from dnspec.contract.validation import validate_cdn_inputs
 
         validate_cdn_inputs(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale)
     if noise is not None:
@@ -463,7 +463,7 @@ def builtin_implementations():
     fixed), and ``fast-ddp`` / ``fast-fixed-ddp`` (the same, with the dummy group for
     all-empty batches)."""
     from dnspec import __version__
-    from dnspec.specs import Implementation
+    from dnspec.implementations.specs import Implementation
 
     def loader(name, description, fix_upstream=False, empty_batch="none"):
         def load():

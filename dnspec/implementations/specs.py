@@ -10,7 +10,7 @@ A SPEC string names one:
   ``path/to/file.py:callable``                                             a callable in a file
   a name registered in the entry-point group ``dnspec.implementations``
 
-The callable follows the dnspec convention (see :mod:`dnspec.reference`); it may be a
+The callable follows the dnspec convention (see :mod:`dnspec.contract.reference`); it may be a
 plain function or an :class:`Implementation`. Failure to load raises :class:`SpecError`
 with one line naming what was tried.
 """
@@ -89,7 +89,7 @@ def as_implementation(obj, name: str, version: str = "") -> Implementation:
 
 def _reference() -> Implementation:
     from dnspec import __version__
-    from dnspec.reference import get_contrastive_denoising_training_group
+    from dnspec.contract.reference import get_contrastive_denoising_training_group
 
     return Implementation(
         name="reference",
@@ -104,11 +104,11 @@ def _reference() -> Implementation:
 # A provider whose module is absent (not written yet) or whose peer package is not
 # installed contributes loaders that raise SpecError saying what to install.
 BUILTIN_PROVIDERS = (
-    "dnspec.fast:builtin_implementations",
-    "dnspec.adapters.transformers_peers:builtin_implementations",
-    "dnspec.adapters.ultralytics_peer:builtin_implementations",
-    "dnspec.adapters.libreyolo_peers:builtin_implementations",
-    "dnspec.adapters.lightly_train_peer:builtin_implementations",
+    "dnspec.implementations.fast:builtin_implementations",
+    "dnspec.implementations.adapters.transformers_peers:builtin_implementations",
+    "dnspec.implementations.adapters.ultralytics_peer:builtin_implementations",
+    "dnspec.implementations.adapters.libreyolo_peers:builtin_implementations",
+    "dnspec.implementations.adapters.lightly_train_peer:builtin_implementations",
 )
 
 
@@ -150,9 +150,9 @@ def _entry_points():
 
 def _load_from_file(path_text: str, attr: str, spec: str):
     """The callable ``attr`` of the file, loaded as a module of its package chain
-    (:mod:`dnspec.file_loader`: relative imports work, package ``__init__`` files are not
+    (:mod:`dnspec.implementations.file_loader`: relative imports work, package ``__init__`` files are not
     run unless a name is taken from one)."""
-    from dnspec.file_loader import TreeImportError, load_file
+    from dnspec.implementations.file_loader import TreeImportError, load_file
 
     path = Path(path_text)
     if not path.is_file():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 
-from dnspec.report import VerifyReport, one_line
+from dnspec.reports.records import VerifyReport, one_line
 
 EXAMPLE_CHARS = 1500  # the longest minimal example put into an annotation
 

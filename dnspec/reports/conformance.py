@@ -2,15 +2,15 @@
 property family, plus the compatibility level; every divergence named in its cells and
 listed in full below the table.
 
-The columns are ``dnspec.suite.FAMILIES`` in registry order, followed by any other family
+The columns are ``dnspec.checks.suite.FAMILIES`` in registry order, followed by any other family
 that appears in the reports (so a family added to the registry, or reported by a newer
 dnspec, gets its column without a change here).
 """
 
 from __future__ import annotations
 
-from dnspec.render import cell
-from dnspec.report import STATUS_WORD, OutcomeRecord, VerifyReport, one_line
+from dnspec.reports.text import cell
+from dnspec.reports.records import STATUS_WORD, OutcomeRecord, VerifyReport, one_line
 
 FIXED_COLUMNS = ("compatibility", "empty batch")
 
@@ -18,7 +18,7 @@ FIXED_COLUMNS = ("compatibility", "empty batch")
 def matrix_columns(reports: list[VerifyReport]) -> list[tuple[str, str]]:
     """(family, title) per family column: the registry's families, then any other family
     some report has, each once, in that order."""
-    from dnspec.suite import FAMILIES
+    from dnspec.checks.suite import FAMILIES
 
     columns = [(family, family) for family in FAMILIES]
     seen = {family for family, _ in columns}
@@ -65,10 +65,10 @@ def conformance_table(reports: list[VerifyReport]) -> str:
         if report.error:
             cells = [f"**error**: {one_line(report.error)}"] + ["-"] * (len(columns) + len(FIXED_COLUMNS) - 1)
         else:
-            from dnspec.conventions import SHORT
+            from dnspec.contract.conventions import SHORT
 
             convention = report.conventions.get("empty_batch")
-            from dnspec.verdict import COMPATIBILITY
+            from dnspec.running.verdict import COMPATIBILITY
 
             level = COMPATIBILITY.get(report.compatibility_level, report.compatibility)
             cells = [level or "-", SHORT.get(convention, convention) if convention else "-"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dnspec.report import DivergenceRecord, OutcomeRecord, VerifyReport
+from dnspec.reports.records import DivergenceRecord, OutcomeRecord, VerifyReport
 
 FIXED = "fixed workload"
 GENERATED_KINDS = ("contract", "agreement")
@@ -42,7 +42,7 @@ def swept_regimes(report: VerifyReport) -> list[str]:
     """The regimes the run swept (every regime, when no generated property ran)."""
     if report.regimes:
         return list(report.regimes)
-    from dnspec.regimes import NAMES
+    from dnspec.generation.regimes import NAMES
 
     return list(report.options.get("regimes") or NAMES)
 

@@ -4,8 +4,8 @@ Inline CSS, every picture a ``data:image/png;base64`` URI, no script and nothing
 from the network, so the file can be attached to a CI run, mailed or opened offline.
 The page reads top to bottom: the verdict and the compatibility line; the divergences
 in one line each; a heat map of property x regime (pass / divergence / skipped /
-advisory, from :mod:`dnspec.report_grid`); each property's line; then each divergence in
-full, with its pictures (:mod:`dnspec.pictures`: redrawn from the live implementation
+advisory, from :mod:`dnspec.reports.grid`); each property's line; then each divergence in
+full, with its pictures (:mod:`dnspec.reports.pictures`: redrawn from the live implementation
 during the run), its minimal example and replay command; the advisories, notes and
 captured output.
 
@@ -21,11 +21,11 @@ import sys
 from html import escape, unescape
 from pathlib import Path
 
-from dnspec.pictures import Pictures, PLOT_EXTRA
-from dnspec.regimes import BY_NAME as REGIMES, COMMON
-from dnspec.render import summary_line
-from dnspec.report import STATUS_WORD, VerifyReport, human_size, one_line
-from dnspec.report_grid import FIXED, columns, grid
+from dnspec.reports.pictures import Pictures, PLOT_EXTRA
+from dnspec.generation.regimes import BY_NAME as REGIMES, COMMON
+from dnspec.reports.text import summary_line
+from dnspec.reports.records import STATUS_WORD, VerifyReport, human_size, one_line
+from dnspec.reports.grid import FIXED, columns, grid
 
 CSS = """
 :root { --pass: #2b8a3e; --pass-bg: #d3f9d8; --fail: #c92a2a; --fail-bg: #ffc9c9; --skip: #868e96; --skip-bg: #f1f3f5;
@@ -150,7 +150,7 @@ def _pictures_html(number: int, pictures: Pictures | None) -> str:
 
 def _convention_lines(report: VerifyReport) -> list[str]:
     """The verdict's convention lines, where this dnspec has them."""
-    from dnspec import render
+    from dnspec.reports import text as render
 
     lines = getattr(render, "convention_lines", None)
     try:
@@ -250,7 +250,7 @@ def html_page(report: VerifyReport, pictures: Pictures | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-# --- pulling the pictures back out (python -m dnspec.html_report PAGE.html FOLDER) --------------
+# --- pulling the pictures back out (python -m dnspec.reports.html PAGE.html FOLDER) --------------
 
 _FIGURE = re.compile(r'<section class="divergence" id="divergence-(\d+)">|<img alt="([^"]*)" src="data:image/png;base64,([^"]+)">')
 
@@ -276,6 +276,6 @@ def extract_pictures(page: str | Path, folder: str | Path, prefix: str = "") -> 
 
 if __name__ == "__main__":
     if len(sys.argv) not in (3, 4):
-        sys.exit("usage: python -m dnspec.html_report PAGE.html FOLDER [PREFIX]")
+        sys.exit("usage: python -m dnspec.reports.html PAGE.html FOLDER [PREFIX]")
     for written, title in extract_pictures(*sys.argv[1:]):
         print(f"{written}: {title}")

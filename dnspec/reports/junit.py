@@ -4,7 +4,7 @@ read.
 
 One ``<testsuites>`` holding one ``<testsuite>`` (the implementation), with the run's
 settings as ``<properties>`` and one ``<testcase>`` per cell of the property x regime
-grid (:mod:`dnspec.report_grid`): ``classname`` the property's family, ``name``
+grid (:mod:`dnspec.reports.grid`): ``classname`` the property's family, ``name``
 ``property[regime]`` (``boxes[common]``; ``label_flip_rate[fixed workload]`` for a
 statistical property or an advisory, which run once on their fixed workload). In a case:
 
@@ -25,8 +25,8 @@ import socket
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
-from dnspec.report import STATUS_WORD, VerifyReport, first_line
-from dnspec.report_grid import cells_of
+from dnspec.reports.records import STATUS_WORD, VerifyReport, first_line
+from dnspec.reports.grid import cells_of
 
 
 def _clean(text: str) -> str:

@@ -4,8 +4,8 @@ what ``dnspec matrix`` reads back from each subprocess.
 A :class:`VerifyReport` holds one :class:`OutcomeRecord` per property (how it fared in
 each regime, and which divergences it shows) and one :class:`DivergenceRecord` per
 divergence (what goes wrong, where, in which regimes, for which properties, its minimal
-example and replay command). Everything that renders a report (:mod:`dnspec.render`,
-:mod:`dnspec.conformance`) works on these records, never on live implementations, so a
+example and replay command). Everything that renders a report (:mod:`dnspec.reports.text`,
+:mod:`dnspec.reports.conformance`) works on these records, never on live implementations, so a
 report written by another process (or another dnspec version) renders the same way.
 """
 
@@ -122,8 +122,8 @@ class VerifyReport:
     options: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)  # dnspec, torch, python versions
     compatibility: str = ""  # how close to RT-DETR (one line, never a failure by itself)
-    compatibility_level: str = ""  # its key in dnspec.verdict.COMPATIBILITY
-    conventions: dict = field(default_factory=dict)  # {"empty_batch": "dummy_group"} (dnspec.conventions)
+    compatibility_level: str = ""  # its key in dnspec.running.verdict.COMPATIBILITY
+    conventions: dict = field(default_factory=dict)  # {"empty_batch": "dummy_group"} (dnspec.contract.conventions)
     outcomes: list[OutcomeRecord] = field(default_factory=list)
     divergences: list[DivergenceRecord] = field(default_factory=list)
     regimes: list = field(default_factory=list)  # the regimes swept
@@ -202,20 +202,20 @@ REPORT_SUFFIXES = (".json", ".md", ".xml", ".html")  # JSON, markdown, JUnit XML
 
 def write_report(report: VerifyReport, path: str | Path, pictures=None) -> None:
     """Write ``report`` in the format its file's suffix names (see REPORT_SUFFIXES);
-    ``pictures`` (a :class:`dnspec.pictures.Pictures`) go into an .html page."""
+    ``pictures`` (a :class:`dnspec.reports.pictures.Pictures`) go into an .html page."""
     path = Path(path)
     if path.suffix == ".json":
         path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     elif path.suffix == ".xml":
-        from dnspec.junit_report import junit_xml
+        from dnspec.reports.junit import junit_xml
 
         path.write_text(junit_xml(report), encoding="utf-8")
     elif path.suffix == ".html":
-        from dnspec.html_report import html_page
+        from dnspec.reports.html import html_page
 
         path.write_text(html_page(report, pictures), encoding="utf-8")
     else:
-        from dnspec.render import markdown
+        from dnspec.reports.text import markdown
 
         path.write_text(markdown(report))
 

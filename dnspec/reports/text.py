@@ -9,7 +9,7 @@ one-line summary.
 
 from __future__ import annotations
 
-from dnspec.report import STATUS_WORD, DivergenceRecord, OutcomeRecord, VerifyReport, human_size, one_line
+from dnspec.reports.records import STATUS_WORD, DivergenceRecord, OutcomeRecord, VerifyReport, human_size, one_line
 
 EXAMPLE_CHARS = 4000  # the longest example printed on the terminal (the report files hold all)
 
@@ -69,7 +69,7 @@ def verdict_lines(report: VerifyReport) -> list[str]:
 
 def convention_lines(report: VerifyReport) -> list[str]:
     """One line per convention the implementation follows (a convention is never a failure)."""
-    from dnspec.conventions import TITLES
+    from dnspec.contract.conventions import TITLES
 
     name = report.conventions.get("empty_batch")
     return [f"empty-batch convention: {TITLES.get(name, name)}"] if name else []

@@ -15,7 +15,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
-# The per-call time limit in force (seconds, None = none); dnspec.suite sets it for the
+# The per-call time limit in force (seconds, None = none); dnspec.checks.suite sets it for the
 # duration of a property run from RunOptions.time_limit_s.
 DEFAULT_TIME_LIMIT_S_ACTIVE: float | None = None
 
@@ -86,7 +86,7 @@ def call_implementation(impl, case, *, time_limit_s: float | None = None, class_
             if args is not None:
                 import torch
 
-                from dnspec.cases import seed_torch
+                from dnspec.generation.cases import seed_torch
 
                 seed_torch(case.seed)
                 with torch.no_grad():

@@ -2,7 +2,7 @@
 
 A :class:`Finding` is one failure seen by one property on one call: what went wrong
 (its :class:`Signature`), on which call (the case, whose regimes
-:func:`dnspec.regimes.regimes_of` reads off), and the message. Findings with the same
+:func:`dnspec.generation.regimes.regimes_of` reads off), and the message. Findings with the same
 signature are the same divergence, whatever property saw them and in whichever regime:
 
 ``raises``    the implementation raised: same exception type and same raising line (the
@@ -18,7 +18,7 @@ the reference's) is folded into the divergence of the direct property of that ou
 divergence, seen by two properties.
 
 A divergence's regimes are the smallest regime sets among its findings'
-(:func:`dnspec.regimes.minimal_regime_sets`): "the common regime" when any finding was in
+(:func:`dnspec.generation.regimes.minimal_regime_sets`): "the common regime" when any finding was in
 it, else e.g. "box_noise_scale == 0".
 """
 
@@ -28,7 +28,7 @@ import os
 import traceback
 from dataclasses import dataclass, field
 
-from dnspec import regimes as regime_registry
+from dnspec.generation import regimes as regime_registry
 
 RAISES, HANGS, VIOLATES = "raises", "hangs", "violates"
 
@@ -43,7 +43,7 @@ FIELD_PROPERTY = {
 }
 DIFFERENTIAL = ("noiseless_matches_reference", "injected_noise_matches_reference")
 
-_DNSPEC_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_DNSPEC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # the dnspec package
 
 
 def _package_dir(name: str) -> str | None:
@@ -104,7 +104,7 @@ def raising_frame(error: BaseException):
 def crash_signature(error: BaseException) -> tuple[Signature, str, str]:
     """(signature, where, details) of an exception the implementation raised (the
     ImplementationError's chained cause, when there is one)."""
-    from dnspec.calling import ImplementationTimeout
+    from dnspec.running.calling import ImplementationTimeout
 
     if isinstance(error, ImplementationTimeout):
         return Signature(HANGS, "timeout"), "", ""

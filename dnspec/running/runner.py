@@ -1,20 +1,20 @@
 """Running the properties: the pipeline of a verify run.
 
-1. generate   for each input regime (:mod:`dnspec.regimes`), Hypothesis draws cases in that
-              regime only (:func:`dnspec.strategies.regime_cases`), the regime's canonical
+1. generate   for each input regime (:mod:`dnspec.generation.regimes`), Hypothesis draws cases in that
+              regime only (:func:`dnspec.generation.strategies.regime_cases`), the regime's canonical
               case pinned first; the common regime gets the profile's example count, each
               edge regime a share of it (:func:`examples_for`);
-2. call       one :class:`~dnspec.trial.Trial` per case makes the calls the checks need,
+2. call       one :class:`~dnspec.running.trial.Trial` per case makes the calls the checks need,
               once each;
 3. check      every contract property checks that trial (a sweep never stops at a failure:
               each property is judged on every case, and a failure is recorded as a
-              :class:`~dnspec.divergences.Finding`); statistical properties and advisories
+              :class:`~dnspec.running.divergences.Finding`); statistical properties and advisories
               run once on their fixed seeded batches;
-4. classify   findings become divergences (:func:`dnspec.divergences.classify`), and each
+4. classify   findings become divergences (:func:`dnspec.running.divergences.classify`), and each
               divergence's representative failure is shrunk on its own, in its own regime
               (:func:`shrink`), to the minimal example reported;
-5. report     :class:`RunResult` holds one :class:`~dnspec.verdict.Outcome` per property (how it fared in
-              each regime) and the divergences; :mod:`dnspec.report` renders them.
+5. report     :class:`RunResult` holds one :class:`~dnspec.running.verdict.Outcome` per property (how it fared in
+              each regime) and the divergences; :mod:`dnspec.reports.records` renders them.
 
 Sweeps and shrinks of one regime share Hypothesis' seed (derandomized under the ci profile,
 else the run's ``hypothesis_seed``), so a shrink starts from the very case the sweep
@@ -30,16 +30,16 @@ from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, Phase, event, example, given, seed as hypothesis_seed, settings
 
-from dnspec import regimes as regime_registry
-from dnspec import workers
-from dnspec.calling import HANGS, ImplementationError
-from dnspec.divergences import RAISES, VIOLATES, Divergence, Finding, Signature, classify, crash_signature
-from dnspec.invariants import assert_outputs_equal
-from dnspec.violations import PropertyViolation, each_failure
-from dnspec.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
-from dnspec.suite import GENERATED_KINDS as GENERATED, PROPERTIES, Property, RunOptions, enforced, label
-from dnspec.trial import Trial
-from dnspec.verdict import Outcome, compatibility, generated_outcome, property_line
+from dnspec.generation import regimes as regime_registry
+from dnspec.running import workers
+from dnspec.running.calling import HANGS, ImplementationError
+from dnspec.running.divergences import RAISES, VIOLATES, Divergence, Finding, Signature, classify, crash_signature
+from dnspec.checks.invariants import assert_outputs_equal
+from dnspec.checks.violations import PropertyViolation, each_failure
+from dnspec.generation.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
+from dnspec.checks.suite import GENERATED_KINDS as GENERATED, PROPERTIES, Property, RunOptions, enforced, label
+from dnspec.running.trial import Trial
+from dnspec.running.verdict import Outcome, compatibility, generated_outcome, property_line
 
 # each edge regime gets this share of the common regime's examples, and at least EDGE_MIN
 EDGE_SHARE = 0.2
@@ -95,7 +95,7 @@ class RunResult:
 
 
 def findings_from(error: BaseException, prop_label: str, regime: str, case) -> list[Finding]:
-    """The findings one failed check stands for (see :mod:`dnspec.divergences`)."""
+    """The findings one failed check stands for (see :mod:`dnspec.running.divergences`)."""
     base = prop_label.split("[")[0]
     found = []
     for leaf in each_failure(error) if isinstance(error, AssertionError) else [error]:
@@ -124,7 +124,7 @@ def skip_reason(prop: Property, impl, options: RunOptions, variant=None) -> str 
 
 class calls_limited:
     """While checking: ``options.time_limit_s`` on every implementation call made inside
-    (dnspec.calling), and ``options.threads`` torch intra-op threads (one by default: on
+    (dnspec.running.calling), and ``options.threads`` torch intra-op threads (one by default: on
     these small cases a parallel op spends more waking threads than it saves, up to
     milliseconds per op on a busy machine)."""
 
@@ -134,7 +134,7 @@ class calls_limited:
     def __enter__(self):
         import torch
 
-        from dnspec import calling
+        from dnspec.running import calling
 
         self.previous = calling.DEFAULT_TIME_LIMIT_S_ACTIVE, torch.get_num_threads()
         calling.DEFAULT_TIME_LIMIT_S_ACTIVE = self.seconds
@@ -143,7 +143,7 @@ class calls_limited:
     def __exit__(self, *exc):
         import torch
 
-        from dnspec import calling
+        from dnspec.running import calling
 
         calling.DEFAULT_TIME_LIMIT_S_ACTIVE, threads = self.previous
         torch.set_num_threads(threads)
@@ -260,7 +260,7 @@ def shrink(impl, prop: Property, variant, regime: str, signature: Signature, opt
 
 def fixed_workload(prop: Property, impl, options: RunOptions):
     """Run a statistical property or an advisory: (status, message, findings)."""
-    from dnspec.distributions import DEFAULT_SEED
+    from dnspec.checks.distributions import DEFAULT_SEED
 
     seed = DEFAULT_SEED if options.seed is None else options.seed
     try:
@@ -297,7 +297,7 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
     one process); ``selected``: a :func:`plan` to run instead; ``capture``: the buffer the
     implementation's output goes to (worker processes send theirs back to it). With
     ``options.jobs`` above 1 the sweeps and fixed batches run in worker processes
-    (:mod:`dnspec.workers`); shrinking stays here."""
+    (:mod:`dnspec.running.workers`); shrinking stays here."""
     on_stage = on_stage or (lambda text: None)
     on_advance = on_advance or (lambda: None)
     HANGS.hung.pop(impl.name, None)  # "hung earlier in this run" means this run
@@ -417,7 +417,7 @@ def _died(task, died, checks):
 def _mixed_conventions(observed: dict) -> list[Finding]:
     """A builder that answers all-empty batches in two ways is inconsistent: one finding
     of the structure property (on the case of the second way)."""
-    from dnspec import conventions
+    from dnspec.contract import conventions
 
     seen = observed.get("empty_batch", {})
     if len(seen) < 2:

@@ -1,6 +1,6 @@
 """One generated case and every call the checks make on it, each made once.
 
-The call stage of a verify run. A :class:`Trial` holds one :class:`~dnspec.cases.CdnCase`
+The call stage of a verify run. A :class:`Trial` holds one :class:`~dnspec.generation.cases.CdnCase`
 and makes the implementation's calls that the contract checks ask for, memoized by what
 varies between them: the configuration (the case's own, or noise-free), the device, the
 dtype, an injected noise draw, and a repeat number (two calls that must be independent,
@@ -11,7 +11,7 @@ is one failure seen by several properties.
 
 Every call gets fresh copies of the targets and its own class embedding built from the
 case's seed (an implementation that mutates its inputs cannot change what another check
-sees); the main call's arguments are kept for :func:`dnspec.invariants.check_inputs_untouched`.
+sees); the main call's arguments are kept for :func:`dnspec.checks.invariants.check_inputs_untouched`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from dnspec.calling import call_implementation
-from dnspec.noise import NoiseDraw, draw_noise
+from dnspec.running.calling import call_implementation
+from dnspec.contract.noise import NoiseDraw, draw_noise
 
 NOISE_FREE = "noise-free"
 
@@ -84,7 +84,7 @@ class Trial:
         """The trial's injected noise: drawn once in float64 on the CPU from the case's
         seed (torch.Generator, not the global RNG), cast to ``case``'s device and dtype."""
         if self._draw is None:
-            from dnspec.layout import CdnLayout
+            from dnspec.contract.layout import CdnLayout
 
             layout = CdnLayout.for_targets(self.case.targets, self.case.num_denoising, self.case.num_queries)
             self._draw = draw_noise(
@@ -109,7 +109,7 @@ class Trial:
         """The reference's outputs for ``key`` (dnspec's own reference: it does not fail)."""
         key = self.normal(key)
         if key not in self._reference:
-            from dnspec.reference import get_contrastive_denoising_training_group
+            from dnspec.contract.reference import get_contrastive_denoising_training_group
 
             self._reference[key] = self._call(get_contrastive_denoising_training_group, key)
         return _unwrap(self._reference[key])
@@ -138,7 +138,7 @@ class Trial:
 
 
 class _Under:
-    """``fn`` called with autograd on (dnspec.calling calls under torch.no_grad) and/or
+    """``fn`` called with autograd on (dnspec.running.calling calls under torch.no_grad) and/or
     under torch.autocast; keeps ``fn``'s name (the hang record is keyed by it)."""
 
     AUTOCAST_DTYPE = {"cpu": torch.bfloat16, "cuda": torch.float16}

@@ -5,8 +5,8 @@ process forked from the run (stdlib ``concurrent.futures``).
 A forked worker inherits the loaded implementation, the options and the task list (a
 module-level state set just before the fork), so only a task's index goes out and its
 result comes back pickled, with what the implementation printed during the task (the
-worker's :class:`~dnspec.output_capture.BoundedOutput` snapshot, absorbed by the run's)
-and the calls that hung (:data:`dnspec.calling.HANGS`, merged). The per-call time limit
+worker's :class:`~dnspec.running.output_capture.BoundedOutput` snapshot, absorbed by the run's)
+and the calls that hung (:data:`dnspec.running.calling.HANGS`, merged). The per-call time limit
 works in a worker as in the run (SIGALRM in the worker's main thread); a hang stops that
 worker's later calls, not other workers' (each learns of it when it hangs itself).
 
@@ -28,7 +28,7 @@ import sys
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from dnspec.calling import HANGS
+from dnspec.running.calling import HANGS
 
 _STATE: dict = {}  # what a forked worker reads: the tasks, how to execute one, the capture buffer
 

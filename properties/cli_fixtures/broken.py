@@ -1,7 +1,7 @@
 """A broken implementation: the object queries may attend to the denoising rows (the
 mask block ``attn_mask[N:, :N]`` is left False), a ground-truth leak into matching."""
 
-from dnspec.reference import get_contrastive_denoising_training_group
+from dnspec.contract.reference import get_contrastive_denoising_training_group
 
 
 def build(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0):

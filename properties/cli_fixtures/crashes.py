@@ -4,7 +4,7 @@ extension), which only the matrix's subprocess isolation survives."""
 
 import os
 
-from dnspec.reference import get_contrastive_denoising_training_group
+from dnspec.contract.reference import get_contrastive_denoising_training_group
 
 
 def build(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0):

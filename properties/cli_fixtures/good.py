@@ -1,7 +1,7 @@
 """A conforming user implementation: a plain copy of the upstream signature that calls
 dnspec's reference (no ``noise=`` keyword, so the injected-noise check is skipped)."""
 
-from dnspec.reference import get_contrastive_denoising_training_group
+from dnspec.contract.reference import get_contrastive_denoising_training_group
 
 
 def build(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0):

@@ -2,7 +2,7 @@
 
 import sys
 
-from dnspec.reference import get_contrastive_denoising_training_group
+from dnspec.contract.reference import get_contrastive_denoising_training_group
 
 MEGABYTE = "debug " * (2**20 // 6)
 

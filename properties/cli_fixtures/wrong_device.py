@@ -4,7 +4,7 @@ the ``meta`` device for CPU inputs."""
 
 import torch
 
-from dnspec.reference import get_contrastive_denoising_training_group
+from dnspec.contract.reference import get_contrastive_denoising_training_group
 
 
 def _move(value, device):

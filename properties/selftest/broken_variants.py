@@ -4,17 +4,17 @@ every property can fail ("a property that cannot fail is a defect").
 Three ways a variant is written, the smallest that can hold its bug:
 
 ``_wraps_reference``  call the reference (forwarding ``noise=``), then corrupt one output;
-``_draws_noise``      a copy of :func:`dnspec.noise.draw_noise` with the bug in the draw,
-                      applied by the reference's own :func:`~dnspec.reference.build_from_noise`
+``_draws_noise``      a copy of :func:`dnspec.contract.noise.draw_noise` with the bug in the draw,
+                      applied by the reference's own :func:`~dnspec.contract.reference.build_from_noise`
                       (an injected draw is applied as given, so only the draw is wrong);
-``_copy``             a copy of the reference's :func:`~dnspec.reference.build_from_noise`
+``_copy``             a copy of the reference's :func:`~dnspec.contract.reference.build_from_noise`
                       (and of the draw) with ``bug`` / ``fixes`` hooks, for bugs that live
                       inside the transform. With no hook set it is the reference line for
                       line (``copy_control`` checks that, bit for bit), so a variant's
                       failures come from its one bug.
 
 ``BROKEN`` maps a variant name to ``(Implementation, expected)``: ``expected`` holds the
-properties that MUST catch it, by name (``dnspec.suite.BY_NAME``) or, for properties with
+properties that MUST catch it, by name (``dnspec.checks.suite.BY_NAME``) or, for properties with
 variants, by the suite's label ``name[variant]`` (``device_agreement[cpu]``,
 ``dtype_agreement[bfloat16]``). An advisory catches a variant when it fails under
 ``RunOptions(strict=True)``; for a variant that declares ``fixes_advisories`` it must fail
@@ -29,12 +29,12 @@ from dataclasses import replace
 
 import torch
 
-from dnspec.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
-from dnspec.decode import recover_labels
-from dnspec.noise import NoiseDraw
-from dnspec.reference import NO_OUTPUT, build_from_noise, get_contrastive_denoising_training_group as reference
-from dnspec.specs import Implementation
-from dnspec.validation import validate_cdn_inputs
+from dnspec.contract.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
+from dnspec.contract.decode import recover_labels
+from dnspec.contract.noise import NoiseDraw
+from dnspec.contract.reference import NO_OUTPUT, build_from_noise, get_contrastive_denoising_training_group as reference
+from dnspec.implementations.specs import Implementation
+from dnspec.contract.validation import validate_cdn_inputs
 
 # --- shared pieces ---------------------------------------------------------------------
 
@@ -83,7 +83,7 @@ def _draws_noise(bug: str):
 
 def _draw(batch_size, num_dn_rows, num_classes, label_noise_ratio, box_noise_scale, *, device="cpu",
           box_dtype=torch.float32, generator=None, bug=None, fixes=frozenset(), group_rows=None) -> NoiseDraw:
-    """Copy of :func:`dnspec.noise.draw_noise` (same order, shapes and dtypes), with hooks;
+    """Copy of :func:`dnspec.contract.noise.draw_noise` (same order, shapes and dtypes), with hooks;
     ``group_rows`` (2 * max_gt) is used by the bugs that depend on the group layout only."""
     shape = (batch_size, num_dn_rows)
     label_flip = replacement_label = box_sign = box_magnitude = None
@@ -164,7 +164,7 @@ def _copy(bug: str | None = None, fixes: frozenset = frozenset()):
 
 
 def _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise, bug, fixes):
-    """Copy of :func:`dnspec.reference.build_from_noise`; every departure is marked BUG or fix."""
+    """Copy of :func:`dnspec.contract.reference.build_from_noise`; every departure is marked BUG or fix."""
     num_gts = [len(t["labels"]) for t in targets]
     max_gt_num = max(num_gts)
     device = targets[0]["labels"].device
@@ -318,7 +318,7 @@ def _empty_batch(call) -> bool:
 
 
 def _dummy(call):
-    from dnspec.conventions import dummy_group
+    from dnspec.contract.conventions import dummy_group
 
     return dummy_group(call["targets"], call["num_classes"], call["num_queries"], call["class_embed"],
                        logit_space=call["box_noise_scale"] > 0)
@@ -568,7 +568,7 @@ CONTROLS: dict[str, Implementation] = {
     "float32_boxes_control": _impl("float32-boxes-control", boxes_always_float32),
     # the published function's dtype behaviour, a black box (no noise= keyword)
     "published_float32_buffer": _impl("published-float32-buffer", float32_box_buffer, accepts_noise=False),
-    # the empty-batch conventions of real forks (dnspec.conventions)
+    # the empty-batch conventions of real forks (dnspec.contract.conventions)
     "dummy_group_convention": _impl("dummy-group-convention", dummy_group_convention),
     "meta_only_convention": _impl("meta-only-convention", meta_only_convention),
     "empty_group_convention": _impl("empty-group-convention", empty_group_convention),

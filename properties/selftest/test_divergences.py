@@ -1,7 +1,7 @@
 """One bug, one line: a bug that lives in one regime (or one kind of row) is reported as
 one divergence there, and every other property is still judged everywhere else.
 
-Each test runs the whole verify pipeline (:func:`dnspec.runner.run`, shrinking included)
+Each test runs the whole verify pipeline (:func:`dnspec.running.runner.run`, shrinking included)
 on one variant of broken_variants.py and checks the divergences it reports.
 """
 
@@ -11,10 +11,10 @@ import pytest
 
 from dataclasses import replace
 
-from dnspec.conventions import DUMMY_GROUP, EMPTY_GROUP, FOUR_NONES, META_ONLY
-from dnspec.regimes import COMMON, NAMES
-from dnspec.runner import run
-from dnspec.suite import GENERATED_KINDS, RunOptions
+from dnspec.contract.conventions import DUMMY_GROUP, EMPTY_GROUP, FOUR_NONES, META_ONLY
+from dnspec.generation.regimes import COMMON, NAMES
+from dnspec.running.runner import run
+from dnspec.checks.suite import GENERATED_KINDS, RunOptions
 
 from .broken_variants import BROKEN, CONTROLS
 from .test_properties_catch_bugs import SEED
@@ -119,7 +119,7 @@ def test_a_common_regime_bug_says_so(results):
     assert {"attention_mask", "noiseless_matches_reference", "injected_noise_matches_reference"} <= set(folded.labels)
 
 
-# --- empty-batch conventions (dnspec.conventions) ---------------------------------------------
+# --- empty-batch conventions (dnspec.contract.conventions) ---------------------------------------------
 
 CONVENTION_CONTROLS = {
     "reference": FOUR_NONES,

@@ -20,14 +20,14 @@ import pytest
 import torch
 from hypothesis import settings
 
-from dnspec import profiles
-from dnspec.agreement import available_devices
-from dnspec.cases import CdnCase, make_targets
-from dnspec.invariants import assert_outputs_equal
-from dnspec.regimes import NAMES as REGIMES
-from dnspec.runner import evaluate, run
-from dnspec.strategies import pinned_cases
-from dnspec.suite import ADVISORY, BY_NAME, PROPERTIES, RunOptions
+from dnspec.generation import profiles
+from dnspec.checks.agreement import available_devices
+from dnspec.generation.cases import CdnCase, make_targets
+from dnspec.checks.invariants import assert_outputs_equal
+from dnspec.generation.regimes import NAMES as REGIMES
+from dnspec.running.runner import evaluate, run
+from dnspec.generation.strategies import pinned_cases
+from dnspec.checks.suite import ADVISORY, BY_NAME, PROPERTIES, RunOptions
 
 from .broken_variants import BROKEN, CONTROLS, KNOWN_MISSES
 
@@ -72,7 +72,7 @@ def _split_label(label: str) -> tuple[str, object]:
     match = re.fullmatch(r"(\w+)(?:\[(\w+)\])?", label)
     assert match, f"bad property label {label!r}"
     name, variant = match.groups()
-    assert name in BY_NAME, f"{label!r}: no property {name!r} in dnspec.suite.BY_NAME"
+    assert name in BY_NAME, f"{label!r}: no property {name!r} in dnspec.checks.suite.BY_NAME"
     if variant is None:
         return name, None
     return name, getattr(torch, variant) if name == "dtype_agreement" else variant

@@ -67,7 +67,7 @@ def _scan(root: Path, package: str, function: str, under: str) -> tuple[tuple[tu
 def import_builder(spec: str, module_name: str, function: str, install_hint: str) -> Callable:
     """``module_name.function``, imported for the SPEC ``spec``; any way that fails (a
     dependency missing, the import raising, no such callable) is one SpecError line."""
-    from dnspec.specs import SpecError
+    from dnspec.implementations.specs import SpecError
 
     try:
         module = importlib.import_module(module_name)
@@ -88,7 +88,7 @@ def missing_loader(spec: str, package: str, install_hint: str) -> Callable:
     """A loader for ``spec`` that says ``package`` is not installed and what to install."""
 
     def load():
-        from dnspec.specs import SpecError
+        from dnspec.implementations.specs import SpecError
 
         raise SpecError(f"cannot load SPEC {spec!r}: {package} is not installed; {install_hint}")
 

@@ -1,7 +1,7 @@
-"""Which peers' built-in SPEC names to run: ``python -m dnspec.adapters.installed``.
+"""Which peers' built-in SPEC names to run: ``python -m dnspec.implementations.adapters.installed``.
 
 :func:`peer_specs` lists the built-in names of every adapter provider in
-``dnspec.specs.BUILTIN_PROVIDERS`` (the modules under ``dnspec.adapters``) whose peer
+``dnspec.implementations.specs.BUILTIN_PROVIDERS`` (the modules under ``dnspec.implementations.adapters``) whose peer
 package is installed here, **whether or not it imports**: ``dnspec matrix`` given such a
 name gives the peer a row that says why it cannot be loaded, where its default list
 (names that load) would leave it out. A peer package that is absent contributes nothing.
@@ -17,11 +17,11 @@ import importlib
 import importlib.util
 import sys
 
-ADAPTERS_PREFIX = "dnspec.adapters."
+ADAPTERS_PREFIX = "dnspec.implementations.adapters."
 # the importable package behind each adapter module that does not name it as PACKAGE
 PACKAGES = {
-    "dnspec.adapters.transformers_peers": "transformers",
-    "dnspec.adapters.ultralytics_peer": "ultralytics",
+    "dnspec.implementations.adapters.transformers_peers": "transformers",
+    "dnspec.implementations.adapters.ultralytics_peer": "ultralytics",
 }
 
 
@@ -34,9 +34,9 @@ def _installed(package: str) -> bool:
 
 def peer_specs(providers=None) -> list[str]:
     """Built-in names from the adapter providers whose peer package is installed, in
-    provider order (default providers: ``dnspec.specs.BUILTIN_PROVIDERS``)."""
+    provider order (default providers: ``dnspec.implementations.specs.BUILTIN_PROVIDERS``)."""
     if providers is None:
-        from dnspec.specs import BUILTIN_PROVIDERS as providers
+        from dnspec.implementations.specs import BUILTIN_PROVIDERS as providers
     names: list[str] = []
     for provider in providers:
         module_name, func_name = provider.split(":")

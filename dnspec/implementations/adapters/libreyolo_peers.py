@@ -5,7 +5,7 @@ Every ``libreyolo/models/<model>/denoising.py`` of the installed libreyolo that 
 1.6.0: ``libreyolo-rtdetr``, ``-dfine``, ``-deim``, ``-domedetr``, ``-gtr``; the other
 models that use CDN import one of these, and ``gtr/obb_denoising.py`` builds rotated
 boxes under another name). They are found by reading the package's files
-(:mod:`dnspec.adapters.discovery`), without importing libreyolo; a module is imported
+(:mod:`dnspec.implementations.adapters.discovery`), without importing libreyolo; a module is imported
 (about 3 s: libreyolo's ``__init__`` imports its whole model zoo) only when its name is
 loaded.
 
@@ -109,10 +109,10 @@ from typing import Callable
 
 import torch
 
-from dnspec.adapters.discovery import distribution_version, find_definitions, import_builder, missing_loader, package_root
-from dnspec.specs import Implementation, SpecError
+from dnspec.implementations.adapters.discovery import distribution_version, find_definitions, import_builder, missing_loader, package_root
+from dnspec.implementations.specs import Implementation, SpecError
 
-PACKAGE = "libreyolo"  # the importable package (dnspec.adapters.installed reads this)
+PACKAGE = "libreyolo"  # the importable package (dnspec.implementations.adapters.installed reads this)
 DISTRIBUTION = "libreyolo"
 FUNCTION_NAME = "get_contrastive_denoising_training_group"
 INSTALL_HINT = "install libreyolo (pip install libreyolo==1.6.0 beside torchvision; bash ci/peers.sh builds that venv)"
@@ -290,7 +290,7 @@ def _loader(model: str, module_name: str, variant: tuple[str, object] | None = N
         if problems:
             raise SpecError(
                 f"cannot load SPEC {spec!r}: {module_name}.{FUNCTION_NAME} has {'; '.join(problems)} "
-                "(dnspec.adapters.libreyolo_peers.EXTRA_ARGUMENTS)"
+                "(dnspec.implementations.adapters.libreyolo_peers.EXTRA_ARGUMENTS)"
             )
         arguments = {name: EXTRA_ARGUMENTS[name][1] for name in set_by_adapter}
         not_comparable: dict[str, str] = {}

@@ -6,7 +6,7 @@ there is one, ``lightly_train._task_models.object_detection_components.denoising
 (LT-DETR's RT-DETRv2 and D-FINE decoders and the instance-segmentation decoder all import
 it), named ``lightly-train-ltdetr``. Another module would be named
 ``lightly-train-<its folder without '_components'>``. They are found by reading the
-package's files (:mod:`dnspec.adapters.discovery`), without importing lightly_train
+package's files (:mod:`dnspec.implementations.adapters.discovery`), without importing lightly_train
 (whose import takes about 6 s: it pulls in pytorch_lightning, torchvision and
 transformers); a module is imported only when its name is loaded.
 
@@ -46,10 +46,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from dnspec.adapters.discovery import distribution_version, find_definitions, import_builder, missing_loader, package_root
-from dnspec.specs import Implementation, SpecError
+from dnspec.implementations.adapters.discovery import distribution_version, find_definitions, import_builder, missing_loader, package_root
+from dnspec.implementations.specs import Implementation, SpecError
 
-PACKAGE = "lightly_train"  # the importable package (dnspec.adapters.installed reads this)
+PACKAGE = "lightly_train"  # the importable package (dnspec.implementations.adapters.installed reads this)
 DISTRIBUTION = "lightly-train"
 FUNCTION_NAME = "get_contrastive_denoising_training_group"
 INSTALL_HINT = (

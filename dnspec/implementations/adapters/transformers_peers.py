@@ -35,8 +35,8 @@ from typing import Callable
 
 import torch
 
-from dnspec.adapters.discovery import import_builder, missing_loader
-from dnspec.specs import Implementation, SpecError
+from dnspec.implementations.adapters.discovery import import_builder, missing_loader
+from dnspec.implementations.specs import Implementation, SpecError
 
 FUNCTION_NAME = "get_contrastive_denoising_training_group"
 INSTALL_HINT = "install transformers (pip install 'dnspec[peers]')"

@@ -33,7 +33,7 @@ from typing import Callable
 
 import torch
 
-from dnspec.specs import Implementation, SpecError
+from dnspec.implementations.specs import Implementation, SpecError
 
 MODULE_NAME = "ultralytics.models.utils.ops"
 FUNCTION_NAME = "get_cdn_group"

@@ -5,7 +5,7 @@ divergence of a verify run, :func:`divergence_pictures` calls the live implement
 again on the divergence's minimal example (``divergence.example_case``, under a time
 limit) and draws what the property saw:
 
-``mask``       the expected attention mask (:mod:`dnspec.layout`) and the returned one side
+``mask``       the expected attention mask (:mod:`dnspec.contract.layout`) and the returned one side
                by side, the wrong cells highlighted, group boundaries drawn, large masks
                down-sampled in blocks;
 ``boxes``      for the offending row: the ground-truth box, the regions where positive and
@@ -24,10 +24,10 @@ is drawn (never when ``dnspec verify`` starts), through the Agg canvas of
 
 This package ties a run's divergences to pictures (which picture, calling the
 implementation again, the notes); each picture is drawn by a module of its own:
-:mod:`~dnspec.pictures.mask`, :mod:`~dnspec.pictures.box_rows`,
-:mod:`~dnspec.pictures.strips`, :mod:`~dnspec.pictures.statistics`,
-:mod:`~dnspec.pictures.inputs` and :mod:`~dnspec.pictures.demo` (``dnspec demo --plot``),
-on what :mod:`~dnspec.pictures.figures` shares.
+:mod:`~dnspec.reports.pictures.mask`, :mod:`~dnspec.reports.pictures.box_rows`,
+:mod:`~dnspec.reports.pictures.strips`, :mod:`~dnspec.reports.pictures.statistics`,
+:mod:`~dnspec.reports.pictures.inputs` and :mod:`~dnspec.reports.pictures.demo` (``dnspec demo --plot``),
+on what :mod:`~dnspec.reports.pictures.figures` shares.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ import contextlib
 import warnings
 from dataclasses import dataclass, field
 
-from dnspec.pictures.box_rows import box_row_data, draw_box_row, offending_box_row
-from dnspec.pictures.inputs import draw_inputs
-from dnspec.pictures.mask import draw_mask
-from dnspec.pictures.statistics import draw_statistics
-from dnspec.pictures.strips import class_strip_data, draw_class_strips, draw_positive_strips, positive_strip_data
+from dnspec.reports.pictures.box_rows import box_row_data, draw_box_row, offending_box_row
+from dnspec.reports.pictures.inputs import draw_inputs
+from dnspec.reports.pictures.mask import draw_mask
+from dnspec.reports.pictures.statistics import draw_statistics
+from dnspec.reports.pictures.strips import class_strip_data, draw_class_strips, draw_positive_strips, positive_strip_data
 
 
 PLOT_EXTRA = "pip install 'dnspec[plot]'"
@@ -80,8 +80,8 @@ PROPERTY_KIND = {"attention_mask": MASK, "boxes": BOXES, "positive_indices": POS
 
 def picture_kind(divergence) -> str:
     """Which picture shows a divergence best (see the module docstring)."""
-    from dnspec.distributions import SAMPLES
-    from dnspec.divergences import DIFFERENTIAL, FIELD_PROPERTY, VIOLATES
+    from dnspec.checks.distributions import SAMPLES
+    from dnspec.running.divergences import DIFFERENTIAL, FIELD_PROPERTY, VIOLATES
 
     signature = divergence.signature
     if signature.kind != VIOLATES:
@@ -102,7 +102,7 @@ def picture_kind(divergence) -> str:
 
 @contextlib.contextmanager
 def _call_limit(seconds):
-    from dnspec import calling
+    from dnspec.running import calling
 
     previous = calling.DEFAULT_TIME_LIMIT_S_ACTIVE
     calling.DEFAULT_TIME_LIMIT_S_ACTIVE = seconds
@@ -124,7 +124,7 @@ def _call(impl, case, time_limit_s, differential: str = ""):
     """(outputs, reference outputs or None, problem): the implementation's outputs on
     ``case`` (for a differential divergence, the call the differential check makes, and
     the reference's outputs on the same call), or a one-line reason why there are none."""
-    from dnspec.trial import CallKey, Trial
+    from dnspec.running.trial import CallKey, Trial
 
     key = CallKey(injected=True) if differential == "injected_noise_matches_reference" else CallKey()
     trial = Trial(impl, case)
@@ -147,7 +147,7 @@ def _reference_mask(reference, layout):
 def _mask_picture(impl, case, outputs, reference, title: str, name: str) -> Picture:
     import torch
 
-    from dnspec.invariants import layout_of
+    from dnspec.checks.invariants import layout_of
 
     got = outputs[2]
     if not isinstance(got, torch.Tensor) or got.dim() != 2:
@@ -155,7 +155,7 @@ def _mask_picture(impl, case, outputs, reference, title: str, name: str) -> Pict
                        + (f" of shape {list(got.shape)}" if isinstance(got, torch.Tensor) else ""))
     layout = layout_of(case)
     expected = _reference_mask(reference, layout)
-    source = "the reference's" if reference is not None else "dnspec.layout's"
+    source = "the reference's" if reference is not None else "dnspec.contract.layout's"
     return Picture(title, f"{layout.num_dn_rows} dn rows in {layout.num_groups} groups of 2*max_gt = {2 * layout.max_gt}, "
                           f"{case.num_queries} object queries; expected: {source} mask",
                    draw_mask(expected.numpy(), got.detach().cpu().bool().numpy(), num_dn=layout.num_dn_rows,
@@ -165,8 +165,8 @@ def _mask_picture(impl, case, outputs, reference, title: str, name: str) -> Pict
 def _reference_row(case, outputs, reference, impl):
     """(image, row, axis) of the first real row whose decoded box differs from the
     reference's most, or None."""
-    from dnspec.decode import decode_boxes, expects_logit_space
-    from dnspec.invariants import layout_of
+    from dnspec.contract.decode import decode_boxes, expects_logit_space
+    from dnspec.checks.invariants import layout_of
 
     layout = layout_of(case)
     decoded = decode_boxes(outputs[1].detach().cpu(), expects_logit_space(case.box_noise_scale, impl.fixes_advisories))
@@ -185,7 +185,7 @@ def _strip_picture(kind, case, outputs, reference, title: str, name: str) -> Pic
 
     if kind == POSITIVE_KIND:
         data = positive_strip_data(case, outputs, reference)
-        return Picture(title, "expected: " + ("the reference's dn_positive_idx" if reference is not None else "dnspec.layout's positive rows"),
+        return Picture(title, "expected: " + ("the reference's dn_positive_idx" if reference is not None else "dnspec.contract.layout's positive rows"),
                        draw_positive_strips(data, impl_name=name, heading=title))
     if not isinstance(outputs[0], torch.Tensor) or outputs[0].dim() != 3:
         return Picture(title, note="not drawn: input_query_class is not a [bs, N, D] tensor")
@@ -196,7 +196,7 @@ def _strip_picture(kind, case, outputs, reference, title: str, name: str) -> Pic
 
 
 def _differential(divergence) -> str:
-    from dnspec.divergences import DIFFERENTIAL
+    from dnspec.running.divergences import DIFFERENTIAL
 
     prefix = divergence.signature.key.split(".")[0]
     return prefix if prefix in DIFFERENTIAL else ""
@@ -206,14 +206,14 @@ def pictures_for(impl, divergence, *, seed=None, device: str = "cpu", time_limit
     """The pictures of one divergence, redrawn by calling ``impl`` again."""
     import torch
 
-    from dnspec.invariants import layout_of
+    from dnspec.checks.invariants import layout_of
 
     kind = picture_kind(divergence)
     name = getattr(impl, "name", "the implementation")
     case = divergence.example_case
     where = "the minimal example" if divergence.example_shrunk else "the example (as first found)"
     if kind == STATS:
-        from dnspec.distributions import DEFAULT_SEED, SAMPLES
+        from dnspec.checks.distributions import DEFAULT_SEED, SAMPLES
 
         prop = (divergence.example_label or divergence.representative.label).split("[")[0]
         prop = prop if prop in SAMPLES else divergence.signature.key.split(".")[0]

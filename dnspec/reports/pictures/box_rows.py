@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from dnspec.pictures.figures import NEGATIVE, POSITIVE, REFERENCE, RETURNED, figure, png_bytes, short_name
+from dnspec.reports.pictures.figures import NEGATIVE, POSITIVE, REFERENCE, RETURNED, figure, png_bytes, short_name
 
 
 ROW_PATTERN = re.compile(r"row (\d+) of image (\d+)")
@@ -21,11 +21,11 @@ def offending_box_row(case, outputs, impl, message: str = ""):
     from its ground truth, else the first wrong padding row, else (0, 0, 0)."""
     import torch
 
-    from dnspec.boxes import inverse_sigmoid
-    from dnspec.decode import decode_boxes, expects_logit_space
-    from dnspec.box_checks import box_noise_bounds_ok
-    from dnspec.invariants import gt_rows, layout_of
-    from dnspec.tolerances import decoded_box_tolerance
+    from dnspec.contract.boxes import inverse_sigmoid
+    from dnspec.contract.decode import decode_boxes, expects_logit_space
+    from dnspec.checks.box_checks import box_noise_bounds_ok
+    from dnspec.checks.invariants import gt_rows, layout_of
+    from dnspec.contract.tolerances import decoded_box_tolerance
 
     layout = layout_of(case)
     bbox = outputs[1].detach().cpu()
@@ -62,9 +62,9 @@ def box_row_data(case, outputs, impl, i: int, r: int, reference=None) -> dict:
     """What the box picture of row ``r`` of image ``i`` shows, as numbers: the ground
     truth (cxcywh and corners), d per axis, the allowed intervals of each corner
     coordinate for positive and negative rows after the clip, and the returned corners."""
-    from dnspec.decode import corners, decode_boxes, expects_logit_space
-    from dnspec.invariants import gt_rows, layout_of
-    from dnspec.tolerances import decoded_box_tolerance
+    from dnspec.contract.decode import corners, decode_boxes, expects_logit_space
+    from dnspec.checks.invariants import gt_rows, layout_of
+    from dnspec.contract.tolerances import decoded_box_tolerance
 
     layout = layout_of(case)
     logit_space = expects_logit_space(case.box_noise_scale, impl.fixes_advisories)

@@ -4,8 +4,8 @@ group, each group in its own colour, with the attention mask beside them.
 
 from __future__ import annotations
 
-from dnspec.pictures.figures import SPLIT_LINE, figure, short_name
-from dnspec.pictures.mask import mask_image
+from dnspec.reports.pictures.figures import SPLIT_LINE, figure, short_name
+from dnspec.reports.pictures.mask import mask_image
 
 
 def draw_demo(case, outputs, impl_name: str) -> object:
@@ -20,8 +20,8 @@ def draw_demo(case, outputs, impl_name: str) -> object:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    from dnspec.decode import decode_boxes, expects_logit_space
-    from dnspec.invariants import layout_of
+    from dnspec.contract.decode import decode_boxes, expects_logit_space
+    from dnspec.checks.invariants import layout_of
 
     layout = layout_of(case)
     groups, m, num_dn = layout.num_groups, layout.max_gt, layout.num_dn_rows

@@ -4,7 +4,7 @@ hang or a property that has no picture of its own.
 
 from __future__ import annotations
 
-from dnspec.pictures.figures import RETURNED, figure, png_bytes
+from dnspec.reports.pictures.figures import RETURNED, figure, png_bytes
 
 
 def draw_inputs(case, *, heading: str = "") -> bytes:

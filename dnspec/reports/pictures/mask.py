@@ -1,4 +1,4 @@
-"""The attention-mask picture: the expected mask (:mod:`dnspec.layout`, or the reference's)
+"""The attention-mask picture: the expected mask (:mod:`dnspec.contract.layout`, or the reference's)
 and the returned one side by side, the wrong cells highlighted, the dn group boundaries
 and the dn rows | object queries split drawn, a large mask down-sampled in blocks.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from dnspec.pictures.figures import ALLOWED, BLOCKED, GROUP_LINE, LEAK, OVER, SPLIT_LINE, colour_rgb, figure, png_bytes, short_name
+from dnspec.reports.pictures.figures import ALLOWED, BLOCKED, GROUP_LINE, LEAK, OVER, SPLIT_LINE, colour_rgb, figure, png_bytes, short_name
 
 
 MAX_MASK_CELLS = 160  # a mask side above this is drawn in blocks
@@ -100,7 +100,7 @@ def draw_mask(expected, got, *, num_dn: int, group_width: int, impl_name: str = 
     block = max(1, math.ceil(side / MAX_MASK_CELLS))
     fig = figure(10, 5.8)
     axes = fig.subplots(1, 2)
-    _draw_mask_axes(axes[0], expected, None, num_dn, group_width, f"expected {list(expected.shape)} (dnspec.layout)", block)
+    _draw_mask_axes(axes[0], expected, None, num_dn, group_width, f"expected {list(expected.shape)} (dnspec.contract.layout)", block)
     wrong = int((expected != got).sum()) if same_shape else None
     title = f"returned {list(got.shape)}"
     if wrong is not None:

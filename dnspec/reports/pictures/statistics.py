@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from dnspec.pictures.figures import RETURNED, figure, png_bytes, short_name
+from dnspec.reports.pictures.figures import RETURNED, figure, png_bytes, short_name
 
 
 def _p_text(p: float, alpha: float) -> str:

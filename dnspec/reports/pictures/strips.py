@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from dnspec.pictures.figures import GROUP_LINE, POSITIVE, RETURNED, colour_rgb, figure, png_bytes, short_name
+from dnspec.reports.pictures.figures import GROUP_LINE, POSITIVE, RETURNED, colour_rgb, figure, png_bytes, short_name
 
 
 MAX_STRIP_CELLS = 400  # a strip longer than this is drawn in blocks
@@ -19,7 +19,7 @@ def positive_strip_data(case, outputs, reference=None) -> dict:
     and the returned ones (None: unreadable)."""
     import torch
 
-    from dnspec.invariants import layout_of
+    from dnspec.checks.invariants import layout_of
 
     layout = layout_of(case)
     meta = outputs[3] if isinstance(outputs[3], dict) else {}
@@ -42,8 +42,8 @@ def class_strip_data(case, outputs, reference=None) -> dict:
     row carries; the class it carries (nearest embedding row), whether it is an exact
     embedding row, and which rows break a rule of the class check (or differ from the
     reference's)."""
-    from dnspec.decode import recover_labels
-    from dnspec.invariants import gt_rows, layout_of
+    from dnspec.contract.decode import recover_labels
+    from dnspec.checks.invariants import gt_rows, layout_of
 
     layout = layout_of(case)
     weight = case.class_embed().weight.detach()
@@ -155,7 +155,7 @@ def draw_positive_strips(data: dict, *, impl_name: str = "the implementation", h
                Patch(facecolor="#ffc9c9", label="positive row missing"), Patch(facecolor="#dee2e6", label="negative row"),
                Patch(facecolor="#fff3bf", label="padding row"), Patch(facecolor=GROUP_LINE, label="group boundary")]
     fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8, frameon=False)
-    fig.suptitle(heading or f"dn_positive_idx, expected (dnspec.layout) vs returned by {short_name(impl_name)}", fontsize=10)
+    fig.suptitle(heading or f"dn_positive_idx, expected (dnspec.contract.layout) vs returned by {short_name(impl_name)}", fontsize=10)
     return png_bytes(fig)
 
 

@@ -9,7 +9,7 @@ REAL_YAML = hasattr(yaml, "safe_load")
 
 def build(targets, num_classes, num_queries, class_embed, num_denoising=CONFIG["num_denoising"],
           label_noise_ratio=CONFIG["label_noise_ratio"], box_noise_scale=1.0):
-    from dnspec.reference import get_contrastive_denoising_training_group
+    from dnspec.contract.reference import get_contrastive_denoising_training_group
 
     return get_contrastive_denoising_training_group(targets, num_classes, num_queries, class_embed, num_denoising,
                                                     label_noise_ratio, box_noise_scale)

@@ -1,0 +1,1 @@
+"""Generation: the inputs a verify run feeds an implementation (input regimes, Hypothesis strategies, cases, error inputs, settings profiles)."""
