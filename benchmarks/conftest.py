@@ -31,16 +31,34 @@ from dnspec.benchmarks import bench
 
 def pytest_addoption(parser):
     group = parser.getgroup("dnspec-bench", "dnspec benchmarks (pytest benchmarks)")
-    group.addoption("--bench-impl", action="append", default=None, metavar="SPEC",
-                    help="implementation to benchmark (repeatable; default: reference and every installed built-in)")
-    group.addoption("--bench-batch-sizes", default=",".join(map(str, bench.DEFAULT_BATCH_SIZES)), metavar="LIST",
-                    help="comma-separated batch sizes (default %(default)s)")
-    group.addoption("--bench-max-boxes", default=str(bench.DEFAULT_MAX_BOXES), metavar="LIST",
-                    help="comma-separated max boxes per image (default %(default)s)")
-    group.addoption("--bench-num-denoising", default=str(bench.DEFAULT_NUM_DENOISING), metavar="LIST",
-                    help="comma-separated num_denoising values (default %(default)s)")
-    group.addoption("--bench-device", action="append", default=None, metavar="DEVICE",
-                    help="device (repeatable; default cpu)")
+    group.addoption(
+        "--bench-impl",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="implementation to benchmark (repeatable; default: reference and every installed built-in)",
+    )
+    group.addoption(
+        "--bench-batch-sizes",
+        default=",".join(map(str, bench.DEFAULT_BATCH_SIZES)),
+        metavar="LIST",
+        help="comma-separated batch sizes (default %(default)s)",
+    )
+    group.addoption(
+        "--bench-max-boxes",
+        default=str(bench.DEFAULT_MAX_BOXES),
+        metavar="LIST",
+        help="comma-separated max boxes per image (default %(default)s)",
+    )
+    group.addoption(
+        "--bench-num-denoising",
+        default=str(bench.DEFAULT_NUM_DENOISING),
+        metavar="LIST",
+        help="comma-separated num_denoising values (default %(default)s)",
+    )
+    group.addoption(
+        "--bench-device", action="append", default=None, metavar="DEVICE", help="device (repeatable; default cpu)"
+    )
     group.addoption("--bench-threads", type=int, default=1, metavar="N", help="torch intra-op threads (default 1)")
     group.addoption("--bench-rounds", type=int, default=20, metavar="N", help="timed calls per test (default 20)")
 
@@ -50,7 +68,9 @@ def _ints(config, name: str) -> list[int]:
     try:
         values = [int(part) for part in text.replace(",", " ").split()]
     except ValueError:
-        raise pytest.UsageError(f"--{name.replace('_', '-')} {text!r}: expected comma-separated whole numbers") from None
+        raise pytest.UsageError(
+            f"--{name.replace('_', '-')} {text!r}: expected comma-separated whole numbers"
+        ) from None
     if not values or min(values) < 1:
         raise pytest.UsageError(f"--{name.replace('_', '-')} {text!r}: expected numbers >= 1")
     return values
@@ -92,8 +112,12 @@ def _device_param(device: str):
     if kind == "cuda":
         marks = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")]
     elif kind == "mps":
-        marks = [pytest.mark.skipif(not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()),
-                                    reason="MPS is not available here")]
+        marks = [
+            pytest.mark.skipif(
+                not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()),
+                reason="MPS is not available here",
+            )
+        ]
     return pytest.param(device, marks=marks, id=device)
 
 

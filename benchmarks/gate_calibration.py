@@ -20,7 +20,6 @@ import statistics
 import time
 
 from dnspec.benchmarks import bench
-
 from dnspec.benchmarks import gate as bench_gate
 from dnspec.implementations.specs import load_implementation
 
@@ -45,13 +44,23 @@ def main(argv=None) -> int:
     def identical(*a, **k):
         return reference.fn(*a, **k)
 
-    arms = {"identical": identical, f"{args.slowdown:g}x slower": bench_gate.slowed(identical, args.slowdown, clock="cpu")}
+    arms = {
+        "identical": identical,
+        f"{args.slowdown:g}x slower": bench_gate.slowed(identical, args.slowdown, clock="cpu"),
+    }
     workloads = bench.grid(batch_sizes=tuple(args.batch_sizes))
 
     def measure(impls, workloads, rounds, blocks):
         with bench.torch_threads(1):
-            ms = bench.measure(impls, workloads, rounds=rounds, blocks=blocks, clock="cpu", memory=False,
-                               specs=["reference", "candidate"])
+            ms = bench.measure(
+                impls,
+                workloads,
+                rounds=rounds,
+                blocks=blocks,
+                clock="cpu",
+                memory=False,
+                specs=["reference", "candidate"],
+            )
         return bench.BenchResult(ms, rounds=rounds, threads=1, min_sample_s=bench.DEFAULT_MIN_SAMPLE_S)
 
     started = time.perf_counter()
@@ -62,22 +71,30 @@ def main(argv=None) -> int:
         for name, candidate in arms.items():
             impls = [reference, candidate]
             result = measure(impls, workloads, args.repeats, args.blocks)
-            rows = bench_gate.settle_gate(result, baseline, threshold,
-                                     lambda pending: measure(impls, pending, args.repeats, args.blocks).measurements,
-                                     budget_s=args.gate_budget)
+            rows = bench_gate.settle_gate(
+                result,
+                baseline,
+                threshold,
+                lambda pending: measure(impls, pending, args.repeats, args.blocks).measurements,
+                budget_s=args.gate_budget,
+            )
             seen[name] += rows
             extended[name] += len(result.environment.get("extra_rounds") or {})
         print(f"run {run + 1}/{args.runs} done ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    print(f"\nbaseline: {args.baseline_repeats} rounds in {args.baseline_blocks} blocks; each run: {args.repeats} rounds in "
-          f"{args.blocks} blocks, settling budget {args.gate_budget:g} s; threshold {threshold:.0%}; batch sizes "
-          f"{', '.join(map(str, args.batch_sizes))}; {args.runs} runs per arm; {time.perf_counter() - started:.0f} s in all")
+    print(
+        f"\nbaseline: {args.baseline_repeats} rounds in {args.baseline_blocks} blocks; each run: {args.repeats} rounds in "
+        f"{args.blocks} blocks, settling budget {args.gate_budget:g} s; threshold {threshold:.0%}; batch sizes "
+        f"{', '.join(map(str, args.batch_sizes))}; {args.runs} runs per arm; {time.perf_counter() - started:.0f} s in all"
+    )
     for name, rows in seen.items():
         counts = {v: sum(r.verdict == v for r in rows) for v in ("ok", "inconclusive", "slower")}
         logs = [math.log(r.slowdown) for r in rows]
-        print(f"{name:>14}: {counts['slower']} of {len(rows)} comparisons flagged slower, {counts['inconclusive']} "
-              f"inconclusive, {counts['ok']} ok; slowdown read {math.exp(min(logs)):.2f}x-{math.exp(max(logs)):.2f}x, "
-              f"sd of its log {statistics.stdev(logs):.3f}; settling measured more on {extended[name]} of {len(rows)}")
+        print(
+            f"{name:>14}: {counts['slower']} of {len(rows)} comparisons flagged slower, {counts['inconclusive']} "
+            f"inconclusive, {counts['ok']} ok; slowdown read {math.exp(min(logs)):.2f}x-{math.exp(max(logs)):.2f}x, "
+            f"sd of its log {statistics.stdev(logs):.3f}; settling measured more on {extended[name]} of {len(rows)}"
+        )
     return 0
 
 

@@ -29,8 +29,16 @@ from dnspec.implementations.specs import Implementation
 METER = {"calls": 0, "inside_s": 0.0, "inside_cpu_s": 0.0}
 
 
-def metered_call(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5,
-                 box_noise_scale=1.0, **kwargs):
+def metered_call(
+    targets,
+    num_classes,
+    num_queries,
+    class_embed,
+    num_denoising=100,
+    label_noise_ratio=0.5,
+    box_noise_scale=1.0,
+    **kwargs,
+):
     """The reference, timed."""
     wall, cpu = time.perf_counter(), time.thread_time()
     try:

@@ -166,38 +166,56 @@ def gate(now: dict, baseline: dict | None, max_increase: float, max_ratio: float
                 "more calls for the same checks (re-baseline with --write-baseline if that is intended)"
             )
     if max_ratio is not None and now["ratio_wall"] > max_ratio:
-        problems.append(f"wall-time ratio {now['ratio_wall']:.2f} (median of {now['runs']} runs) > target {max_ratio:g}")
+        problems.append(
+            f"wall-time ratio {now['ratio_wall']:.2f} (median of {now['runs']} runs) > target {max_ratio:g}"
+        )
     return problems
 
 
 def row(label: str, s: dict) -> str:
     def spread(key, fmt):
         lo, hi = s.get(key + "_range", [s[key], s[key]])
-        return f"{format(s[key], fmt)} ({format(lo, fmt)}-{format(hi, fmt)})" if s.get("runs", 1) > 1 else format(s[key], fmt)
+        return (
+            f"{format(s[key], fmt)} ({format(lo, fmt)}-{format(hi, fmt)})"
+            if s.get("runs", 1) > 1
+            else format(s[key], fmt)
+        )
 
-    return (f"| {label} | {spread('wall_s', '.1f')} s | {s['help_wall_s']:.2f} s / {s['import_floor_wall_s']:.2f} s | "
-            f"{s['calls']:.0f} | {s['inside_s']:.2f} s | {spread('ratio_wall', '.2f')} | {spread('ratio_cpu', '.2f')} |")
+    return (
+        f"| {label} | {spread('wall_s', '.1f')} s | {s['help_wall_s']:.2f} s / {s['import_floor_wall_s']:.2f} s | "
+        f"{s['calls']:.0f} | {s['inside_s']:.2f} s | {spread('ratio_wall', '.2f')} | {spread('ratio_cpu', '.2f')} |"
+    )
 
 
-HEADER = ("| run | wall time (range) | start-up: `verify --help` / import torch+hypothesis | calls | inside the implementation | "
-          "ratio (wall - start-up) / inside (range) | same in CPU time (range) |\n| --- | --- | --- | --- | --- | --- | --- |")
+HEADER = (
+    "| run | wall time (range) | start-up: `verify --help` / import torch+hypothesis | calls | inside the implementation | "
+    "ratio (wall - start-up) / inside (range) | same in CPU time (range) |\n| --- | --- | --- | --- | --- | --- | --- |"
+)
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if "--" in argv:
-        extra = argv[argv.index("--") + 1:]
+        extra = argv[argv.index("--") + 1 :]
         argv = argv[: argv.index("--")]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="verify runs (default 3)")
     parser.add_argument("--profile", default="ci", help="Hypothesis profile of the verify runs (default ci)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write every run and the summary as JSON")
     parser.add_argument("--markdown", default=None, metavar="FILE", help="write the summary as a markdown table")
-    parser.add_argument("--baseline", default=None, metavar="FILE", help="gate: compare with this --json or --write-baseline file")
-    parser.add_argument("--max-increase", default=f"{DEFAULT_MAX_INCREASE:.0%}", metavar="PCT",
-                        help="gate: the largest allowed rise of the CPU-time ratio over the baseline (default %(default)s)")
-    parser.add_argument("--max-ratio", type=float, default=None, metavar="R", help="gate: fail when the wall-time ratio exceeds R")
+    parser.add_argument(
+        "--baseline", default=None, metavar="FILE", help="gate: compare with this --json or --write-baseline file"
+    )
+    parser.add_argument(
+        "--max-increase",
+        default=f"{DEFAULT_MAX_INCREASE:.0%}",
+        metavar="PCT",
+        help="gate: the largest allowed rise of the CPU-time ratio over the baseline (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-ratio", type=float, default=None, metavar="R", help="gate: fail when the wall-time ratio exceeds R"
+    )
     parser.add_argument("--write-baseline", default=None, metavar="FILE", help="write the summary as a baseline")
     parser.add_argument("--label", default="now", help="the table row's label")
     args = parser.parse_args(argv)
@@ -207,10 +225,13 @@ def main(argv=None) -> int:
     baseline = _load(args.baseline) if args.baseline else None
 
     def on_run(i, s):
-        print(f"run {i + 1}: wall {s['wall_s']:.2f} s (cpu {s['cpu_s']:.2f} s), start-up {s['startup_wall_s']:.2f} s "
-              f"(verify --help {s['help_wall_s']:.2f} s, import floor {s['import_floor_wall_s']:.2f} s), "
-              f"{s['calls']} calls, inside {s['inside_s']:.3f} s (cpu {s['inside_cpu_s']:.3f} s), "
-              f"ratio {s['ratio_wall']:.2f} (cpu {s['ratio_cpu']:.2f})", flush=True)
+        print(
+            f"run {i + 1}: wall {s['wall_s']:.2f} s (cpu {s['cpu_s']:.2f} s), start-up {s['startup_wall_s']:.2f} s "
+            f"(verify --help {s['help_wall_s']:.2f} s, import floor {s['import_floor_wall_s']:.2f} s), "
+            f"{s['calls']} calls, inside {s['inside_s']:.3f} s (cpu {s['inside_cpu_s']:.3f} s), "
+            f"ratio {s['ratio_wall']:.2f} (cpu {s['ratio_cpu']:.2f})",
+            flush=True,
+        )
 
     try:
         samples = measure(args.runs, extra, args.profile, on_run)
@@ -223,8 +244,12 @@ def main(argv=None) -> int:
     print(table)
     print(f"{args.runs} runs; load average {load:.2f}; {os.cpu_count()} CPUs")
     command = shutil.which("dnspec") and "dnspec" or f"{sys.executable} -m dnspec"
-    record = {"command": f"{command} verify {SPEC} --profile {args.profile} {' '.join(extra)}".strip(),
-              "runs": samples, "summary": now, "load_average": load}
+    record = {
+        "command": f"{command} verify {SPEC} --profile {args.profile} {' '.join(extra)}".strip(),
+        "runs": samples,
+        "summary": now,
+        "load_average": load,
+    }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1)
@@ -238,8 +263,10 @@ def main(argv=None) -> int:
     for problem in problems:
         print(f"suite_speed: {problem}", file=sys.stderr)
     if baseline is not None and not problems:
-        print(f"suite_speed: ok: CPU-time ratio {now['ratio_cpu']:.2f} within {max_increase:.0%} of the baseline's "
-              f"{baseline['ratio_cpu']:.2f}; {now['calls']:.0f} calls (baseline {baseline['calls']:.0f})")
+        print(
+            f"suite_speed: ok: CPU-time ratio {now['ratio_cpu']:.2f} within {max_increase:.0%} of the baseline's "
+            f"{baseline['ratio_cpu']:.2f}; {now['calls']:.0f} calls (baseline {baseline['calls']:.0f})"
+        )
     return 1 if problems else 0
 
 

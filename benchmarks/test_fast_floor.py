@@ -24,11 +24,10 @@ import random
 import pytest
 import torch
 
-from dnspec.implementations import fast
-
-from dnspec.contract import reference
 from dnspec.benchmarks.bench import steady_allocator
+from dnspec.contract import reference
 from dnspec.generation.cases import make_targets
+from dnspec.implementations import fast
 
 reference_builder = functools.partial(reference.get_contrastive_denoising_training_group, validate=False)
 fast_builder = functools.partial(fast.get_contrastive_denoising_training_group, validate=False)

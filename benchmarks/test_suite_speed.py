@@ -42,8 +42,10 @@ def test_measurement_is_sane(measured):
     assert now["calls"] > 0 and now["inside_s"] > 0 and now["inside_cpu_s"] > 0
     assert now["wall_s"] > now["startup_wall_s"] > 0
     assert now["ratio_wall"] > 0 and now["ratio_cpu"] > 0
-    print(f"\n{now['calls']:.0f} calls, {now['inside_s']:.2f} s inside, wall {now['wall_s']:.1f} s, "
-          f"start-up {now['startup_wall_s']:.2f} s, ratio {now['ratio_wall']:.2f} (CPU time {now['ratio_cpu']:.2f})")
+    print(
+        f"\n{now['calls']:.0f} calls, {now['inside_s']:.2f} s inside, wall {now['wall_s']:.1f} s, "
+        f"start-up {now['startup_wall_s']:.2f} s, ratio {now['ratio_wall']:.2f} (CPU time {now['ratio_cpu']:.2f})"
+    )
 
 
 def test_own_time_per_implementation_second_has_not_grown(measured):

@@ -25,8 +25,12 @@ from dnspec.benchmarks import bench
 pytest.importorskip("pytest_benchmark", reason="pip install 'dnspec[test]' (pytest-benchmark) to run the benchmarks")
 
 
-def test_throughput(benchmark, bench_spec, bench_impl, batch_size, max_boxes, num_denoising, bench_device, bench_rounds):
-    workload = bench.Workload(batch_size=batch_size, max_boxes=max_boxes, num_denoising=num_denoising, device=bench_device)
+def test_throughput(
+    benchmark, bench_spec, bench_impl, batch_size, max_boxes, num_denoising, bench_device, bench_rounds
+):
+    workload = bench.Workload(
+        batch_size=batch_size, max_boxes=max_boxes, num_denoising=num_denoising, device=bench_device
+    )
     fn, translate, note = bench.timed_callable(bench_impl)
     caller = bench.Caller(fn, workload, translate)
     bench._warm_up(caller, bench.DEFAULT_WARMUP, bench.DEFAULT_WARMUP_S, "wall")
@@ -44,12 +48,20 @@ def test_throughput(benchmark, bench_spec, bench_impl, batch_size, max_boxes, nu
 
     benchmark.group = f"{workload.short} {bench_device}"
     peak, output, method = bench.peak_memory(caller)
-    benchmark.extra_info.update({
-        "implementation": getattr(bench_impl, "label", bench_spec),
-        "batch_size": batch_size, "max_boxes": max_boxes, "num_denoising": num_denoising, "device": bench_device,
-        "dn_queries_per_image": workload.dn_queries, "peak_bytes": peak, "output_bytes": output,
-        "memory_method": method, "note": note,
-    })
+    benchmark.extra_info.update(
+        {
+            "implementation": getattr(bench_impl, "label", bench_spec),
+            "batch_size": batch_size,
+            "max_boxes": max_boxes,
+            "num_denoising": num_denoising,
+            "device": bench_device,
+            "dn_queries_per_image": workload.dn_queries,
+            "peak_bytes": peak,
+            "output_bytes": output,
+            "memory_method": method,
+            "note": note,
+        }
+    )
     out = benchmark.pedantic(call, setup=setup, rounds=bench_rounds, iterations=1, warmup_rounds=0)
     assert out is not None and len(out) == 4, f"{bench_spec} returned {type(out).__name__}, not the four outputs"
     stats = getattr(benchmark, "stats", None)

@@ -39,18 +39,37 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 
 def pytest_addoption(parser):
     group = parser.getgroup("dnspec", "dnspec: CDN builder properties")
-    group.addoption("--impl", action="append", default=None, metavar="SPEC",
-                    help="implementation under test: built-in name, package.module:callable or path/file.py:callable (repeatable; default: reference)")
-    group.addoption("--strict-advisories", action="store_true", default=False,
-                    help="treat violated upstream advisories as failures")
+    group.addoption(
+        "--impl",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="implementation under test: built-in name, package.module:callable or path/file.py:callable (repeatable; default: reference)",
+    )
+    group.addoption(
+        "--strict-advisories", action="store_true", default=False, help="treat violated upstream advisories as failures"
+    )
     group.addoption("--device", default="cpu", help="device the generated cases live on (default: cpu)")
-    group.addoption("--dtype", default="float32", choices=sorted(DTYPES),
-                    help="dtype of the generated boxes and class embedding (default: float32)")
+    group.addoption(
+        "--dtype",
+        default="float32",
+        choices=sorted(DTYPES),
+        help="dtype of the generated boxes and class embedding (default: float32)",
+    )
     group.addoption("--dnspec-profile", default=None, help="Hypothesis profile: ci, dev or thorough")
-    group.addoption("--convention", default=None, choices=["rtdetr"],
-                    help="require RT-DETR's four Nones for an all-empty batch (default: any known convention)")
-    group.addoption("--regime", action="append", default=None, metavar="NAME",
-                    help="input regime(s) for the contract properties (repeatable; default: all of dnspec.generation.regimes.NAMES)")
+    group.addoption(
+        "--convention",
+        default=None,
+        choices=["rtdetr"],
+        help="require RT-DETR's four Nones for an all-empty batch (default: any known convention)",
+    )
+    group.addoption(
+        "--regime",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="input regime(s) for the contract properties (repeatable; default: all of dnspec.generation.regimes.NAMES)",
+    )
 
 
 def pytest_configure(config):
@@ -59,7 +78,9 @@ def pytest_configure(config):
     profiles.register_profiles()
     if config.getoption("hypothesis_profile", default=None):
         return  # Hypothesis' own plugin loaded the profile the user asked for
-    profiles.load_profile(config.getoption("dnspec_profile") or os.environ.get("DNSPEC_PROFILE") or profiles.default_profile())
+    profiles.load_profile(
+        config.getoption("dnspec_profile") or os.environ.get("DNSPEC_PROFILE") or profiles.default_profile()
+    )
 
 
 def _load(spec: str):
@@ -103,7 +124,16 @@ def cpu_and_cuda():
     """``["cpu", "cuda"]`` as pytest params, the cuda one skipping cleanly without a GPU."""
     return [
         "cpu",
-        pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: run on a GPU machine (pip install a CUDA build of torch)")]),
+        pytest.param(
+            "cuda",
+            marks=[
+                pytest.mark.cuda,
+                pytest.mark.skipif(
+                    not torch.cuda.is_available(),
+                    reason="no CUDA device here: run on a GPU machine (pip install a CUDA build of torch)",
+                ),
+            ],
+        ),
     ]
 
 
@@ -115,15 +145,16 @@ def _sweep(impl, options, regime: str):
     (keyed by the loaded Hypothesis profile too)."""
     from hypothesis import settings
 
-    from dnspec.running import runner
     from dnspec.checks.suite import GENERATED_KINDS
+    from dnspec.running import runner
 
     key = (id(impl), impl.name, options, regime, settings.get_current_profile_name())
     if key not in _SWEEPS:
         checks = [(p, v) for p, v, skip in runner.plan(impl, options) if p.kind in GENERATED_KINDS and not skip]
         base = options.max_examples if options.max_examples is not None else settings.default.max_examples
-        _SWEEPS[key] = runner.sweep(impl, regime, checks, options, max_examples=runner.examples_for(regime, base),
-                                    seed=options.seed)[0]
+        _SWEEPS[key] = runner.sweep(
+            impl, regime, checks, options, max_examples=runner.examples_for(regime, base), seed=options.seed
+        )[0]
     return _SWEEPS[key]
 
 
@@ -132,9 +163,9 @@ def check_property(name: str, impl, options, variant=None, regime: str | None = 
     a property checked on generated cases, on its fixed batch otherwise."""
     from hypothesis import Phase, settings
 
-    from dnspec.running import runner
-    from dnspec.generation.regimes import regimes_of, describe_set
     from dnspec.checks.suite import BY_NAME, GENERATED_KINDS, label
+    from dnspec.generation.regimes import describe_set, regimes_of
+    from dnspec.running import runner
 
     prop = BY_NAME[name]
     reason = runner.skip_reason(prop, impl, options, variant)
@@ -156,9 +187,23 @@ def check_property(name: str, impl, options, variant=None, regime: str | None = 
     for signature, finding in cell.findings.items():
         if Phase.shrink in settings.default.phases:
             base = options.max_examples if options.max_examples is not None else settings.default.max_examples
-            finding = runner.shrink(impl, prop, variant, regime, signature, options,
-                                    max_examples=runner.examples_for(regime, base), seed=options.seed) or finding
+            finding = (
+                runner.shrink(
+                    impl,
+                    prop,
+                    variant,
+                    regime,
+                    signature,
+                    options,
+                    max_examples=runner.examples_for(regime, base),
+                    seed=options.seed,
+                )
+                or finding
+            )
         where = describe_set(regimes_of(finding.case)) if finding.case is not None else "its fixed workload"
-        lines += [f"{signature} ({cell.counts[signature]} of {cell.cases} cases; failing call in {where}):",
-                  f"  {finding.message}", f"  example: {finding.case!r}"]
+        lines += [
+            f"{signature} ({cell.counts[signature]} of {cell.cases} cases; failing call in {where}):",
+            f"  {finding.message}",
+            f"  example: {finding.case!r}",
+        ]
     raise AssertionError("\n".join(lines))

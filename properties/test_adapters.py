@@ -15,10 +15,10 @@ import textwrap
 import pytest
 import torch
 
-from dnspec.implementations.adapters import transformers_peers, ultralytics_peer
-from dnspec.generation.cases import CdnCase, make_targets, random_ragged_case
 from dnspec.contract.layout import CdnLayout
 from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.generation.cases import CdnCase, make_targets, random_ragged_case
+from dnspec.implementations.adapters import transformers_peers, ultralytics_peer
 from dnspec.implementations.specs import SpecError, builtin_loaders, load_implementation
 
 HAVE_TRANSFORMERS = transformers_peers.transformers_root() is not None
@@ -93,7 +93,7 @@ def test_discovery_finds_rt_detr_and_only_modules_with_the_function():
     assert PORTS.get("rt_detr") == "transformers.models.rt_detr.modeling_rt_detr"
     for model, module_name in PORTS.items():
         assert module_name.startswith("transformers.models.") and ".modeling_" in module_name
-        assert callable(getattr(importlib.import_module(module_name), "get_contrastive_denoising_training_group"))
+        assert callable(importlib.import_module(module_name).get_contrastive_denoising_training_group)
     root = transformers_peers.transformers_root()
     detr = root / "models" / "detr" / "modeling_detr.py"
     if detr.exists():
@@ -117,7 +117,10 @@ def test_discovery_reads_files_and_skips_mentions_modular_files_and_lookalikes(t
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     found = transformers_peers.discover_ports(tmp_path, package="fakepkg")
-    assert found == {"alpha": "fakepkg.models.alpha.modeling_alpha", "zeta_extra": "fakepkg.models.zeta.modeling_zeta_extra"}
+    assert found == {
+        "alpha": "fakepkg.models.alpha.modeling_alpha",
+        "zeta_extra": "fakepkg.models.zeta.modeling_zeta_extra",
+    }
 
 
 def test_discovery_and_name_listing_import_nothing_of_transformers():
@@ -170,7 +173,11 @@ class _Recorder:
 
 def _two_images():
     return [
-        {"labels": torch.tensor([2, 0]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.2]]), "image_id": 7},
+        {
+            "labels": torch.tensor([2, 0]),
+            "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.2]]),
+            "image_id": 7,
+        },
         {"labels": torch.zeros(0, dtype=torch.int64), "boxes": torch.zeros(0, 4)},
     ]
 
@@ -179,7 +186,11 @@ def test_transformers_adapter_renames_inputs_and_converts_the_mask_exactly():
     inf = -torch.inf
     float_mask = torch.tensor([[0.0, inf, 0.0], [inf, 0.0, 0.0], [inf, inf, 0.0]])
     query_class, query_bbox = torch.randn(2, 2, 3), torch.randn(2, 2, 4)
-    meta = {"dn_positive_idx": (torch.tensor([0]), torch.tensor([], dtype=torch.int64)), "dn_num_group": 1, "dn_num_split": [2, 1]}
+    meta = {
+        "dn_positive_idx": (torch.tensor([0]), torch.tensor([], dtype=torch.int64)),
+        "dn_num_group": 1,
+        "dn_num_split": [2, 1],
+    }
     port = _Recorder((query_class, query_bbox, float_mask, meta))
     targets, embed = _two_images(), torch.nn.Embedding(4, 3, padding_idx=3)
     out = transformers_peers.adapt(port)(targets, 3, 1, embed, 9, 0.25, 0.75)
@@ -243,7 +254,9 @@ def test_ultralytics_adapter_says_when_it_cannot_flatten_targets():
 
 @pytest.mark.skipif(ULTRALYTICS is not None, reason="ultralytics is installed here")
 def test_ultralytics_absent_names_the_package_to_install():
-    with pytest.raises(SpecError, match=r"cannot load SPEC 'ultralytics': .*install ultralytics \(pip install ultralytics"):
+    with pytest.raises(
+        SpecError, match=r"cannot load SPEC 'ultralytics': .*install ultralytics \(pip install ultralytics"
+    ):
         load_implementation("ultralytics")
 
 
@@ -291,7 +304,12 @@ def test_ultralytics_negatives_land_on_the_contracts_negative_rows(ultralytics_i
     boxes = torch.tensor([[0.5, 0.5, 0.1, 0.1], [0.4, 0.6, 0.1, 0.12], [0.55, 0.45, 0.08, 0.1]])
     case = CdnCase(
         ({"labels": torch.tensor([0, 1, 2]), "boxes": boxes}, {"labels": torch.tensor([1]), "boxes": boxes[:1]}),
-        num_classes=3, num_queries=2, num_denoising=9, label_noise_ratio=0.0, box_noise_scale=1.0, seed=1,
+        num_classes=3,
+        num_queries=2,
+        num_denoising=9,
+        label_noise_ratio=0.0,
+        box_noise_scale=1.0,
+        seed=1,
     )
     query_bbox = case.call(ultralytics_impl)[1].double()
     layout = CdnLayout(case.counts, 9, 2)
@@ -325,8 +343,15 @@ def test_divergence_ultralytics_subsamples_images_above_num_denoising(ultralytic
 @needs_ultralytics
 def test_divergence_ultralytics_padding_rows_and_logit_clamp(ultralytics_impl):
     case = CdnCase(
-        ({"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 1.0, 1.0]])}, {"labels": torch.tensor([0, 2]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.4, 0.2, 0.3]])}),
-        num_classes=3, num_queries=0, num_denoising=20, label_noise_ratio=0.0, box_noise_scale=1.0,
+        (
+            {"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 1.0, 1.0]])},
+            {"labels": torch.tensor([0, 2]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.4, 0.2, 0.3]])},
+        ),
+        num_classes=3,
+        num_queries=0,
+        num_denoising=20,
+        label_noise_ratio=0.0,
+        box_noise_scale=1.0,
     )
     theirs, ours = case.call(ultralytics_impl), case.call(reference)
     padding = ~CdnLayout(case.counts, 20, 0).real_rows()
@@ -338,6 +363,8 @@ def test_divergence_ultralytics_padding_rows_and_logit_clamp(ultralytics_impl):
 @needs_ultralytics
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
 def test_divergence_ultralytics_raises_on_non_float32(ultralytics_impl, dtype):
-    case = CdnCase(make_targets((2,), seed=1, num_classes=3), num_classes=3, num_queries=1, num_denoising=4).to(dtype=dtype)
+    case = CdnCase(make_targets((2,), seed=1, num_classes=3), num_classes=3, num_queries=1, num_denoising=4).to(
+        dtype=dtype
+    )
     with pytest.raises(RuntimeError, match="Index put requires the source and destination dtypes match"):
         case.call(ultralytics_impl)

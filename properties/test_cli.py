@@ -54,7 +54,7 @@ def divergence(out: str, number: int = 1) -> str:
     start = next((i for i, line in enumerate(lines) if line.startswith(f"DIVERGENCE {number}: ")), None)
     assert start is not None, f"no divergence {number} in:\n{out}"
     block = [lines[start]]
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.startswith("    "):
             break
         block.append(line)
@@ -89,9 +89,23 @@ def _install_entry_point_package(target: Path) -> str:
     shutil.copytree(FIXTURES / "entry_point_pkg", source)
     if importlib.util.find_spec("setuptools") and importlib.util.find_spec("pip"):
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-             "--disable-pip-version-check", "--target", str(target), str(source)],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                str(source),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if done.returncode == 0:
             return "pip"
@@ -152,8 +166,17 @@ def test_crashing_implementation_is_a_reported_failure(capsys):
 
 
 def test_hanging_implementation_is_stopped_by_the_time_limit(capsys):
-    code, out, _ = verify(capsys, fixture("hangs.py"), "--only", "structure", "attention_mask", "label_flip_rate",
-                          "--time-limit", "0.5", *FAST)
+    code, out, _ = verify(
+        capsys,
+        fixture("hangs.py"),
+        "--only",
+        "structure",
+        "attention_mask",
+        "label_flip_rate",
+        "--time-limit",
+        "0.5",
+        *FAST,
+    )
     assert code == 1
     block = divergence(out)
     assert block.startswith("DIVERGENCE 1: hangs, in the common regime")
@@ -273,7 +296,9 @@ def test_printed_megabytes_are_captured_and_counted(capsys, tmp_path):
 
 def test_output_printed_while_importing_is_captured_too(capsys, tmp_path):
     module = tmp_path / "noisy_import.py"
-    module.write_text("print('x' * 2_000_000)\nfrom dnspec.contract.reference import get_contrastive_denoising_training_group as build\n")
+    module.write_text(
+        "print('x' * 2_000_000)\nfrom dnspec.contract.reference import get_contrastive_denoising_training_group as build\n"
+    )
     code, out, err = verify(capsys, f"{module}:build", "--only", "structure", *FAST)
     assert code == 0 and len(out) + len(err) < 20_000
     assert "printed 2.0 MB (captured, not shown)" in out
@@ -284,7 +309,9 @@ def test_output_printed_while_importing_is_captured_too(capsys, tmp_path):
 
 def test_json_report_holds_every_outcome_and_divergence(capsys, tmp_path):
     path = tmp_path / "report.json"
-    code, _, _ = verify(capsys, fixture("broken.py"), "--only", "structure", "attention_mask", *QUICK, "--report", str(path))
+    code, _, _ = verify(
+        capsys, fixture("broken.py"), "--only", "structure", "attention_mask", *QUICK, "--report", str(path)
+    )
     assert code == 1
     data = json.loads(path.read_text())
     assert data["exit_code"] == 1 and data["spec"].endswith("broken.py:build")
@@ -312,7 +339,10 @@ def test_markdown_report_has_the_table_and_the_divergence(capsys, tmp_path):
     text = path.read_text()
     assert text.startswith("# dnspec verify: ")
     assert "| FAIL | `attention_mask` | attention mask | fails in the common regime (divergence 1) |" in text
-    assert "### 1. `attention_mask.object_queries_see_dn`, in the common regime" in text and "Replay: `dnspec verify " in text
+    assert (
+        "### 1. `attention_mask.object_queries_see_dn`, in the common regime" in text
+        and "Replay: `dnspec verify " in text
+    )
 
 
 def test_unloadable_spec_still_writes_its_report(capsys, tmp_path):
@@ -327,7 +357,9 @@ def test_unloadable_spec_still_writes_its_report(capsys, tmp_path):
 
 
 def _record(label, family, status, message=""):
-    return OutcomeRecord(property=label, label=label, family=family, kind="contract", summary="", status=status, message=message)
+    return OutcomeRecord(
+        property=label, label=label, family=family, kind="contract", summary="", status=status, message=message
+    )
 
 
 def test_family_cells_aggregate_fail_over_advisory_over_pass_over_skip():
@@ -341,8 +373,15 @@ def test_family_cells_aggregate_fail_over_advisory_over_pass_over_skip():
 
 
 def test_a_new_family_gets_its_column_without_code_changes():
-    report = VerifyReport(spec="x", implementation={"label": "x (1.0)"}, compatibility="same distributions as RT-DETR",
-                          outcomes=[_record("structure", "structure", "pass"), _record("nan_box", "error inputs", "advisory", "returns NaN")])
+    report = VerifyReport(
+        spec="x",
+        implementation={"label": "x (1.0)"},
+        compatibility="same distributions as RT-DETR",
+        outcomes=[
+            _record("structure", "structure", "pass"),
+            _record("nan_box", "error inputs", "advisory", "returns NaN"),
+        ],
+    )
     columns = [family for family, _ in matrix_columns([report])]
     assert columns[0] == "structure" and columns[-1] == "error inputs"
     table = conformance_table([report])
@@ -355,30 +394,61 @@ def test_a_failing_cell_names_its_divergences():
 
     record = _record("structure", "structure", "fail", "holds except in box_noise_scale == 0 (divergence 1)")
     record.divergences = [1]
-    report = VerifyReport(spec="x", outcomes=[record], divergences=[
-        DivergenceRecord(1, "UnboundLocalError@denoising.py:97", "raises", "raised", regimes_text="box_noise_scale == 0")])
+    report = VerifyReport(
+        spec="x",
+        outcomes=[record],
+        divergences=[
+            DivergenceRecord(
+                1, "UnboundLocalError@denoising.py:97", "raises", "raised", regimes_text="box_noise_scale == 0"
+            )
+        ],
+    )
     assert family_cell([record], report) == "**fail**: D1 `UnboundLocalError at denoising.py:97` (box_noise_scale == 0)"
 
 
 def test_matrix_survives_an_implementation_that_kills_its_interpreter(capsys, tmp_path):
     out_path = tmp_path / "matrix.md"
     # --jobs 1: no worker processes, so the implementation kills the verify process itself
-    code = main(["matrix", "reference", fixture("crashes.py", "build_abort"), "--only", "structure",
-                 "--profile", "ci", "--max-examples", "3", "--jobs", "1", "--out", str(out_path)])
+    code = main(
+        [
+            "matrix",
+            "reference",
+            fixture("crashes.py", "build_abort"),
+            "--only",
+            "structure",
+            "--profile",
+            "ci",
+            "--max-examples",
+            "3",
+            "--jobs",
+            "1",
+            "--out",
+            str(out_path),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "Traceback" not in captured.out + captured.err
     text = out_path.read_text()
-    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ") and " | " in line}
-    assert rows["reference (dnspec " + __import__("dnspec").__version__ + ")"].startswith("| reference") and "| pass |" in rows[next(k for k in rows if k.startswith("reference"))]
+    rows = {
+        line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ") and " | " in line
+    }
+    assert (
+        rows["reference (dnspec " + __import__("dnspec").__version__ + ")"].startswith("| reference")
+        and "| pass |" in rows[next(k for k in rows if k.startswith("reference"))]
+    )
     abort_row = next(line for key, line in rows.items() if key.endswith("crashes.py:build_abort"))
     assert "**error**: verify exited with status 139" in abort_row
     assert "Regenerate with `dnspec matrix" in text
 
 
 def test_python_dash_m_dnspec_exit_status_in_a_subprocess():
-    done = subprocess.run([sys.executable, "-m", "dnspec", "verify", fixture("wrong_outputs.py"), "--only", "structure", *QUICK],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "dnspec", "verify", fixture("wrong_outputs.py"), "--only", "structure", *QUICK],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "expected a tuple of 4 outputs" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr

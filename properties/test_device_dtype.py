@@ -3,8 +3,8 @@ case skipping cleanly; dtype tolerances in dnspec.contract.tolerances)."""
 
 import pytest
 
-from dnspec.pytest_plugin import check_property, cpu_and_cuda
 from dnspec.checks.suite import LOW_PRECISION
+from dnspec.pytest_plugin import check_property, cpu_and_cuda
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())

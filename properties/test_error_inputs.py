@@ -16,14 +16,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnspec.checks.bad_input import (
-    HANGS, RAISES, SILENTLY_PLAUSIBLE, VISIBLY_BAD, BadInputReport, KindResult,
-    classify_bad_input_behaviour, run_bad_input_family, visible_problems,
+    HANGS,
+    RAISES,
+    SILENTLY_PLAUSIBLE,
+    VISIBLY_BAD,
+    BadInputReport,
+    KindResult,
+    classify_bad_input_behaviour,
+    run_bad_input_family,
+    visible_problems,
 )
+from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.contract.validation import CdnInputError, validate_cdn_inputs
 from dnspec.generation.cases import CdnCase
 from dnspec.generation.error_inputs import ERROR_KINDS, ErrorCase, RawCall, available_kinds, error_cases
-from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
 from dnspec.generation.strategies import cdn_cases
-from dnspec.contract.validation import CdnInputError, validate_cdn_inputs
 
 upstream = functools.partial(reference, validate=False)
 VALID = cdn_cases(max_batch_size=4, max_boxes=4)
@@ -44,7 +51,9 @@ def test_each_kind_breaks_exactly_its_declared_field(kind):
         with pytest.raises(CdnInputError) as raised:
             validate_cdn_inputs(*error_case.case.args())
         assert error_case.field in ERROR_KINDS[kind].fields
-        assert (raised.value.field, raised.value.image_index) == (error_case.field, error_case.image_index), str(raised.value)
+        assert (raised.value.field, raised.value.image_index) == (error_case.field, error_case.image_index), str(
+            raised.value
+        )
 
     check()
 
@@ -116,8 +125,15 @@ def upstream_verdicts(error_case: ErrorCase) -> set:
         if column < 2:
             return {SILENTLY_PLAUSIBLE}  # an infinite centre: both corners clipped to 0 or 1
         return {VISIBLY_BAD, SILENTLY_PLAUSIBLE}  # inf side: inf - inf = NaN unless every noise sign avoids it
-    if kind in ("zero_width", "negative_height", "corner_outside", "label_equals_num_classes",
-                "float_labels", "ratio_out_of_range", "negative_scale"):
+    if kind in (
+        "zero_width",
+        "negative_height",
+        "corner_outside",
+        "label_equals_num_classes",
+        "float_labels",
+        "ratio_out_of_range",
+        "negative_scale",
+    ):
         return {SILENTLY_PLAUSIBLE}
     if kind == "int_boxes":
         # dnspec's reference takes the box buffer dtype from targets[0]['boxes'] (upstream:
@@ -156,7 +172,9 @@ def upstream_verdicts(error_case: ErrorCase) -> set:
     if kind == "negative_num_queries":
         max_gt = max(counts)
         num_dn = 2 * max_gt * max(1, base.num_denoising // max_gt)
-        return {VISIBLY_BAD} if raw.num_queries >= -num_dn else {RAISES}  # mask smaller than the dn rows / negative size
+        return (
+            {VISIBLY_BAD} if raw.num_queries >= -num_dn else {RAISES}
+        )  # mask smaller than the dn rows / negative size
     if kind == "scale_not_finite":
         if math.isnan(raw.box_noise_scale):
             return {SILENTLY_PLAUSIBLE}  # NaN > 0 is False: no box noise at all
@@ -192,12 +210,16 @@ def test_pinned_upstream_outcomes():
     case = _one_box_case()
     nan = _broken(case, "nan_box", "boxes", lambda t: t["boxes"].__setitem__((0, 0), math.nan))
     padding_label = _broken(case, "label_equals_num_classes", "labels", lambda t: t["labels"].__setitem__(0, 3))
-    past_padding = _broken(_one_box_case(label_noise_ratio=0.0), "label_out_of_range", "labels", lambda t: t["labels"].__setitem__(0, 4))
+    past_padding = _broken(
+        _one_box_case(label_noise_ratio=0.0), "label_out_of_range", "labels", lambda t: t["labels"].__setitem__(0, 4)
+    )
     zero_width = _broken(case, "zero_width", "boxes", lambda t: t["boxes"].__setitem__((0, 2), 0.0))
     infinite_centre = _broken(case, "inf_box", "boxes", lambda t: t["boxes"].__setitem__((0, 0), math.inf))
 
     assert classify_bad_input_behaviour(upstream, nan).verdict == VISIBLY_BAD
-    assert classify_bad_input_behaviour(upstream, padding_label).verdict == SILENTLY_PLAUSIBLE  # the zero padding embedding
+    assert (
+        classify_bad_input_behaviour(upstream, padding_label).verdict == SILENTLY_PLAUSIBLE
+    )  # the zero padding embedding
     outcome = classify_bad_input_behaviour(upstream, past_padding)
     assert (outcome.verdict, outcome.exception_type, outcome.names_field) == (RAISES, "IndexError", False)
     # zero width: noise moves x by 0, the logit of width 0 is log(1e-5): finite
@@ -221,7 +243,9 @@ def test_validated_reference_raises_a_named_error_for_every_kind():
 
 
 def test_upstream_report_is_advisory_unless_strict():
-    report = run_bad_input_family(upstream, VALID, kinds=["nan_box", "zero_width", "image_not_a_dict"], examples_per_kind=3)
+    report = run_bad_input_family(
+        upstream, VALID, kinds=["nan_box", "zero_width", "image_not_a_dict"], examples_per_kind=3
+    )
     verdicts = {kind: r.verdict for kind, r in report.results.items()}
     assert verdicts == {"nan_box": VISIBLY_BAD, "zero_width": SILENTLY_PLAUSIBLE, "image_not_a_dict": RAISES}
     assert report.kinds_with(SILENTLY_PLAUSIBLE) == ["zero_width"]
@@ -241,7 +265,9 @@ def test_a_hang_is_recorded_and_stops_the_family():
         time.sleep(5)
 
     started = time.perf_counter()
-    report = run_bad_input_family(sleeps, VALID, kinds=["nan_box", "zero_width"], examples_per_kind=3, time_limit_s=0.05)
+    report = run_bad_input_family(
+        sleeps, VALID, kinds=["nan_box", "zero_width"], examples_per_kind=3, time_limit_s=0.05
+    )
     assert time.perf_counter() - started < 3
     assert report.results["nan_box"].verdict == HANGS and report.results["nan_box"].total == 1
     assert report.results["zero_width"].skipped.startswith("not run: sleeps hung on nan_box")
@@ -264,10 +290,15 @@ def test_visible_problems():
     assert "outside the logit range" in visible_problems(_outputs(bbox=torch.full((1, 4, 4), 12.0)))[0]
     assert visible_problems(_outputs(bbox=torch.full((1, 4, 4), -11.5129))) == []
     problems = visible_problems(_outputs(num_queries=-1))
-    assert any("smaller than the 4 denoising rows" in p for p in problems) and any("negative size" in p for p in problems)
+    assert any("smaller than the 4 denoising rows" in p for p in problems) and any(
+        "negative size" in p for p in problems
+    )
     query_class, bbox, mask, meta = _outputs()
     assert "inconsistent shapes" in visible_problems((query_class[:, :3], bbox, mask, meta))[0]
-    assert "outside [0, 4)" in visible_problems((query_class, bbox, mask, {**meta, "dn_positive_idx": (torch.tensor([4]),)}))[0]
+    assert (
+        "outside [0, 4)"
+        in visible_problems((query_class, bbox, mask, {**meta, "dn_positive_idx": (torch.tensor([4]),)}))[0]
+    )
     assert "dtype torch.int64" in visible_problems((query_class, bbox.long(), mask, meta))[0]
 
 

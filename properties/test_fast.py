@@ -9,16 +9,16 @@ import pytest
 import torch
 from scipy import stats
 
-from dnspec.implementations import fast as fast_module
+from dnspec.checks.suite import BY_NAME, RunOptions
 from dnspec.contract.boxes import inverse_sigmoid
-from dnspec.generation.cases import CdnCase, make_targets
-from dnspec.implementations.fast import get_contrastive_denoising_training_group as fast
 from dnspec.contract.layout import CdnLayout
 from dnspec.contract.noise import NoiseDraw, draw_noise
 from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.generation.cases import CdnCase, make_targets
+from dnspec.implementations import fast as fast_module
+from dnspec.implementations.fast import get_contrastive_denoising_training_group as fast
 from dnspec.implementations.specs import load_implementation
 from dnspec.running.runner import evaluate
-from dnspec.checks.suite import BY_NAME, RunOptions
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: run on a GPU machine")
@@ -28,9 +28,17 @@ CASE = CdnCase(make_targets((4, 0, 7, 2), seed=3, num_classes=5), num_classes=5,
 def _draw(case, *, device="cpu", **kwargs):
     """The draw the reference would consume for ``case`` (upstream's shapes), seeded."""
     layout = CdnLayout.for_targets(case.targets, case.num_denoising, case.num_queries)
-    return draw_noise(case.batch_size, layout.num_dn_rows, case.num_classes, case.label_noise_ratio,
-                      case.box_noise_scale, box_dtype=case.dtype, device=device,
-                      generator=torch.Generator(device=device).manual_seed(case.seed), **kwargs)
+    return draw_noise(
+        case.batch_size,
+        layout.num_dn_rows,
+        case.num_classes,
+        case.label_noise_ratio,
+        case.box_noise_scale,
+        box_dtype=case.dtype,
+        device=device,
+        generator=torch.Generator(device=device).manual_seed(case.seed),
+        **kwargs,
+    )
 
 
 def _random_case(seed: int, device: str = "cpu") -> CdnCase:
@@ -74,7 +82,9 @@ def _both(case, **kwargs):
     """(fast, reference) on the same injected draw, the same embedding."""
     noise = _draw(case, device=case.device) if _has_output(case) else None
     embed = case.class_embed()
-    return case.call(fast, class_embed=embed, noise=noise, **kwargs), case.call(reference, class_embed=embed, noise=noise)
+    return case.call(fast, class_embed=embed, noise=noise, **kwargs), case.call(
+        reference, class_embed=embed, noise=noise
+    )
 
 
 def _has_output(case) -> bool:
@@ -124,8 +134,27 @@ def test_inverse_sigmoid_rewrite_is_bit_identical_on_special_values():
     """The one-op-shorter inverse_sigmoid equals dnspec.contract.boxes.inverse_sigmoid everywhere:
     negatives, -0, subnormals, eps's neighbours, 1 - eps, 1, above 1, inf, NaN."""
     tiny = torch.finfo(torch.float32).tiny
-    values = [-2.0, -1e-30, -0.0, 0.0, tiny / 4, 1e-6, 9.99e-6, 1e-5, 1.01e-5, 0.3, 0.5, 1 - 1e-5, 1 - 1e-6, 1.0,
-              1.0 + 1e-6, 7.0, float("inf"), float("-inf"), float("nan")]
+    values = [
+        -2.0,
+        -1e-30,
+        -0.0,
+        0.0,
+        tiny / 4,
+        1e-6,
+        9.99e-6,
+        1e-5,
+        1.01e-5,
+        0.3,
+        0.5,
+        1 - 1e-5,
+        1 - 1e-6,
+        1.0,
+        1.0 + 1e-6,
+        7.0,
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+    ]
     for dtype in DTYPES:
         x = torch.tensor(values, dtype=torch.float64).to(dtype)
         expected, got = inverse_sigmoid(x), fast_module._inverse_sigmoid(x)
@@ -185,8 +214,11 @@ def test_max_gt_equal_to_the_largest_count_changes_nothing():
         largest = max(case.counts)
         noise = _draw(case)
         embed = case.class_embed()
-        _assert_same(case.call(fast, class_embed=embed, noise=noise, max_gt=largest),
-                     case.call(fast, class_embed=embed, noise=noise), repr(case))
+        _assert_same(
+            case.call(fast, class_embed=embed, noise=noise, max_gt=largest),
+            case.call(fast, class_embed=embed, noise=noise),
+            repr(case),
+        )
         _assert_same(case.call(fast, class_embed=embed, max_gt=largest), case.call(fast, class_embed=embed), repr(case))
 
 
@@ -227,7 +259,9 @@ def test_compiles_without_graph_breaks_given_max_gt():
     torch._dynamo.reset()
     compiled = torch.compile(call, fullgraph=True, backend="aot_eager")
     with torch.no_grad():
-        _assert_same(compiled(CASE.fresh_targets(), embed, noise, False), call(CASE.fresh_targets(), embed, noise, False))
+        _assert_same(
+            compiled(CASE.fresh_targets(), embed, noise, False), call(CASE.fresh_targets(), embed, noise, False)
+        )
 
 
 # --- the fused draws (global RNG) ----------------------------------------------------------
@@ -242,8 +276,9 @@ def test_fused_draws_have_upstreams_distributions(dtype, device):
     as upstream's rand + 1.0 does: in bfloat16, 1 + 255/256 is 2), the magnitude's mean
     1/2 (binomial / chi-square / z tests at alpha 1e-6)."""
     generator = torch.Generator(device=device).manual_seed(5)
-    flip, replacement, rand_part = fast_module._draw((6, 20000), 7, 3, 0.6, 1.0, torch.device(device), dtype,
-                                                     generator, False)
+    flip, replacement, rand_part = fast_module._draw(
+        (6, 20000), 7, 3, 0.6, 1.0, torch.device(device), dtype, generator, False
+    )
     flip, replacement, rand_part = flip.cpu(), replacement.cpu(), rand_part.cpu()
     n = flip.numel()
     assert stats.binomtest(int(flip.sum()), n, 0.3).pvalue > 1e-6
@@ -293,8 +328,14 @@ def _crossing_case():
     """One box (0.5, 0.5, 0.2, 0.2), ratio 0, scale 1, and a draw whose every coordinate
     moves by magnitude 0.5 with signs (+, +, -, -): negatives' corners cross
     (x1 = 0.4 + 0.15 > x2 = 0.6 - 0.15), positives' do not (0.45 < 0.55)."""
-    case = CdnCase(({"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])},),
-                   num_classes=2, num_queries=0, num_denoising=4, label_noise_ratio=0.0, box_noise_scale=1.0)
+    case = CdnCase(
+        ({"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])},),
+        num_classes=2,
+        num_queries=0,
+        num_denoising=4,
+        label_noise_ratio=0.0,
+        box_noise_scale=1.0,
+    )
     rows = 2 * 1 * 4
     sign = torch.tensor([1.0, 1.0, -1.0, -1.0]).expand(1, rows, 4).clone()
     noise = NoiseDraw(None, None, sign, torch.full((1, rows, 4), 0.5))
@@ -312,16 +353,19 @@ def test_fix_b_crossed_corners_span_a_box_instead_of_collapsing():
     assert torch.allclose(upstream[0, negative, 2:], torch.tensor(1e-5), rtol=0.01)
     assert torch.allclose(fixed[0, negative, 2:], torch.tensor(0.1), atol=1e-6)
     assert torch.allclose(fixed[0, negative, :2], torch.tensor(0.5), atol=1e-6)
-    assert torch.equal(case.call(fast, noise=noise, fix_upstream=True)[1][0, ~negative],
-                       case.call(reference, noise=noise)[1][0, ~negative])
+    assert torch.equal(
+        case.call(fast, noise=noise, fix_upstream=True)[1][0, ~negative],
+        case.call(reference, noise=noise)[1][0, ~negative],
+    )
     assert torch.equal(case.call(fast, noise=noise)[1], case.call(reference, noise=noise)[1])
 
 
 def test_fix_c_a_replaced_label_is_always_another_class():
     """(c) with 2 classes and ratio 1, every flipped real row carries the other class
     under the fix; upstream keeps the label on about half of them."""
-    case = CdnCase(make_targets((4, 0, 7, 2), seed=3, num_classes=2), num_classes=2, num_queries=9,
-                   label_noise_ratio=1.0, seed=7)
+    case = CdnCase(
+        make_targets((4, 0, 7, 2), seed=3, num_classes=2), num_classes=2, num_queries=9, label_noise_ratio=1.0, seed=7
+    )
     noise = _draw(case)
     embed = torch.nn.Embedding(3, 3, padding_idx=2)
     with torch.no_grad():
@@ -345,7 +389,9 @@ def test_fix_c_a_replaced_label_is_always_another_class():
 def test_fix_c_replacements_are_uniform_over_the_other_classes():
     """(c) under the global RNG, the fixed builder replaces label 0 by 1 and 2 equally often
     (3 classes, chi-square at alpha 1e-6), and never by 0."""
-    targets = [{"labels": torch.zeros(50, dtype=torch.int64), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]]).repeat(50, 1)}]
+    targets = [
+        {"labels": torch.zeros(50, dtype=torch.int64), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]]).repeat(50, 1)}
+    ]
     embed = torch.nn.Embedding(4, 4, padding_idx=3)
     with torch.no_grad():
         embed.weight.copy_(torch.eye(4))
@@ -429,7 +475,9 @@ def test_cuda_agrees_with_cpu_under_one_draw():
         assert all(x.device.type == "cuda" for x in on_cuda[3]["dn_positive_idx"])
         assert torch.equal(on_cuda[0].cpu(), on_cpu[0]) and torch.equal(on_cuda[2].cpu(), on_cpu[2])
         tol = tolerance_for(case.dtype).box
-        assert torch.allclose(on_cuda[1].cpu().double().sigmoid(), on_cpu[1].double().sigmoid(), atol=tol, rtol=0), repr(case)
+        assert torch.allclose(on_cuda[1].cpu().double().sigmoid(), on_cpu[1].double().sigmoid(), atol=tol, rtol=0), (
+            repr(case)
+        )
         for x, y in zip(on_cuda[3]["dn_positive_idx"], on_cpu[3]["dn_positive_idx"]):
             assert torch.equal(x.cpu(), y)
 

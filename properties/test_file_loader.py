@@ -63,7 +63,10 @@ def test_a_missing_dependency_of_a_sibling_is_one_line_naming_it():
     assert "\n" not in message
     assert "rtdetr_fork/src/zoo/rtdetr/matcher.py line 1" in message
     assert "imported from rtdetr_fork/src/zoo/rtdetr/denoising_needs_scipy_extra.py line 2" in message
-    assert "'dnspec_fixture_missing_scipy_extra', which is not installed: pip install dnspec_fixture_missing_scipy_extra" in message
+    assert (
+        "'dnspec_fixture_missing_scipy_extra', which is not installed: pip install dnspec_fixture_missing_scipy_extra"
+        in message
+    )
 
 
 def test_dnspec_verify_exits_2_with_that_line(capsys):

@@ -8,7 +8,13 @@ import sys
 
 import pytest
 
-NEVER_FOR_VERIFY = ("dnspec.benchmarks.bench", "dnspec.benchmarks.report", "dnspec.reports.pictures", "matplotlib", "transformers")
+NEVER_FOR_VERIFY = (
+    "dnspec.benchmarks.bench",
+    "dnspec.benchmarks.report",
+    "dnspec.reports.pictures",
+    "matplotlib",
+    "transformers",
+)
 
 
 def _modules_after(code: str) -> set:
@@ -16,7 +22,7 @@ def _modules_after(code: str) -> set:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     line = next((line for line in result.stdout.splitlines() if line.startswith("MODULES=")), None)
     assert line is not None, result.stdout[-2000:] + result.stderr[-2000:]
-    return set(json.loads(line[len("MODULES="):]))
+    return set(json.loads(line[len("MODULES=") :]))
 
 
 def _loaded(modules: set, name: str) -> bool:
@@ -36,11 +42,7 @@ def test_verify_imports_no_benchmark_or_plotting_module():
 @pytest.mark.parametrize("command", ["verify", "matrix", "demo"])
 def test_help_of_a_command_imports_no_torch(command):
     modules = _modules_after(
-        "from dnspec.cli import main\n"
-        "try:\n"
-        f"    main([{command!r}, '--help'])\n"
-        "except SystemExit:\n"
-        "    pass"
+        f"from dnspec.cli import main\ntry:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass"
     )
     assert _loaded(modules, "dnspec.commands." + command)
     assert not _loaded(modules, "torch")

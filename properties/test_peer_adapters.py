@@ -24,27 +24,37 @@ import textwrap
 import pytest
 import torch
 
-from dnspec.implementations.adapters import discovery, installed, libreyolo_peers, lightly_train_peer
 from dnspec.contract.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
-from dnspec.generation.cases import CdnCase, make_targets, random_ragged_case
 from dnspec.contract.noise import draw_noise
 from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.generation.cases import CdnCase, make_targets, random_ragged_case
+from dnspec.implementations.adapters import discovery, installed, libreyolo_peers, lightly_train_peer
 from dnspec.implementations.specs import BUILTIN_PROVIDERS, SpecError, builtin_loaders, load_implementation
 
 HAVE_LIBREYOLO = libreyolo_peers.libreyolo_root() is not None
 HAVE_LIGHTLY_TRAIN = lightly_train_peer.lightly_train_root() is not None
 NO_LIBREYOLO = "libreyolo is not installed here (bash ci/peers.sh builds .venv-peers with it and runs these tests)"
-NO_LIGHTLY_TRAIN = "lightly-train is not installed here (bash ci/peers.sh builds .venv-peers with it and runs these tests)"
+NO_LIGHTLY_TRAIN = (
+    "lightly-train is not installed here (bash ci/peers.sh builds .venv-peers with it and runs these tests)"
+)
 
 LIBREYOLO_BUILDERS = libreyolo_peers.discover_builders()
 LIGHTLY_TRAIN_BUILDERS = lightly_train_peer.discover_builders()
 # every built-in name of the two providers (each discovered builder at RT-DETR's values,
 # and libreyolo's recipe variants) with the reason to skip it (none where installed)
 PEER_SPECS = [(name, "" if HAVE_LIBREYOLO else NO_LIBREYOLO) for name in libreyolo_peers.builtin_implementations()]
-PEER_SPECS += [(name, "" if HAVE_LIGHTLY_TRAIN else NO_LIGHTLY_TRAIN) for name in lightly_train_peer.builtin_implementations()]
+PEER_SPECS += [
+    (name, "" if HAVE_LIGHTLY_TRAIN else NO_LIGHTLY_TRAIN) for name in lightly_train_peer.builtin_implementations()
+]
 
 # libreyolo 1.6.0 / lightly-train 0.18.0, as the adapters' docstrings describe them
-RAISES_AT_ZERO_BOX_NOISE = {"libreyolo-dfine", "libreyolo-deim", "libreyolo-domedetr", "libreyolo-gtr", "lightly-train-ltdetr"}
+RAISES_AT_ZERO_BOX_NOISE = {
+    "libreyolo-dfine",
+    "libreyolo-deim",
+    "libreyolo-domedetr",
+    "libreyolo-gtr",
+    "lightly-train-ltdetr",
+}
 FLIPS_NEGATIVE_SIDES = {"libreyolo-dfine", "libreyolo-deim", "libreyolo-domedetr", "libreyolo-gtr"}
 SMALL_SCALE = 1e-4  # the box noise of a "noise-free" call to a builder that cannot take 0
 COLLAPSED = float(inverse_sigmoid(torch.tensor(0.0)))  # a crossed side in RT-DETR: log(1e-5)
@@ -108,26 +118,32 @@ DEF = "import torch\n\ndef get_contrastive_denoising_training_group(targets, num
 
 
 def test_libreyolo_discovery_reads_top_level_defs_under_models_only(tmp_path):
-    _write(tmp_path, {
-        "models/alpha/denoising.py": DEF,
-        "models/beta/decoder.py": "from ..alpha.denoising import get_contrastive_denoising_training_group\n",
-        "models/gamma/denoising.py": "def get_contrastive_denoising_training_group_v2(targets):\n    pass\n",
-        "models/delta/obb_denoising.py": "def get_obb_contrastive_denoising_training_group(targets):\n    pass\n",
-        "models/eps/denoising.py": "class A:\n    def get_contrastive_denoising_training_group(self):\n        pass\n",
-        "models/zeta/extra/cdn.py": DEF,
-        "tools/denoising.py": DEF,
-    })
+    _write(
+        tmp_path,
+        {
+            "models/alpha/denoising.py": DEF,
+            "models/beta/decoder.py": "from ..alpha.denoising import get_contrastive_denoising_training_group\n",
+            "models/gamma/denoising.py": "def get_contrastive_denoising_training_group_v2(targets):\n    pass\n",
+            "models/delta/obb_denoising.py": "def get_obb_contrastive_denoising_training_group(targets):\n    pass\n",
+            "models/eps/denoising.py": "class A:\n    def get_contrastive_denoising_training_group(self):\n        pass\n",
+            "models/zeta/extra/cdn.py": DEF,
+            "tools/denoising.py": DEF,
+        },
+    )
     found = libreyolo_peers.discover_builders(tmp_path, package="fakeyolo")
     assert found == {"alpha": "fakeyolo.models.alpha.denoising", "zeta.extra.cdn": "fakeyolo.models.zeta.extra.cdn"}
 
 
 def test_lightly_train_discovery_names_builders_by_their_folder(tmp_path):
-    _write(tmp_path, {
-        "_task_models/object_detection_components/denoising.py": DEF,
-        "_task_models/object_detection_components/rtdetrv2_decoder.py": "from .denoising import get_contrastive_denoising_training_group\n",
-        "_task_models/instance_segmentation_components/denoising.py": DEF,
-        "_task_models/other/cdn.py": DEF,
-    })
+    _write(
+        tmp_path,
+        {
+            "_task_models/object_detection_components/denoising.py": DEF,
+            "_task_models/object_detection_components/rtdetrv2_decoder.py": "from .denoising import get_contrastive_denoising_training_group\n",
+            "_task_models/instance_segmentation_components/denoising.py": DEF,
+            "_task_models/other/cdn.py": DEF,
+        },
+    )
     found = lightly_train_peer.discover_builders(tmp_path, package="fakelt")
     assert found == {
         "instance_segmentation": "fakelt._task_models.instance_segmentation_components.denoising",
@@ -180,7 +196,9 @@ def test_absent_peers_name_what_to_install(monkeypatch):
             load()
     lightly = lightly_train_peer.builtin_implementations()
     assert list(lightly) == ["lightly-train-ltdetr"]
-    with pytest.raises(SpecError, match=r"lightly-train is not installed; install lightly-train \(pip install lightly-train"):
+    with pytest.raises(
+        SpecError, match=r"lightly-train is not installed; install lightly-train \(pip install lightly-train"
+    ):
         lightly["lightly-train-ltdetr"]()
 
 
@@ -219,22 +237,28 @@ def get_contrastive_denoising_training_group(targets, num_classes, num_queries, 
 def fake_libreyolo(tmp_path, monkeypatch):
     """A package ``fakeyolo_<n>`` shaped like libreyolo, standing in for it."""
     package = f"fakeyolo_{abs(hash(str(tmp_path))) % 10**8}"
-    _write(tmp_path, {
-        f"{package}/__init__.py": "",
-        f"{package}/models/__init__.py": "",
-        f"{package}/models/plain/__init__.py": "",
-        f"{package}/models/plain/denoising.py": RECORDING.format(extra="", record=""),
-        f"{package}/models/grouped/__init__.py": "",
-        f"{package}/models/grouped/denoising.py": RECORDING.format(extra=", group_detr=1", record=", group_detr=group_detr"),
-        f"{package}/models/paqi/__init__.py": "",
-        f"{package}/models/paqi/denoising.py": RECORDING.format(
-            extra=", batch_queries_num=None, num_heads=8, temperature=0.5",
-            record=", batch_queries_num=batch_queries_num, num_heads=num_heads, temperature=temperature"),
-        f"{package}/models/needy/__init__.py": "",
-        f"{package}/models/needy/denoising.py": RECORDING.format(extra=", *, mystery", record=""),
-        f"{package}/models/broken/__init__.py": "",
-        f"{package}/models/broken/denoising.py": "raise RuntimeError('no torchvision::nms here')\n" + DEF,
-    })
+    _write(
+        tmp_path,
+        {
+            f"{package}/__init__.py": "",
+            f"{package}/models/__init__.py": "",
+            f"{package}/models/plain/__init__.py": "",
+            f"{package}/models/plain/denoising.py": RECORDING.format(extra="", record=""),
+            f"{package}/models/grouped/__init__.py": "",
+            f"{package}/models/grouped/denoising.py": RECORDING.format(
+                extra=", group_detr=1", record=", group_detr=group_detr"
+            ),
+            f"{package}/models/paqi/__init__.py": "",
+            f"{package}/models/paqi/denoising.py": RECORDING.format(
+                extra=", batch_queries_num=None, num_heads=8, temperature=0.5",
+                record=", batch_queries_num=batch_queries_num, num_heads=num_heads, temperature=temperature",
+            ),
+            f"{package}/models/needy/__init__.py": "",
+            f"{package}/models/needy/denoising.py": RECORDING.format(extra=", *, mystery", record=""),
+            f"{package}/models/broken/__init__.py": "",
+            f"{package}/models/broken/denoising.py": "raise RuntimeError('no torchvision::nms here')\n" + DEF,
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(libreyolo_peers, "PACKAGE", package)
     yield package
@@ -245,7 +269,11 @@ def fake_libreyolo(tmp_path, monkeypatch):
 def test_fake_libreyolo_names_and_variants(fake_libreyolo):
     loaders = libreyolo_peers.builtin_implementations()
     assert sorted(loaders) == [
-        "libreyolo-broken", "libreyolo-grouped", "libreyolo-grouped-group_detr3", "libreyolo-needy", "libreyolo-paqi",
+        "libreyolo-broken",
+        "libreyolo-grouped",
+        "libreyolo-grouped-group_detr3",
+        "libreyolo-needy",
+        "libreyolo-paqi",
         "libreyolo-plain",
     ]
 
@@ -264,11 +292,15 @@ def test_fake_libreyolo_plain_builder_gets_upstream_arguments_and_outputs_pass_t
     query_class, query_bbox, mask = torch.randn(2, 4, 3), torch.randn(2, 4, 4), torch.zeros(5, 5, dtype=torch.bool)
     meta = {"dn_positive_idx": (torch.tensor([0]),), "dn_num_group": 1, "dn_num_split": [4, 1], "extra_key": 7}
     calls = _set_outputs(f"{fake_libreyolo}.models.plain.denoising", (query_class, query_bbox, mask, meta))
-    targets, embed = [{"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}], torch.nn.Embedding(4, 3)
+    targets, embed = (
+        [{"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}],
+        torch.nn.Embedding(4, 3),
+    )
     out = impl(targets, 3, 1, embed, 9, 0.25, 0.75)
     assert len(calls) == 1 and calls[0]["targets"] is targets and calls[0]["class_embed"] is embed
     assert {k: v for k, v in calls[0].items() if k not in ("targets", "class_embed")} == dict(
-        num_classes=3, num_queries=1, num_denoising=9, label_noise_ratio=0.25, box_noise_scale=0.75)
+        num_classes=3, num_queries=1, num_denoising=9, label_noise_ratio=0.25, box_noise_scale=0.75
+    )
     assert list(targets[0]) == ["labels", "boxes"]  # nothing renamed
     assert out[0] is query_class and out[1] is query_bbox and out[2] is mask and out[3] is meta
     assert not impl.accepts_noise and impl.not_comparable == {} and impl.extra["claims_rtdetr_semantics"]
@@ -305,7 +337,10 @@ def test_fake_libreyolo_paqi_builder_gets_full_query_counts_and_one_mask(fake_li
     out = impl(targets, 3, 1, None, 5)
     assert calls[-1]["batch_queries_num"] == [1, 1] and calls[-1]["num_heads"] == 1
     assert calls[-1]["temperature"] == 0.5  # unknown, with a default: left as it is, and said
-    assert impl.extra["left_at_default"] == {"temperature": 0.5} and "temperature left at its default 0.5" in impl.description
+    assert (
+        impl.extra["left_at_default"] == {"temperature": 0.5}
+        and "temperature left at its default 0.5" in impl.description
+    )
     assert out[2].shape == (3, 3) and torch.equal(out[2], one) and out[3] is meta
     different = one.repeat(2, 1, 1)
     different[1, 0, 2] = True
@@ -315,9 +350,13 @@ def test_fake_libreyolo_paqi_builder_gets_full_query_counts_and_one_mask(fake_li
 
 
 def test_fake_libreyolo_unusable_and_unimportable_builders_say_why(fake_libreyolo):
-    with pytest.raises(SpecError, match="a parameter 'mystery' without a default, which the adapter does not know how to set"):
+    with pytest.raises(
+        SpecError, match="a parameter 'mystery' without a default, which the adapter does not know how to set"
+    ):
         load_implementation("libreyolo-needy")
-    with pytest.raises(SpecError, match=r"importing '.*broken.denoising' raised RuntimeError: no torchvision::nms here"):
+    with pytest.raises(
+        SpecError, match=r"importing '.*broken.denoising' raised RuntimeError: no torchvision::nms here"
+    ):
         load_implementation("libreyolo-broken")
 
 
@@ -336,8 +375,18 @@ def test_peer_specs_lists_installed_peers_even_when_they_fail_to_import(fake_lib
 
 
 def test_extra_parameters_reads_the_signature():
-    def builder(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5,
-                box_noise_scale=1.0, group_detr=1, other=2, **kwargs):
+    def builder(
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising=100,
+        label_noise_ratio=0.5,
+        box_noise_scale=1.0,
+        group_detr=1,
+        other=2,
+        **kwargs,
+    ):
         pass
 
     set_by_adapter, left, problems = libreyolo_peers.extra_parameters(builder)
@@ -350,8 +399,17 @@ def test_extra_parameters_reads_the_signature():
 
 
 def test_libreyolo_adapter_says_when_it_cannot_size_the_batch():
-    def builder(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5,
-                box_noise_scale=1.0, batch_queries_num=None, num_heads=8):
+    def builder(
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising=100,
+        label_noise_ratio=0.5,
+        box_noise_scale=1.0,
+        batch_queries_num=None,
+        num_heads=8,
+    ):
         raise AssertionError("not reached")
 
     with pytest.raises(TypeError, match="the adapter's, not libreyolo's"):
@@ -379,7 +437,10 @@ class _Recorder:
 def test_lightly_train_adapter_renames_nothing_and_passes_outputs():
     outputs = (torch.randn(1, 2, 3), torch.randn(1, 2, 4), torch.zeros(3, 3, dtype=torch.bool), {"dn_num_group": 1})
     fake = _Recorder(outputs)
-    targets, embed = [{"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}], torch.nn.Embedding(4, 3)
+    targets, embed = (
+        [{"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}],
+        torch.nn.Embedding(4, 3),
+    )
     assert lightly_train_peer.adapt(fake)(targets, 3, 1, embed, 9, 0.25, 0.75) is outputs
     assert fake.args == (targets, 3, 1, embed)
     assert fake.kwargs == {"num_denoising": 9, "label_noise_ratio": 0.25, "box_noise_scale": 0.75}
@@ -407,7 +468,9 @@ def test_every_discovered_adapter_loads(spec, loaded):
 def test_libreyolo_builders_found_where_1_6_0_has_them():
     if discovery.distribution_version("libreyolo") != "1.6.0":
         pytest.skip(f"libreyolo {discovery.distribution_version('libreyolo')} is not 1.6.0")
-    assert LIBREYOLO_BUILDERS == {m: f"libreyolo.models.{m}.denoising" for m in ("deim", "dfine", "domedetr", "gtr", "rtdetr")}
+    assert {
+        m: f"libreyolo.models.{m}.denoising" for m in ("deim", "dfine", "domedetr", "gtr", "rtdetr")
+    } == LIBREYOLO_BUILDERS
     assert "libreyolo-gtr-group_detr3" in builtin_loaders()
 
 
@@ -438,7 +501,9 @@ def test_noise_free_output_matches_the_reference(spec, loaded):
         ours = case.with_config(box_noise_scale=0.0).call(reference, class_embed=embed)
         theirs = case.with_config(box_noise_scale=scale).call(impl, class_embed=embed)
         where = f"{spec}, batch {batch}, box_noise_scale {scale}: {case!r}"
-        assert theirs[0].dtype == ours[0].dtype and torch.equal(theirs[0], ours[0]), f"{where}: input_query_class differs"
+        assert theirs[0].dtype == ours[0].dtype and torch.equal(theirs[0], ours[0]), (
+            f"{where}: input_query_class differs"
+        )
         assert theirs[2].dtype == torch.bool and torch.equal(theirs[2], ours[2]), f"{where}: attn_mask differs"
         _assert_same_meta(ours[3], theirs[3], where)
         assert theirs[1].dtype == ours[1].dtype, where
@@ -449,7 +514,9 @@ def test_noise_free_output_matches_the_reference(spec, loaded):
         gt = ours[1].double()  # box space at scale 0; zeros on padding rows
         bound = 2 * scale * gt[..., 2:].amax(-1, keepdim=True) + 2e-5
         error = (decoded - gt).abs()
-        assert bool((error <= bound).all()), f"{where}: boxes off by {float((error - bound).max()):.3g} beyond the bound"
+        assert bool((error <= bound).all()), (
+            f"{where}: boxes off by {float((error - bound).max()):.3g} beyond the bound"
+        )
 
 
 @pytest.mark.parametrize("spec", PEER_PARAMS)
@@ -482,7 +549,9 @@ def test_same_seed_gives_the_references_noise(spec, loaded):
             assert not bool(differ.any()), f"{where}: input_query_bbox differs at {differ.nonzero()[:5].tolist()}"
             continue
         assert not bool(differ[..., :2].any()), f"{where}: centres differ"
-        assert bool((ours[1][differ] == COLLAPSED).all()), f"{where}: a side differs that the reference did not collapse"
+        assert bool((ours[1][differ] == COLLAPSED).all()), (
+            f"{where}: a side differs that the reference did not collapse"
+        )
         assert bool((theirs[1][differ] > COLLAPSED).all()), where
         flipped_somewhere |= bool(differ.any())
     if spec in FLIPS_NEGATIVE_SIDES:
@@ -498,7 +567,14 @@ def _needs(spec: str):
     return pytest.param(spec, id=spec, marks=pytest.mark.skipif(not present, reason=reason))
 
 
-ALL_KNOWN = ["libreyolo-rtdetr", "libreyolo-dfine", "libreyolo-deim", "libreyolo-domedetr", "libreyolo-gtr", "lightly-train-ltdetr"]
+ALL_KNOWN = [
+    "libreyolo-rtdetr",
+    "libreyolo-dfine",
+    "libreyolo-deim",
+    "libreyolo-domedetr",
+    "libreyolo-gtr",
+    "lightly-train-ltdetr",
+]
 
 
 @pytest.mark.parametrize("spec", [_needs(s) for s in ALL_KNOWN])
@@ -506,8 +582,14 @@ def test_divergence_zero_box_noise_scale(spec, loaded):
     """RT-DETR returns box-space boxes at box_noise_scale 0; all but libreyolo-rtdetr
     assign their box output only under ``if box_noise_scale > 0`` and raise."""
     impl = loaded(spec)
-    case = CdnCase(make_targets((3, 0, 2), seed=1, num_classes=5), num_classes=5, num_queries=4, num_denoising=12,
-                   label_noise_ratio=0.5, box_noise_scale=0.0)
+    case = CdnCase(
+        make_targets((3, 0, 2), seed=1, num_classes=5),
+        num_classes=5,
+        num_queries=4,
+        num_denoising=12,
+        label_noise_ratio=0.5,
+        box_noise_scale=0.0,
+    )
     if spec in RAISES_AT_ZERO_BOX_NOISE:
         with pytest.raises(UnboundLocalError, match="input_query_bbox_unact"):
             case.call(impl)
@@ -520,8 +602,14 @@ def test_divergence_zero_box_noise_scale(spec, loaded):
 def test_divergence_all_empty_batch(spec, loaded):
     """Every image without boxes: RT-DETR returns four Nones."""
     impl = loaded(spec)
-    case = CdnCase(make_targets((0, 0), seed=1, num_classes=5), num_classes=5, num_queries=3, num_denoising=12,
-                   label_noise_ratio=0.5, box_noise_scale=1.0)
+    case = CdnCase(
+        make_targets((0, 0), seed=1, num_classes=5),
+        num_classes=5,
+        num_queries=3,
+        num_denoising=12,
+        label_noise_ratio=0.5,
+        box_noise_scale=1.0,
+    )
     out = case.call(impl)
     if spec == "libreyolo-rtdetr":
         assert out == (None, None, None, None)
@@ -551,8 +639,14 @@ def test_divergence_box_buffer_is_float32(spec, loaded):
     """float64 boxes come back float32 (the reference keeps float64); the class queries
     follow the embedding's dtype."""
     impl = loaded(spec)
-    case = CdnCase(make_targets((3, 0, 2), seed=1, num_classes=5), num_classes=5, num_queries=4, num_denoising=12,
-                   label_noise_ratio=0.0, box_noise_scale=0.5).to(dtype=torch.float64)
+    case = CdnCase(
+        make_targets((3, 0, 2), seed=1, num_classes=5),
+        num_classes=5,
+        num_queries=4,
+        num_denoising=12,
+        label_noise_ratio=0.0,
+        box_noise_scale=0.5,
+    ).to(dtype=torch.float64)
     theirs = case.call(impl)
     assert theirs[1].dtype == torch.float32 and theirs[0].dtype == torch.float64
     assert case.call(reference)[1].dtype == torch.float64
@@ -580,8 +674,15 @@ def test_divergence_dfine_family_flips_crossed_sides(spec, loaded):
     gets side |x2 - x1|, where RT-DETR's collapses to 1e-5. Rebuilt here from the same
     draw: the peer's boxes are RT-DETR's arithmetic with |side|."""
     boxes = torch.tensor([[0.5, 0.5, 0.1, 0.1], [0.3, 0.6, 0.05, 0.2], [0.7, 0.4, 0.2, 0.04]])
-    case = CdnCase(({"labels": torch.tensor([0, 1, 2]), "boxes": boxes},), num_classes=3, num_queries=2,
-                   num_denoising=60, label_noise_ratio=0.0, box_noise_scale=1.0, seed=11)
+    case = CdnCase(
+        ({"labels": torch.tensor([0, 1, 2]), "boxes": boxes},),
+        num_classes=3,
+        num_queries=2,
+        num_denoising=60,
+        label_noise_ratio=0.0,
+        box_noise_scale=1.0,
+        seed=11,
+    )
     theirs = case.call(loaded(spec))[1]
     m, groups = 3, 20
     torch.manual_seed(case.seed)
@@ -605,8 +706,14 @@ def test_gtr_group_detr3_is_rtdetr_with_3g_groups_and_3q_queries(loaded):
     queries (mask and positive indices equal that call's), but dn_num_group stays G and
     dn_meta says dn_group_detr 3."""
     impl = loaded("libreyolo-gtr-group_detr3")
-    case = CdnCase(make_targets((3, 0, 2), seed=1, num_classes=5), num_classes=5, num_queries=4, num_denoising=12,
-                   label_noise_ratio=0.0, box_noise_scale=0.5)
+    case = CdnCase(
+        make_targets((3, 0, 2), seed=1, num_classes=5),
+        num_classes=5,
+        num_queries=4,
+        num_denoising=12,
+        label_noise_ratio=0.0,
+        box_noise_scale=0.5,
+    )
     theirs = case.call(impl)
     groups = 12 // 3
     ours = case.with_config(num_denoising=3 * groups * 3, num_queries=3 * 4).call(reference)

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import dnspec.contract.layout
-from dnspec.generation.cases import CdnCase, make_targets
 from dnspec.contract.layout import CdnLayout
 from dnspec.contract.noise import draw_noise
-from dnspec.contract.reference import build_from_noise, get_contrastive_denoising_training_group as reference
+from dnspec.contract.reference import build_from_noise
+from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.generation.cases import CdnCase, make_targets
 
 HAND_PICKED = {
     "image with zero boxes": ((3, 0, 2), 100),
@@ -25,7 +26,9 @@ HAND_PICKED = {
 @pytest.mark.parametrize("name", HAND_PICKED)
 def test_reference_matches_layout_oracles(name):
     counts, num_denoising = HAND_PICKED[name]
-    case = CdnCase(make_targets(counts, seed=3, num_classes=7), num_classes=7, num_queries=11, num_denoising=num_denoising, seed=5)
+    case = CdnCase(
+        make_targets(counts, seed=3, num_classes=7), num_classes=7, num_queries=11, num_denoising=num_denoising, seed=5
+    )
     query_class, query_bbox, attn_mask, meta = case.call(reference)
     layout = CdnLayout(counts, num_denoising, 11)
     assert meta["dn_num_group"] == max(1, num_denoising // max(counts))
@@ -120,7 +123,8 @@ def _random_ragged_batch(generator):
 @pytest.mark.parametrize("batch", range(50))
 def test_bit_identical_to_transformers_rt_detr(batch):
     modeling = pytest.importorskip(
-        "transformers.models.rt_detr.modeling_rt_detr", reason="transformers is not installed (pip install 'dnspec[peers]')"
+        "transformers.models.rt_detr.modeling_rt_detr",
+        reason="transformers is not installed (pip install 'dnspec[peers]')",
     )
     case = _random_ragged_batch(torch.Generator().manual_seed(1000 + batch))
     embed = case.class_embed()
@@ -129,7 +133,13 @@ def test_bit_identical_to_transformers_rt_detr(batch):
     torch.manual_seed(case.seed)
     with torch.no_grad():
         theirs = modeling.get_contrastive_denoising_training_group(
-            hf_targets, case.num_classes, case.num_queries, embed, case.num_denoising, case.label_noise_ratio, case.box_noise_scale
+            hf_targets,
+            case.num_classes,
+            case.num_queries,
+            embed,
+            case.num_denoising,
+            case.label_noise_ratio,
+            case.box_noise_scale,
         )
     assert torch.equal(ours[0], theirs[0])
     assert torch.equal(ours[1], theirs[1])

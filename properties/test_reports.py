@@ -32,7 +32,7 @@ REGIMES = ["--regime", "common", "box_noise_scale_0"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 # box_magnitudes' bug: every magnitude scaled by 0.9 (the reference otherwise)
-MAGNITUDES_BUG = '''
+MAGNITUDES_BUG = """
 from dataclasses import replace
 import torch
 from dnspec.contract.noise import draw_noise
@@ -48,13 +48,25 @@ def build(targets, num_classes, num_queries, class_embed, num_denoising=100, lab
     if noise.box_magnitude is not None:
         noise = replace(noise, box_magnitude=noise.box_magnitude * 0.9)
     return build_from_noise(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise)
-'''
+"""
 
 
 def _verify(tmp: Path, spec: str, *argv, env=None) -> tuple[int, dict, Path]:
     """Run verify in-process writing .json, .xml and .html reports; (exit code, JSON data, folder)."""
-    code = main(["verify", spec, *FAST, *argv, "--report", str(tmp / "r.json"), "--report", str(tmp / "r.xml"),
-                 "--report", str(tmp / "r.html")])
+    code = main(
+        [
+            "verify",
+            spec,
+            *FAST,
+            *argv,
+            "--report",
+            str(tmp / "r.json"),
+            "--report",
+            str(tmp / "r.xml"),
+            "--report",
+            str(tmp / "r.html"),
+        ]
+    )
     return code, json.loads((tmp / "r.json").read_text()), tmp
 
 
@@ -62,8 +74,17 @@ def _verify(tmp: Path, spec: str, *argv, env=None) -> tuple[int, dict, Path]:
 def broken_run(tmp_path_factory):
     """broken.py on a mask property, a skipped property, a statistical one and an advisory."""
     tmp = tmp_path_factory.mktemp("broken")
-    return _verify(tmp, BROKEN, "--only", "structure", "attention_mask", "injected_noise_matches_reference",
-                   "label_flip_rate", "box_output_space", *REGIMES)
+    return _verify(
+        tmp,
+        BROKEN,
+        "--only",
+        "structure",
+        "attention_mask",
+        "injected_noise_matches_reference",
+        "label_flip_rate",
+        "box_output_space",
+        *REGIMES,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +152,9 @@ def test_junit_for_a_spec_that_cannot_load_is_one_error(tmp_path):
     path = tmp_path / "r.xml"
     assert main(["verify", f"{HERE / 'cli_fixtures' / 'import_raises.py'}:build", "--report", str(path)]) == 2
     root, _, cases = _testcases(path)
-    assert root.get("errors") == "1" and len(cases) == 1 and "raised ImportError" in cases[0].find("error").get("message")
+    assert (
+        root.get("errors") == "1" and len(cases) == 1 and "raised ImportError" in cases[0].find("error").get("message")
+    )
 
 
 # --- the HTML page ------------------------------------------------------------------------------
@@ -237,10 +260,10 @@ def test_mask_picture_shows_the_wrong_cells(broken_run):
     layout = CdnLayout((2, 1), num_denoising=4, num_queries=3)
     expected = layout.attn_mask().numpy()
     got = expected.copy()
-    got[layout.num_dn_rows:, : layout.num_dn_rows] = False
+    got[layout.num_dn_rows :, : layout.num_dn_rows] = False
     rgb = mask_image(got, expected)
     leak = (rgb == to_rgb(LEAK)).all(-1)
-    assert leak.sum() == (expected != got).sum() and leak[layout.num_dn_rows:, : layout.num_dn_rows].all()
+    assert leak.sum() == (expected != got).sum() and leak[layout.num_dn_rows :, : layout.num_dn_rows].all()
     assert draw_mask(expected, got, num_dn=layout.num_dn_rows, group_width=4).startswith(PNG)
     _, data, tmp = broken_run
     assert "attention mask of the minimal example" in (tmp / "r.html").read_text(encoding="utf-8")
@@ -276,10 +299,10 @@ def test_sample_helpers_agree_with_the_checks(tmp_path):
 
 
 def test_a_picture_that_cannot_be_drawn_is_a_note(monkeypatch):
-    from dnspec.reports import pictures
     from dnspec.generation.cases import CdnCase, make_targets
-    from dnspec.running.divergences import VIOLATES, Divergence, Finding, Signature
     from dnspec.implementations.specs import load_implementation
+    from dnspec.reports import pictures
+    from dnspec.running.divergences import VIOLATES, Divergence, Finding, Signature
 
     case = CdnCase(targets=make_targets((2, 1), seed=0, num_classes=3), num_classes=3, num_queries=3, num_denoising=4)
     finding = Finding("attention_mask", Signature(VIOLATES, "attention_mask.object_queries_see_dn"), "wrong", case)
@@ -300,8 +323,21 @@ def test_a_picture_that_cannot_be_drawn_is_a_note(monkeypatch):
 def test_github_actions_prints_one_error_per_divergence(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(HERE.parent))
-    code = main(["verify", DFINE, *FAST, "--only", "structure", "boxes", "no_collapsed_boxes", *REGIMES, "--no-shrink",
-                 "--report", str(tmp_path / "r.json")])
+    code = main(
+        [
+            "verify",
+            DFINE,
+            *FAST,
+            "--only",
+            "structure",
+            "boxes",
+            "no_collapsed_boxes",
+            *REGIMES,
+            "--no-shrink",
+            "--report",
+            str(tmp_path / "r.json"),
+        ]
+    )
     out = capsys.readouterr().out
     data = json.loads((tmp_path / "r.json").read_text())
     errors = [line for line in out.splitlines() if line.startswith("::error")]
@@ -309,9 +345,13 @@ def test_github_actions_prints_one_error_per_divergence(capsys, monkeypatch, tmp
     assert code == 1 and len(errors) == len(data["divergences"]) == 2
     assert len(warnings) == sum(o["status"] == "advisory" for o in data["outcomes"])
     for line in errors:
-        head, message = line[len("::error "):].split("::", 1)
+        head, message = line[len("::error ") :].split("::", 1)
         properties = dict(item.split("=", 1) for item in head.split(","))
-        assert properties["title"].startswith("dnspec ") and "%3A" in properties["title"] and ":" not in properties["title"]
+        assert (
+            properties["title"].startswith("dnspec ")
+            and "%3A" in properties["title"]
+            and ":" not in properties["title"]
+        )
         assert "\n" not in message and "%0A" in message and "replay%3A" not in message
     crash = next(line for line in errors if "UnboundLocalError" in line)
     assert "file=properties/repo_fixtures/rtdetr_fork/src/zoo/rtdetr/denoising_dfine.py" in crash and ",line=" in crash
@@ -350,13 +390,13 @@ def test_without_matplotlib_the_page_is_text_only(tmp_path):
         import sys
         from dnspec.cli import main
         main(["verify", {BROKEN!r}, "--profile", "ci", "--max-examples", "5", "--only", "attention_mask",
-              "--regime", "common", "--no-shrink", "--report", {str(tmp_path / 'r.md')!r}, "--report", {str(tmp_path / 'r.xml')!r}])
+              "--regime", "common", "--no-shrink", "--report", {str(tmp_path / "r.md")!r}, "--report", {str(tmp_path / "r.xml")!r}])
         print("imported:", "matplotlib" in sys.modules)
         sys.modules["matplotlib"] = None
         code = main(["verify", {BROKEN!r}, "--profile", "ci", "--max-examples", "5", "--only", "attention_mask",
-                     "--regime", "common", "--no-shrink", "--report", {str(tmp_path / 'r.html')!r}])
+                     "--regime", "common", "--no-shrink", "--report", {str(tmp_path / "r.html")!r}])
         print("verify:", code)
-        print("demo:", main(["demo", "--plot", {str(tmp_path / 'd.png')!r}]))
+        print("demo:", main(["demo", "--plot", {str(tmp_path / "d.png")!r}]))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

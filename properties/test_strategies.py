@@ -9,7 +9,9 @@ from hypothesis.errors import NoSuchExample
 from dnspec.generation.strategies import cdn_cases, edge_case_buckets
 
 # derandomized: these tests assert what search and shrinking reach, which must not vary by run
-SEARCH = settings(max_examples=2000, database=None, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+SEARCH = settings(
+    max_examples=2000, database=None, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 BUCKETS = [
     "all images empty",
@@ -81,7 +83,6 @@ def test_cases_respect_dtype_and_device():
 # --- the regime strategies (what dnspec verify generates) ----------------------------------
 
 from dnspec import strategies  # noqa: E402
-
 from dnspec.generation import regimes
 from dnspec.generation.strategies import REGIME_SETS, regime_cases  # noqa: E402
 
@@ -119,7 +120,11 @@ def test_regime_filter_stays_rare(monkeypatch, dtype):
 
         collect()
         assert all(_in_regime(regime)(case) for case in seen), regime
-        assert verdicts and verdicts.count(False) <= 0.02 * len(verdicts), (regime, verdicts.count(False), len(verdicts))
+        assert verdicts and verdicts.count(False) <= 0.02 * len(verdicts), (
+            regime,
+            verdicts.count(False),
+            len(verdicts),
+        )
 
 
 @pytest.mark.parametrize("regime_name", regimes.NAMES)
@@ -128,7 +133,9 @@ def test_regime_cases_shrink_to_the_smallest_batch(regime_name):
     (two images, one in batch_of_one) of one or two boxes each, in that regime."""
     regime = regime_name
     needs_a_box = regime != "all_images_empty"
-    minimal = find(regime_cases(regime), lambda case: (sum(case.counts) >= 1) or not needs_a_box, settings=REGIME_SEARCH)
+    minimal = find(
+        regime_cases(regime), lambda case: (sum(case.counts) >= 1) or not needs_a_box, settings=REGIME_SEARCH
+    )
     assert _in_regime(regime)(minimal)
     assert len(minimal.counts) == SMALLEST_BATCH.get(regime, 2), minimal.counts
     assert all(n <= 2 for n in minimal.counts), minimal.counts

@@ -12,11 +12,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
+from dnspec.contract.validation import CdnInputError, corner_tolerance, validate_cdn_inputs
 from dnspec.generation.cases import CdnCase, make_targets
 from dnspec.generation.error_inputs import ERROR_KINDS
-from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
 from dnspec.generation.strategies import cdn_cases
-from dnspec.contract.validation import CdnInputError, corner_tolerance, validate_cdn_inputs
 
 NUM_CLASSES = 5
 
@@ -32,36 +32,42 @@ def valid_call():
 def set_box(i, row, column, value):
     def mutate(args):
         args[0][i]["boxes"][row, column] = value
+
     return mutate
 
 
 def set_label(i, row, value):
     def mutate(args):
         args[0][i]["labels"][row] = value
+
     return mutate
 
 
 def set_entry(i, key, make):
     def mutate(args):
         args[0][i][key] = make(args[0][i][key])
+
     return mutate
 
 
 def set_arg(position, value):
     def mutate(args):
         args[position] = value
+
     return mutate
 
 
 def drop_key(i, key):
     def mutate(args):
         del args[0][i][key]
+
     return mutate
 
 
 def move_to_meta(i, key):
     def mutate(args):
         args[0][i][key] = args[0][i][key].to("meta")
+
     return mutate
 
 
@@ -71,52 +77,136 @@ def embed_on_meta(args):
 
 # kind -> [(mutation, field, image_index, text the message must contain), ...]
 BAD_INPUTS = {
-    "nan_box": [(set_box(2, 1, 0, math.nan), "boxes", 2, "targets[2]['boxes'][1]: non-finite value nan"),
-                (set_box(0, 0, 3, math.nan), "boxes", 0, "targets[0]['boxes'][0]: non-finite value nan")],
-    "inf_box": [(set_box(0, 2, 1, math.inf), "boxes", 0, "targets[0]['boxes'][2]: non-finite value inf"),
-                (set_box(2, 0, 2, -math.inf), "boxes", 2, "non-finite value -inf")],
-    "zero_width": [(set_box(2, 1, 2, 0.0), "boxes", 2, "targets[2]['boxes'][1]: width 0.0 <= 0"),
-                   (set_box(0, 1, 3, 0.0), "boxes", 0, "targets[0]['boxes'][1]: height 0.0 <= 0")],
-    "negative_height": [(set_box(0, 1, 3, -0.1), "boxes", 0, "targets[0]['boxes'][1]: height -0.1 <= 0"),
-                        (set_box(2, 0, 2, -0.2), "boxes", 2, "width -0.2 <= 0")],
-    "corner_outside": [(set_box(0, 0, 0, 0.99), "boxes", 0, "targets[0]['boxes'][0]: corner x2 = cx + w/2 ="),
-                       (set_box(2, 1, 1, 0.0), "boxes", 2, "targets[2]['boxes'][1]: corner y1 = cy - h/2 ="),
-                       (set_box(0, 1, 2, 1.5), "boxes", 0, "corner x1")],
-    "int_boxes": [(set_entry(2, "boxes", lambda b: (b * 100).long()), "boxes", 2, "targets[2]['boxes']: dtype torch.int64 is not a floating dtype")],
-    "wrong_box_shape": [(set_entry(0, "boxes", lambda b: b[:, :3]), "boxes", 0, "targets[0]['boxes']: shape [3, 3], expected [n, 4]"),
-                        (set_entry(0, "boxes", lambda b: b[None]), "boxes", 0, "shape [1, 3, 4]"),
-                        (set_entry(1, "boxes", lambda b: b.reshape(-1)), "boxes", 1, "targets[1]['boxes']: shape [0], expected [n, 4]")],
-    "length_mismatch": [(set_entry(2, "boxes", lambda b: b[:1]), "boxes", 2, "targets[2]: 2 labels but 1 boxes"),
-                        (set_entry(1, "labels", lambda l: torch.tensor([0])), "boxes", 1, "targets[1]: 1 labels but 0 boxes")],
-    "label_equals_num_classes": [(set_label(2, 1, NUM_CLASSES), "labels", 2, f"targets[2]['labels'][1]: label {NUM_CLASSES} outside [0, num_classes={NUM_CLASSES}) (num_classes is the padding class")],
-    "label_out_of_range": [(set_label(0, 2, 80), "labels", 0, "targets[0]['labels'][2]: label 80 outside [0, num_classes=5)")],
+    "nan_box": [
+        (set_box(2, 1, 0, math.nan), "boxes", 2, "targets[2]['boxes'][1]: non-finite value nan"),
+        (set_box(0, 0, 3, math.nan), "boxes", 0, "targets[0]['boxes'][0]: non-finite value nan"),
+    ],
+    "inf_box": [
+        (set_box(0, 2, 1, math.inf), "boxes", 0, "targets[0]['boxes'][2]: non-finite value inf"),
+        (set_box(2, 0, 2, -math.inf), "boxes", 2, "non-finite value -inf"),
+    ],
+    "zero_width": [
+        (set_box(2, 1, 2, 0.0), "boxes", 2, "targets[2]['boxes'][1]: width 0.0 <= 0"),
+        (set_box(0, 1, 3, 0.0), "boxes", 0, "targets[0]['boxes'][1]: height 0.0 <= 0"),
+    ],
+    "negative_height": [
+        (set_box(0, 1, 3, -0.1), "boxes", 0, "targets[0]['boxes'][1]: height -0.1 <= 0"),
+        (set_box(2, 0, 2, -0.2), "boxes", 2, "width -0.2 <= 0"),
+    ],
+    "corner_outside": [
+        (set_box(0, 0, 0, 0.99), "boxes", 0, "targets[0]['boxes'][0]: corner x2 = cx + w/2 ="),
+        (set_box(2, 1, 1, 0.0), "boxes", 2, "targets[2]['boxes'][1]: corner y1 = cy - h/2 ="),
+        (set_box(0, 1, 2, 1.5), "boxes", 0, "corner x1"),
+    ],
+    "int_boxes": [
+        (
+            set_entry(2, "boxes", lambda b: (b * 100).long()),
+            "boxes",
+            2,
+            "targets[2]['boxes']: dtype torch.int64 is not a floating dtype",
+        )
+    ],
+    "wrong_box_shape": [
+        (set_entry(0, "boxes", lambda b: b[:, :3]), "boxes", 0, "targets[0]['boxes']: shape [3, 3], expected [n, 4]"),
+        (set_entry(0, "boxes", lambda b: b[None]), "boxes", 0, "shape [1, 3, 4]"),
+        (set_entry(1, "boxes", lambda b: b.reshape(-1)), "boxes", 1, "targets[1]['boxes']: shape [0], expected [n, 4]"),
+    ],
+    "length_mismatch": [
+        (set_entry(2, "boxes", lambda b: b[:1]), "boxes", 2, "targets[2]: 2 labels but 1 boxes"),
+        (set_entry(1, "labels", lambda l: torch.tensor([0])), "boxes", 1, "targets[1]: 1 labels but 0 boxes"),
+    ],
+    "label_equals_num_classes": [
+        (
+            set_label(2, 1, NUM_CLASSES),
+            "labels",
+            2,
+            f"targets[2]['labels'][1]: label {NUM_CLASSES} outside [0, num_classes={NUM_CLASSES}) (num_classes is the padding class",
+        )
+    ],
+    "label_out_of_range": [
+        (set_label(0, 2, 80), "labels", 0, "targets[0]['labels'][2]: label 80 outside [0, num_classes=5)")
+    ],
     "negative_label": [(set_label(2, 0, -1), "labels", 2, "targets[2]['labels'][0]: label -1 outside")],
-    "float_labels": [(set_entry(0, "labels", lambda l: l.float()), "labels", 0, "targets[0]['labels']: dtype torch.float32 is not an integer dtype"),
-                     (set_entry(0, "labels", lambda l: l > 0), "labels", 0, "dtype torch.bool")],
-    "labels_not_1d": [(set_entry(2, "labels", lambda l: l[:, None]), "labels", 2, "targets[2]['labels']: shape [2, 1], expected 1-D [n]")],
-    "missing_key": [(drop_key(1, "boxes"), "boxes", 1, "targets[1]: missing key 'boxes'"),
-                    (drop_key(0, "labels"), "labels", 0, "targets[0]: missing key 'labels'"),
-                    (set_entry(2, "boxes", lambda b: b.tolist()), "boxes", 2, "targets[2]['boxes']: expected a torch.Tensor, got list")],
-    "image_not_a_dict": [(lambda args: args[0].__setitem__(1, (args[0][1]["labels"], args[0][1]["boxes"])), "targets", 1, "targets[1]: expected a dict with 'labels' and 'boxes', got tuple")],
-    "targets_not_a_list": [(lambda args: args.__setitem__(0, args[0][0]), "targets", None, "targets: expected a list of dicts (one per image), got dict"),
-                           (lambda args: args.__setitem__(0, args[0][0]["boxes"]), "targets", None, "got Tensor")],
+    "float_labels": [
+        (
+            set_entry(0, "labels", lambda l: l.float()),
+            "labels",
+            0,
+            "targets[0]['labels']: dtype torch.float32 is not an integer dtype",
+        ),
+        (set_entry(0, "labels", lambda l: l > 0), "labels", 0, "dtype torch.bool"),
+    ],
+    "labels_not_1d": [
+        (
+            set_entry(2, "labels", lambda l: l[:, None]),
+            "labels",
+            2,
+            "targets[2]['labels']: shape [2, 1], expected 1-D [n]",
+        )
+    ],
+    "missing_key": [
+        (drop_key(1, "boxes"), "boxes", 1, "targets[1]: missing key 'boxes'"),
+        (drop_key(0, "labels"), "labels", 0, "targets[0]: missing key 'labels'"),
+        (
+            set_entry(2, "boxes", lambda b: b.tolist()),
+            "boxes",
+            2,
+            "targets[2]['boxes']: expected a torch.Tensor, got list",
+        ),
+    ],
+    "image_not_a_dict": [
+        (
+            lambda args: args[0].__setitem__(1, (args[0][1]["labels"], args[0][1]["boxes"])),
+            "targets",
+            1,
+            "targets[1]: expected a dict with 'labels' and 'boxes', got tuple",
+        )
+    ],
+    "targets_not_a_list": [
+        (
+            lambda args: args.__setitem__(0, args[0][0]),
+            "targets",
+            None,
+            "targets: expected a list of dicts (one per image), got dict",
+        ),
+        (lambda args: args.__setitem__(0, args[0][0]["boxes"]), "targets", None, "got Tensor"),
+    ],
     # the 'meta' device stands in for a second device, so this runs without a GPU
-    "device_mismatch": [(move_to_meta(2, "labels"), "labels", 2, "targets[2]['labels']: on meta, but targets[0]['labels'] is on cpu"),
-                        (move_to_meta(0, "boxes"), "boxes", 0, "targets[0]['boxes']: on meta"),
-                        (embed_on_meta, "class_embed", None, "class_embed: weight on meta, targets on cpu")],
-    "embed_too_small": [(set_arg(3, torch.nn.Embedding(NUM_CLASSES, 4)), "class_embed", None, "class_embed: 5 rows < num_classes + 1 = 6"),
-                        (set_arg(3, lambda x: x), "class_embed", None, "expected an nn.Embedding")],
-    "num_classes_not_positive": [(set_arg(1, 0), "num_classes", None, "num_classes: 0 < 1"),
-                                 (set_arg(1, 5.0), "num_classes", None, "num_classes: must be an int, got float 5.0")],
+    "device_mismatch": [
+        (move_to_meta(2, "labels"), "labels", 2, "targets[2]['labels']: on meta, but targets[0]['labels'] is on cpu"),
+        (move_to_meta(0, "boxes"), "boxes", 0, "targets[0]['boxes']: on meta"),
+        (embed_on_meta, "class_embed", None, "class_embed: weight on meta, targets on cpu"),
+    ],
+    "embed_too_small": [
+        (
+            set_arg(3, torch.nn.Embedding(NUM_CLASSES, 4)),
+            "class_embed",
+            None,
+            "class_embed: 5 rows < num_classes + 1 = 6",
+        ),
+        (set_arg(3, lambda x: x), "class_embed", None, "expected an nn.Embedding"),
+    ],
+    "num_classes_not_positive": [
+        (set_arg(1, 0), "num_classes", None, "num_classes: 0 < 1"),
+        (set_arg(1, 5.0), "num_classes", None, "num_classes: must be an int, got float 5.0"),
+    ],
     "negative_num_queries": [(set_arg(2, -1), "num_queries", None, "num_queries: -1 < 0")],
-    "num_denoising_not_int": [(set_arg(4, 100.0), "num_denoising", None, "num_denoising: must be an int"),
-                              (set_arg(4, True), "num_denoising", None, "got bool True")],
-    "ratio_out_of_range": [(set_arg(5, 1.5), "label_noise_ratio", None, "label_noise_ratio: 1.5 outside [0, 1]"),
-                           (set_arg(5, -0.1), "label_noise_ratio", None, "-0.1 outside"),
-                           (set_arg(5, math.nan), "label_noise_ratio", None, "nan outside")],
-    "negative_scale": [(set_arg(6, -1.0), "box_noise_scale", None, "box_noise_scale: -1.0 is not a finite number >= 0")],
-    "scale_not_finite": [(set_arg(6, math.inf), "box_noise_scale", None, "box_noise_scale: inf is not a finite number"),
-                         (set_arg(6, math.nan), "box_noise_scale", None, "nan is not")],
+    "num_denoising_not_int": [
+        (set_arg(4, 100.0), "num_denoising", None, "num_denoising: must be an int"),
+        (set_arg(4, True), "num_denoising", None, "got bool True"),
+    ],
+    "ratio_out_of_range": [
+        (set_arg(5, 1.5), "label_noise_ratio", None, "label_noise_ratio: 1.5 outside [0, 1]"),
+        (set_arg(5, -0.1), "label_noise_ratio", None, "-0.1 outside"),
+        (set_arg(5, math.nan), "label_noise_ratio", None, "nan outside"),
+    ],
+    "negative_scale": [
+        (set_arg(6, -1.0), "box_noise_scale", None, "box_noise_scale: -1.0 is not a finite number >= 0")
+    ],
+    "scale_not_finite": [
+        (set_arg(6, math.inf), "box_noise_scale", None, "box_noise_scale: inf is not a finite number"),
+        (set_arg(6, math.nan), "box_noise_scale", None, "nan is not"),
+    ],
 }
 
 CASES = [(kind, n) for kind, entries in BAD_INPUTS.items() for n in range(len(entries))]
@@ -191,12 +281,19 @@ def one_image(boxes, labels=None, dtype=torch.float32):
 EDGE_BATCHES = {
     "empty targets list": [],
     "all images empty": [one_image([]), one_image([])],
-    "border boxes cx = w/2": [one_image([[0.05, 0.5, 0.1, 0.2], [0.95, 0.9, 0.1, 0.2], [0.3, 0.15, 0.6, 0.3], [0.35, 0.85, 0.7, 0.3]])],
+    "border boxes cx = w/2": [
+        one_image([[0.05, 0.5, 0.1, 0.2], [0.95, 0.9, 0.1, 0.2], [0.3, 0.15, 0.6, 0.3], [0.35, 0.85, 0.7, 0.3]])
+    ],
     "full-image box": [one_image([[0.5, 0.5, 1.0, 1.0]]), one_image([])],
     "tiny boxes 1e-4": [one_image([[5e-5, 5e-5, 1e-4, 1e-4], [1 - 5e-5, 0.5, 1e-4, 1e-4]])],
     "labels 0 and num_classes - 1": [one_image([[0.5, 0.5, 0.2, 0.2]] * 2, [0, NUM_CLASSES - 1])],
     "uint8 labels": [{"labels": torch.tensor([4], dtype=torch.uint8), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}],
-    "int32 labels and float64 boxes": [{"labels": torch.tensor([1], dtype=torch.int32), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]], dtype=torch.float64)}],
+    "int32 labels and float64 boxes": [
+        {
+            "labels": torch.tensor([1], dtype=torch.int32),
+            "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]], dtype=torch.float64),
+        }
+    ],
     "tuple of images": (one_image([[0.5, 0.5, 0.2, 0.2]]),),
 }
 
@@ -268,8 +365,11 @@ def _outputs_equal(a, b) -> bool:
     if a[0] is None or b[0] is None:
         return a == b
     return (
-        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
-        and a[3]["dn_num_group"] == b[3]["dn_num_group"] and a[3]["dn_num_split"] == b[3]["dn_num_split"]
+        torch.equal(a[0], b[0])
+        and torch.equal(a[1], b[1])
+        and torch.equal(a[2], b[2])
+        and a[3]["dn_num_group"] == b[3]["dn_num_group"]
+        and a[3]["dn_num_split"] == b[3]["dn_num_split"]
         and all(torch.equal(x, y) for x, y in zip(a[3]["dn_positive_idx"], b[3]["dn_positive_idx"]))
     )
 

@@ -26,8 +26,11 @@ def _report(tmp_path, spec, *argv):
 
 
 def _verdict(data):
-    return ([(o["label"], o["status"], o["regimes"], o["divergences"]) for o in data["outcomes"]],
-            [(d["name"], d["regimes"], d["properties"], d["example"]) for d in data["divergences"]], data["compatibility"])
+    return (
+        [(o["label"], o["status"], o["regimes"], o["divergences"]) for o in data["outcomes"]],
+        [(d["name"], d["regimes"], d["properties"], d["example"]) for d in data["divergences"]],
+        data["compatibility"],
+    )
 
 
 @FORKS
@@ -43,7 +46,9 @@ def test_two_workers_give_the_verdict_of_one_process(tmp_path, capsys, spec):
 
 @FORKS
 def test_output_printed_in_workers_is_captured_and_counted(tmp_path, capsys):
-    code, data = _report(tmp_path, f"{FIXTURES / 'prints.py'}:build", "--jobs", "2", "--only", "structure", "label_flip_rate")
+    code, data = _report(
+        tmp_path, f"{FIXTURES / 'prints.py'}:build", "--jobs", "2", "--only", "structure", "label_flip_rate"
+    )
     out = capsys.readouterr().out
     assert code == 0 and len(out) < 20_000
     assert data["captured_output"]["chars"] > 1_000_000 and "debug" in data["captured_output"]["head"]
@@ -51,8 +56,17 @@ def test_output_printed_in_workers_is_captured_and_counted(tmp_path, capsys):
 
 @FORKS
 def test_a_hang_in_a_worker_is_stopped_and_noted(tmp_path, capsys):
-    code, data = _report(tmp_path, f"{FIXTURES / 'hangs.py'}:build", "--jobs", "2", "--time-limit", "0.5",
-                         "--only", "structure", "label_flip_rate")
+    code, data = _report(
+        tmp_path,
+        f"{FIXTURES / 'hangs.py'}:build",
+        "--jobs",
+        "2",
+        "--time-limit",
+        "0.5",
+        "--only",
+        "structure",
+        "label_flip_rate",
+    )
     capsys.readouterr()
     assert code == 1
     assert [d["name"] for d in data["divergences"]] == ["hangs"]
@@ -61,7 +75,9 @@ def test_a_hang_in_a_worker_is_stopped_and_noted(tmp_path, capsys):
 
 @FORKS
 def test_an_implementation_that_kills_its_interpreter_is_one_divergence(tmp_path, capsys):
-    code, data = _report(tmp_path, f"{FIXTURES / 'crashes.py'}:build_abort", "--jobs", "2", "--only", "structure", "label_flip_rate")
+    code, data = _report(
+        tmp_path, f"{FIXTURES / 'crashes.py'}:build_abort", "--jobs", "2", "--only", "structure", "label_flip_rate"
+    )
     out = capsys.readouterr().out
     assert code == 1 and "Traceback" not in out
     (died,) = data["divergences"]

@@ -63,8 +63,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, Iterable
 
 import torch
 
@@ -154,26 +154,42 @@ class Workload:
 
     def case(self) -> CdnCase:
         dtype = DTYPES[self.dtype]
-        targets = make_targets(self.counts(), seed=self.seed, num_classes=self.num_classes, dtype=dtype, device=self.device)
+        targets = make_targets(
+            self.counts(), seed=self.seed, num_classes=self.num_classes, dtype=dtype, device=self.device
+        )
         return CdnCase(
-            targets=targets, num_classes=self.num_classes, num_queries=self.num_queries,
-            num_denoising=self.num_denoising, embed_dim=self.embed_dim, seed=self.seed, dtype=dtype, device=self.device,
+            targets=targets,
+            num_classes=self.num_classes,
+            num_queries=self.num_queries,
+            num_denoising=self.num_denoising,
+            embed_dim=self.embed_dim,
+            seed=self.seed,
+            dtype=dtype,
+            device=self.device,
         )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Workload":
+    def from_dict(cls, data: dict) -> Workload:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def grid(batch_sizes=DEFAULT_BATCH_SIZES, max_boxes=(DEFAULT_MAX_BOXES,), num_denoising=(DEFAULT_NUM_DENOISING,),
-         device: str = "cpu", dtype: str = "float32", **common) -> list[Workload]:
+def grid(
+    batch_sizes=DEFAULT_BATCH_SIZES,
+    max_boxes=(DEFAULT_MAX_BOXES,),
+    num_denoising=(DEFAULT_NUM_DENOISING,),
+    device: str = "cpu",
+    dtype: str = "float32",
+    **common,
+) -> list[Workload]:
     return [
         Workload(batch_size=b, max_boxes=m, num_denoising=n, device=device, dtype=dtype, **common)
-        for m in max_boxes for n in num_denoising for b in batch_sizes
+        for m in max_boxes
+        for n in num_denoising
+        for b in batch_sizes
     ]
 
 
@@ -235,7 +251,9 @@ def _transformers_args(args: tuple) -> tuple[tuple, dict]:
     targets, num_classes, num_queries, class_embed, num_denoising, ratio, scale = args
     targets = [{("class_labels" if key == "labels" else key): value for key, value in t.items()} for t in targets]
     return (targets, num_classes, num_queries, class_embed), {
-        "num_denoising_queries": num_denoising, "label_noise_ratio": ratio, "box_noise_scale": scale,
+        "num_denoising_queries": num_denoising,
+        "label_noise_ratio": ratio,
+        "box_noise_scale": scale,
     }
 
 
@@ -274,7 +292,7 @@ def output_bytes(out) -> int:
 
 MEMORY_METHODS = {
     "cpu": "torch CPU allocator: peak of the bytes allocated minus freed during the call (torch.profiler memory events); "
-           "tensor storage only, Python objects not counted",
+    "tensor storage only, Python objects not counted",
     "cuda": "CUDA caching allocator: torch.cuda.max_memory_allocated during the call minus memory_allocated before it",
 }
 
@@ -297,8 +315,11 @@ def _quiet_native_stderr():
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
-            kept = [line for line in sink.read().decode(errors="replace").splitlines(keepends=True)
-                    if "ActivityProfiler" not in line and "profiler_st" not in line]
+            kept = [
+                line
+                for line in sink.read().decode(errors="replace").splitlines(keepends=True)
+                if "ActivityProfiler" not in line and "profiler_st" not in line
+            ]
             if kept:
                 sys.stderr.write("".join(kept))
 
@@ -322,9 +343,8 @@ def peak_memory(caller: Caller) -> tuple[int | None, int | None, str]:
     try:
         from torch.profiler import ProfilerActivity, profile
 
-        with _quiet_native_stderr():
-            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                out = caller.run(prepared)
+        with _quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            out = caller.run(prepared)
         events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     except Exception as exc:  # profiler missing or changed: say so, measure nothing
         out = caller.run(caller.prepare(1))
@@ -387,21 +407,37 @@ class Measurement:
 
     def to_dict(self) -> dict:
         return {
-            "spec": self.spec, "label": self.label, "workload": self.workload.to_dict(), "workload_key": self.workload.key,
-            "samples_s": self.samples, "blocks": self.blocks, "calls_per_sample": self.calls_per_sample,
-            "median_s": self.median_s, "images_per_s": self.images_per_s, "dn_queries_per_s": self.dn_queries_per_s,
-            "peak_bytes": self.peak_bytes, "output_bytes": self.output_bytes, "memory_method": self.memory_method,
-            "error": self.error, "note": self.note,
+            "spec": self.spec,
+            "label": self.label,
+            "workload": self.workload.to_dict(),
+            "workload_key": self.workload.key,
+            "samples_s": self.samples,
+            "blocks": self.blocks,
+            "calls_per_sample": self.calls_per_sample,
+            "median_s": self.median_s,
+            "images_per_s": self.images_per_s,
+            "dn_queries_per_s": self.dn_queries_per_s,
+            "peak_bytes": self.peak_bytes,
+            "output_bytes": self.output_bytes,
+            "memory_method": self.memory_method,
+            "error": self.error,
+            "note": self.note,
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Measurement":
+    def from_dict(cls, data: dict) -> Measurement:
         return cls(
-            spec=data["spec"], label=data.get("label", data["spec"]), workload=Workload.from_dict(data["workload"]),
-            samples=list(data.get("samples_s", [])), blocks=list(data.get("blocks", [])),
+            spec=data["spec"],
+            label=data.get("label", data["spec"]),
+            workload=Workload.from_dict(data["workload"]),
+            samples=list(data.get("samples_s", [])),
+            blocks=list(data.get("blocks", [])),
             calls_per_sample=data.get("calls_per_sample", 1),
-            peak_bytes=data.get("peak_bytes"), output_bytes=data.get("output_bytes"),
-            memory_method=data.get("memory_method", ""), error=data.get("error"), note=data.get("note", ""),
+            peak_bytes=data.get("peak_bytes"),
+            output_bytes=data.get("output_bytes"),
+            memory_method=data.get("memory_method", ""),
+            error=data.get("error"),
+            note=data.get("note", ""),
         )
 
 
@@ -423,15 +459,23 @@ class RatioStat:
 
     def to_dict(self) -> dict:
         low, high = self.interval()
-        return {"ratio": self.ratio, "log_ratio": self.log_ratio, "se": self.se, "n": self.n, "blocks": self.blocks,
-                "ci95": [low, high]}
+        return {
+            "ratio": self.ratio,
+            "log_ratio": self.log_ratio,
+            "se": self.se,
+            "n": self.n,
+            "blocks": self.blocks,
+            "ci95": [low, high],
+        }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RatioStat":
+    def from_dict(cls, data: dict) -> RatioStat:
         return cls(log_ratio=data["log_ratio"], se=data["se"], n=data["n"], blocks=data.get("blocks", 1))
 
 
-def ratio_stat(samples: list, reference_samples: list, blocks: list | None = None, se_floor: float = SE_FLOOR) -> RatioStat | None:
+def ratio_stat(
+    samples: list, reference_samples: list, blocks: list | None = None, se_floor: float = SE_FLOOR
+) -> RatioStat | None:
     """The paired statistic of two interleaved sample lists (same rounds, same blocks).
 
     Per block, the median of the rounds' log(t / t_ref); the estimate is the median of
@@ -514,23 +558,35 @@ class BenchResult:
                 if stat is not None:
                     ratios.setdefault(spec, {})[w.key] = stat.to_dict()
         return {
-            "format": FORMAT, "kind": self.kind, "command": self.command, "environment": self.environment,
-            "reference": self.reference, "rounds": self.rounds, "threads": self.threads,
-            "min_sample_s": self.min_sample_s, "seconds": round(self.seconds, 2),
-            "specs": self.specs(), "workloads": [w.to_dict() for w in self.workloads()],
+            "format": FORMAT,
+            "kind": self.kind,
+            "command": self.command,
+            "environment": self.environment,
+            "reference": self.reference,
+            "rounds": self.rounds,
+            "threads": self.threads,
+            "min_sample_s": self.min_sample_s,
+            "seconds": round(self.seconds, 2),
+            "specs": self.specs(),
+            "workloads": [w.to_dict() for w in self.workloads()],
             "measurements": [m.to_dict() for m in self.measurements],
             "ratios_to_reference": ratios,
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "BenchResult":
+    def from_dict(cls, data: dict) -> BenchResult:
         if data.get("format") != FORMAT:
             raise BenchError(f"not a dnspec bench file (format {data.get('format')!r}, expected {FORMAT!r})")
         return cls(
-            measurements=[Measurement.from_dict(m) for m in data["measurements"]], rounds=data["rounds"],
-            threads=data.get("threads", 0), min_sample_s=data.get("min_sample_s", DEFAULT_MIN_SAMPLE_S),
-            reference=data.get("reference", "reference"), command=data.get("command", ""),
-            environment=data.get("environment", {}), kind=data.get("kind", "bench"), seconds=data.get("seconds", 0.0),
+            measurements=[Measurement.from_dict(m) for m in data["measurements"]],
+            rounds=data["rounds"],
+            threads=data.get("threads", 0),
+            min_sample_s=data.get("min_sample_s", DEFAULT_MIN_SAMPLE_S),
+            reference=data.get("reference", "reference"),
+            command=data.get("command", ""),
+            environment=data.get("environment", {}),
+            kind=data.get("kind", "bench"),
+            seconds=data.get("seconds", 0.0),
         )
 
     def write_json(self, path: str) -> None:
@@ -559,8 +615,12 @@ def environment(threads: int) -> dict:
     from dnspec import __version__
 
     env = {
-        "dnspec": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "machine": platform.machine(), "processor": platform.processor() or "", "cpu_count": os.cpu_count(),
+        "dnspec": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or "",
+        "cpu_count": os.cpu_count(),
         "torch_threads": threads,
     }
     if torch.cuda.is_available():
@@ -604,7 +664,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 CLOCK_TEXT = {
     "wall": "wall-clock time (time.perf_counter), device work synchronised",
     "cpu": "CPU time of the calling thread (time.thread_time): what the call costs a core, excluding time spent "
-           "waiting for one on a shared machine; needs one torch thread and a CPU workload",
+    "waiting for one on a shared machine; needs one torch thread and a CPU workload",
 }
 
 
@@ -616,7 +676,9 @@ def resolve_clock(clock: str, device: str, threads: int) -> str:
     if clock not in CLOCKS:
         raise BenchError(f"--clock {clock!r}: choose wall, cpu or auto")
     if clock == "cpu" and not (on_cpu and threads == 1):
-        raise BenchError("--clock cpu times the calling thread only: it needs --device cpu and --threads 1 (use --clock wall)")
+        raise BenchError(
+            "--clock cpu times the calling thread only: it needs --device cpu and --threads 1 (use --clock wall)"
+        )
     return clock
 
 
@@ -644,7 +706,7 @@ def _warm_up(caller: Caller, calls: int, seconds: float, clock: str) -> float:
     start, times = time.perf_counter(), []
     while len(times) < max(1, calls) or (time.perf_counter() - start < seconds and len(times) < MAX_WARMUP_CALLS):
         times.append(time_sample(caller, 1, clock))
-    return min(times[len(times) // 2:])
+    return min(times[len(times) // 2 :])
 
 
 def _error_text(exc: BaseException) -> str:
@@ -681,8 +743,10 @@ def steady_allocator() -> str:
     except (OSError, AttributeError):
         return ""
     if ok:
-        _ALLOCATOR_NOTE = ("glibc malloc held warm (M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB; dnspec.benchmarks.bench.steady_allocator): "
-                           "times exclude page faults on fresh memory")
+        _ALLOCATOR_NOTE = (
+            "glibc malloc held warm (M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB; dnspec.benchmarks.bench.steady_allocator): "
+            "times exclude page faults on fresh memory"
+        )
     return _ALLOCATOR_NOTE
 
 
@@ -715,6 +779,7 @@ def measure(
     with its error for that workload and not called again on it.
     """
     from dnspec.running.calling import time_limit
+
     if steady:
         steady_allocator()
     specs = specs or [getattr(impl, "name", None) or getattr(impl, "__name__", repr(impl)) for impl in impls]

@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from dnspec.benchmarks.bench import CLOCKS, BenchError, BenchResult, Measurement, RatioStat, Workload, synchronize
 
@@ -65,7 +65,7 @@ class GateRow:
     def se(self) -> float | None:
         if self.baseline is None or self.current is None:
             return None
-        return math.sqrt(self.current.se ** 2 + self.baseline.se ** 2 + self.run_sd ** 2)
+        return math.sqrt(self.current.se**2 + self.baseline.se**2 + self.run_sd**2)
 
     @property
     def significant(self) -> bool:
@@ -108,9 +108,17 @@ class GateRow:
 
     def to_dict(self) -> dict:
         return {
-            "spec": self.spec, "workload_key": self.workload.key, "verdict": self.verdict, "note": self.note,
-            "slowdown": self.slowdown, "se": self.se, "significant": self.significant, "noisy": self.noisy,
-            "max_slowdown": self.threshold, "z": self.z, "run_sd": self.run_sd,
+            "spec": self.spec,
+            "workload_key": self.workload.key,
+            "verdict": self.verdict,
+            "note": self.note,
+            "slowdown": self.slowdown,
+            "se": self.se,
+            "significant": self.significant,
+            "noisy": self.noisy,
+            "max_slowdown": self.threshold,
+            "z": self.z,
+            "run_sd": self.run_sd,
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "current": self.current.to_dict() if self.current else None,
         }
@@ -134,7 +142,9 @@ def parse_slowdown(text: str) -> float:
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise BenchError(f"--max-slowdown {text!r}: expected a percentage such as 15% (or a fraction such as 0.15)") from None
+        raise BenchError(
+            f"--max-slowdown {text!r}: expected a percentage such as 15% (or a fraction such as 0.15)"
+        ) from None
     if not raw.endswith("%") and value >= 1:
         value /= 100
     if not (0 < value < 10):
@@ -168,8 +178,11 @@ def gate(current: BenchResult, baseline: BenchResult, max_slowdown: float, alpha
             m = current.get(spec, w)
             note = f"not measured: {m.error}" if m is not None and m.error else "not measured"
         run_sd = baseline.environment.get("run_sd", {}).get(spec, {}).get(w.key, 0.0)
-        rows.append(GateRow(spec=spec, workload=w, baseline=base, current=now, threshold=max_slowdown, z=z, note=note,
-                            run_sd=run_sd))
+        rows.append(
+            GateRow(
+                spec=spec, workload=w, baseline=base, current=now, threshold=max_slowdown, z=z, note=note, run_sd=run_sd
+            )
+        )
     return rows
 
 

@@ -58,8 +58,19 @@ def fmt_ratio(result: BenchResult, spec: str, workload: Workload) -> str:
 
 # --- the results table -------------------------------------------------------------------------
 
-COLUMNS = ("implementation", "batch", "boxes", "dn", "median", "spread", "images/s", "dn queries/s",
-           "time / reference (95% CI)", "peak memory", "output")
+COLUMNS = (
+    "implementation",
+    "batch",
+    "boxes",
+    "dn",
+    "median",
+    "spread",
+    "images/s",
+    "dn queries/s",
+    "time / reference (95% CI)",
+    "peak memory",
+    "output",
+)
 
 
 def rows(result: BenchResult) -> list[list[str]]:
@@ -76,10 +87,18 @@ def rows(result: BenchResult) -> list[list[str]]:
                 out.append(head + [f"error: {m.error}"] + [""] * (len(COLUMNS) - 5))
                 continue
             spread = m.spread()
-            out.append(head + [
-                fmt_time(m.median_s), "-" if spread is None else f"{spread:.0%}", fmt_rate(m.images_per_s),
-                fmt_rate(m.dn_queries_per_s), fmt_ratio(result, spec, w), fmt_bytes(m.peak_bytes), fmt_bytes(m.output_bytes),
-            ])
+            out.append(
+                head
+                + [
+                    fmt_time(m.median_s),
+                    "-" if spread is None else f"{spread:.0%}",
+                    fmt_rate(m.images_per_s),
+                    fmt_rate(m.dn_queries_per_s),
+                    fmt_ratio(result, spec, w),
+                    fmt_bytes(m.peak_bytes),
+                    fmt_bytes(m.output_bytes),
+                ]
+            )
     return out
 
 
@@ -99,10 +118,13 @@ def settings_line(result: BenchResult) -> str:
     ]
     extra = env.get("extra_rounds") or {}
     if extra:
-        parts.append(f"the gate measured {sum(extra.values())} more rounds on {len(extra)} workload(s) whose verdict the noise "
-                     "left unclear")
+        parts.append(
+            f"the gate measured {sum(extra.values())} more rounds on {len(extra)} workload(s) whose verdict the noise "
+            "left unclear"
+        )
     parts += [
-        f"clock: {clock}", f"torch threads: {result.threads}",
+        f"clock: {clock}",
+        f"torch threads: {result.threads}",
         f"torch {env.get('torch', '?')}, python {env.get('python', '?')}, {env.get('machine', '')} x{env.get('cpu_count', '?')}",
     ]
     if env.get("cuda_device"):
@@ -115,7 +137,9 @@ def settings_line(result: BenchResult) -> str:
 def print_table(result: BenchResult, console) -> None:
     from rich.table import Table
 
-    table = Table(title="dnspec bench", caption="\n".join([*notes(result), settings_line(result)]), caption_justify="left")
+    table = Table(
+        title="dnspec bench", caption="\n".join([*notes(result), settings_line(result)]), caption_justify="left"
+    )
     for i, name in enumerate(COLUMNS):
         table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i != 0)
     previous = None
@@ -150,8 +174,12 @@ def markdown(result: BenchResult, gate_rows: list[GateRow] | None = None, analys
         f"those samples; time / reference: ratio to `{result.reference}` timed in the same rounds (median over each "
         f"block's rounds, then over blocks), with its 95% interval. Clock: {CLOCK_TEXT.get(clock, clock)}.",
         "",
-        "Peak memory: " + "; ".join(MEMORY_METHODS.get(m, m) for m in methods) + ". Output: bytes of the output tensors' "
-        "distinct storages." if methods else "",
+        "Peak memory: "
+        + "; ".join(MEMORY_METHODS.get(m, m) for m in methods)
+        + ". Output: bytes of the output tensors' "
+        "distinct storages."
+        if methods
+        else "",
         "",
         settings_line(result),
     ]
@@ -202,8 +230,10 @@ def gate_summary(gate_rows: list[GateRow], threshold: float) -> str:
     unsure = [r for r in compared if r.verdict == "inconclusive"]
     if slower:
         worst = max(slower, key=lambda r: r.slowdown)
-        return (f"gate: FAIL: {len(slower)} of {len(compared)} comparisons slower than the baseline by more than "
-                f"{threshold:.0%} (worst: {worst.spec} at {worst.workload.short}, {worst.slowdown:.2f}x its baseline ratio)")
+        return (
+            f"gate: FAIL: {len(slower)} of {len(compared)} comparisons slower than the baseline by more than "
+            f"{threshold:.0%} (worst: {worst.spec} at {worst.workload.short}, {worst.slowdown:.2f}x its baseline ratio)"
+        )
     text = f"gate: ok: {len(compared)} comparisons within {threshold:.0%} of the baseline"
     if unsure:
         text += f"; {len(unsure)} above it but within the noise (inconclusive: rerun with more --repeats)"
@@ -256,7 +286,8 @@ def plot_throughput(result: BenchResult, path: str) -> None:
     for spec in result.specs():
         for boxes, dn in combos:
             points = sorted(
-                (m.workload.batch_size, m.images_per_s) for m in result.measurements
+                (m.workload.batch_size, m.images_per_s)
+                for m in result.measurements
                 if m.spec == spec and m.images_per_s and (m.workload.max_boxes, m.workload.num_denoising) == (boxes, dn)
             )
             if not points:
@@ -347,8 +378,13 @@ def fit_scaling(result: BenchResult) -> dict[str, Fit]:
         A = (X / scale) / y[:, None]
         beta, _ = nnls(A, np.ones(len(y)))
         beta = beta / scale
-        fits[spec] = Fit(spec=spec, coefficients=dict(zip(TERMS, beta.tolist())), workloads=[m.workload for m in ms],
-                         measured=y.tolist(), predicted=(X @ beta).tolist())
+        fits[spec] = Fit(
+            spec=spec,
+            coefficients=dict(zip(TERMS, beta.tolist())),
+            workloads=[m.workload for m in ms],
+            measured=y.tolist(),
+            predicted=(X @ beta).tolist(),
+        )
     return fits
 
 
@@ -362,8 +398,13 @@ def sweep_points(result: BenchResult, spec: str, knob: str) -> list[tuple[int, f
     return sorted(points)
 
 
-KNOB_LABEL = {"batch_size": "batch size", "max_boxes": "max boxes per image", "num_denoising": "num_denoising",
-              "num_queries": "num_queries", "embed_dim": "embed_dim"}
+KNOB_LABEL = {
+    "batch_size": "batch size",
+    "max_boxes": "max boxes per image",
+    "num_denoising": "num_denoising",
+    "num_queries": "num_queries",
+    "embed_dim": "embed_dim",
+}
 
 
 def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
@@ -383,12 +424,18 @@ def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
         body = []
         for knob, values in _bench.SCALING_SWEEPS.items():
             for value, seconds in sweep_points(result, spec, knob):
-                w = next(w for w in fit.workloads if getattr(w, knob) == value and all(
-                    getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob))
+                w = next(
+                    w
+                    for w in fit.workloads
+                    if getattr(w, knob) == value
+                    and all(getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob)
+                )
                 predicted = fit.predicted[fit.workloads.index(w)]
                 shares = fit.shares(w)
-                body.append([KNOB_LABEL[knob], str(value), fmt_time(seconds), fmt_time(predicted)]
-                            + [f"{shares[t]:.0%}" if shares[t] >= 0.005 else "" for t in TERMS])
+                body.append(
+                    [KNOB_LABEL[knob], str(value), fmt_time(seconds), fmt_time(predicted)]
+                    + [f"{shares[t]:.0%}" if shares[t] >= 0.005 else "" for t in TERMS]
+                )
         lines.append(markdown_table(header, body))
         lines.append("")
         lines.append(dominance_sentence(result, fit))
@@ -406,13 +453,19 @@ def dominance_sentence(result: BenchResult, fit: Fit) -> str:
         slope = math.log(t_hi / t_lo) / math.log(hi / lo) if hi != lo else 0.0
         ends = []
         for value in (lo, hi):
-            w = next(w for w in fit.workloads if getattr(w, knob) == value and all(
-                getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob))
+            w = next(
+                w
+                for w in fit.workloads
+                if getattr(w, knob) == value
+                and all(getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob)
+            )
             shares = fit.shares(w)
             top = max(shares, key=shares.get)
             ends.append(f"{top} ({shares[top]:.0%}) at {value}")
-        sentences.append(f"{KNOB_LABEL[knob]} {lo} -> {hi}: time x{t_hi / t_lo:.3g} (log-log slope {slope:.2f}); "
-                         f"dominant term {ends[0]}, {ends[1]}.")
+        sentences.append(
+            f"{KNOB_LABEL[knob]} {lo} -> {hi}: time x{t_hi / t_lo:.3g} (log-log slope {slope:.2f}); "
+            f"dominant term {ends[0]}, {ends[1]}."
+        )
     return " ".join(sentences)
 
 
@@ -427,7 +480,7 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
     rows_ = math.ceil(len(knobs) / columns)
     fig, grid = plt.subplots(rows_, columns, figsize=(4.7 * columns, 4.0 * rows_), squeeze=False)
     axes = [ax for row in grid for ax in row]
-    for ax in axes[len(knobs):]:
+    for ax in axes[len(knobs) :]:
         ax.set_visible(False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, knob in zip(axes, knobs):
@@ -441,8 +494,12 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
                 fit = fits[spec]
                 model = []
                 for value, _ in points:
-                    w = next(w for w in fit.workloads if getattr(w, knob) == value and all(
-                        getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob))
+                    w = next(
+                        w
+                        for w in fit.workloads
+                        if getattr(w, knob) == value
+                        and all(getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob)
+                    )
                     model.append(fit.predicted[fit.workloads.index(w)] * 1e3)
                 ax.plot([p[0] for p in points], model, linestyle="--", color=colour, alpha=0.6)
         ax.set_title(f"time vs {KNOB_LABEL[knob]}", fontsize=9)
@@ -455,7 +512,10 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
     axes[0].legend(fontsize=8)
     centre = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in _bench.SCALING_CENTRE.items())
     device = result.workloads()[0].device if result.workloads() else ""
-    fig.suptitle(f"CDN query builder scaling on {device}: one knob at a time around {centre} (dashed: fitted cost model)", fontsize=10)
+    fig.suptitle(
+        f"CDN query builder scaling on {device}: one knob at a time around {centre} (dashed: fitted cost model)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import torch
 from scipy import stats
 
-from dnspec.running.calling import call_implementation
-from dnspec.generation.cases import CdnCase
-from dnspec.contract.decode import recover_labels
-from dnspec.checks.distributions import DEFAULT_SEED, FALSE_ALARM, uniform_boxes_case
 from dnspec.checks.box_checks import COLLAPSED_SIDE
+from dnspec.checks.distributions import DEFAULT_SEED, FALSE_ALARM, uniform_boxes_case
 from dnspec.checks.invariants import gt_rows, layout_of
 from dnspec.checks.violations import PropertyViolation
+from dnspec.contract.decode import recover_labels
+from dnspec.generation.cases import CdnCase
+from dnspec.running.calling import call_implementation
 
 # the highest tolerated fraction of collapsed sides on the collapse workload; upstream
 # collapses ~25% of negative rows per axis there, a fixed builder ~1e-8 of rows
@@ -80,7 +80,9 @@ def check_box_output_space(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
     """At every box_noise_scale, including 0, the boxes are logits: sigmoid(bbox) of a
     real row equals its ground-truth box at scale 0."""
     case = CdnCase(
-        targets=({"labels": torch.tensor([0], device=device), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]], device=device)},),
+        targets=(
+            {"labels": torch.tensor([0], device=device), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]], device=device)},
+        ),
         num_classes=2,
         num_queries=0,
         num_denoising=2,
@@ -147,11 +149,17 @@ def check_empty_batch_in_graph(impl, seed: int = DEFAULT_SEED, device: str = "cp
 
     with_grad.name = getattr(impl, "name", "implementation")
     outputs = call_implementation(with_grad, case, args=case.args(class_embed))
-    tensors = [o for o in (outputs[:3] if isinstance(outputs, (tuple, list)) else ()) if isinstance(o, torch.Tensor) and o.requires_grad]
+    tensors = [
+        o
+        for o in (outputs[:3] if isinstance(outputs, (tuple, list)) else ())
+        if isinstance(o, torch.Tensor) and o.requires_grad
+    ]
     advisory = ADVISORIES["empty_batch_in_graph"]
     if tensors:
         torch.autograd.backward([t.sum() for t in tensors])
     if not tensors or class_embed.weight.grad is None:
         got = "no output that requires grad" if not tensors else "outputs that do not depend on class_embed.weight"
-        raise PropertyViolation(f"for a batch with no boxes it returns {got}: {advisory.upstream_behaviour}. "
-                                f"Instead: {advisory.fixed_behaviour}")
+        raise PropertyViolation(
+            f"for a batch with no boxes it returns {got}: {advisory.upstream_behaviour}. "
+            f"Instead: {advisory.fixed_behaviour}"
+        )

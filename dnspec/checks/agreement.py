@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.contract.decode import decode_boxes, expects_logit_space
 from dnspec.checks.box_checks import box_noise_bounds_ok
 from dnspec.checks.invariants import accepted_box_dtypes, assert_outputs_equal, layout_of, outputs_of
 from dnspec.checks.violations import PropertyViolation, judge_separately
+from dnspec.contract.decode import decode_boxes, expects_logit_space
 from dnspec.contract.tolerances import decoded_box_tolerance, tolerance_for
 from dnspec.running.trial import NOISE_FREE, CallKey
 
@@ -53,17 +53,25 @@ def _check_place(outputs, case, what, check):
     accepted box dtype."""
     if outputs[0] is None:
         return
-    for name, value, dtypes in (("input_query_class", outputs[0], (case.dtype,)),
-                                ("input_query_bbox", outputs[1], accepted_box_dtypes(case.dtype))):
+    for name, value, dtypes in (
+        ("input_query_class", outputs[0], (case.dtype,)),
+        ("input_query_bbox", outputs[1], accepted_box_dtypes(case.dtype)),
+    ):
         if value.device.type != torch.device(case.device).type:
-            raise PropertyViolation(f"{what}: {name} is on {value.device}, the inputs on {case.device}", f"{check}.place", case)
+            raise PropertyViolation(
+                f"{what}: {name} is on {value.device}, the inputs on {case.device}", f"{check}.place", case
+            )
         if value.dtype not in dtypes:
             raise PropertyViolation(
                 f"{what}: {name} has dtype {value.dtype}; expected {' or '.join(str(d) for d in dtypes)}"
                 + (" (the inputs' dtype, or RT-DETR's float32 buffer)" if len(dtypes) > 1 else " (the inputs' dtype)"),
-                f"{check}.dtype", case)
+                f"{check}.dtype",
+                case,
+            )
     if outputs[2].device.type != torch.device(case.device).type:
-        raise PropertyViolation(f"{what}: attn_mask is on {outputs[2].device}, the inputs on {case.device}", f"{check}.place", case)
+        raise PropertyViolation(
+            f"{what}: attn_mask is on {outputs[2].device}, the inputs on {case.device}", f"{check}.place", case
+        )
 
 
 def _same_layout(a, b, what, check, case):
@@ -108,8 +116,14 @@ def check_device_agreement(trial, device: str):
         quiet = trial.case_for(key)
         _check_place(b, quiet, f"noise-free call on {device}", check)
         if impl.fixes_advisories:
-            assert_outputs_equal(_in_box_space(a, quiet, impl), _in_box_space(b, quiet, impl),
-                                 f"noise-free output on cpu vs {device}", tolerance_for(case.dtype), check, quiet)
+            assert_outputs_equal(
+                _in_box_space(a, quiet, impl),
+                _in_box_space(b, quiet, impl),
+                f"noise-free output on cpu vs {device}",
+                tolerance_for(case.dtype),
+                check,
+                quiet,
+            )
         else:
             assert_outputs_equal(a, b, f"noise-free output on cpu vs {device}", check=check, case=quiet)
 
@@ -120,8 +134,14 @@ def check_device_agreement(trial, device: str):
         a = outputs_of(trial, CallKey(injected=True, device="cpu"))
         b = outputs_of(trial, key)
         _check_place(b, trial.case_for(key), f"call on {device}", check)
-        assert_outputs_equal(_in_box_space(a, case, impl), _in_box_space(b, case, impl),
-                             f"output under one draw on cpu vs {device}", tolerance_for(case.dtype), check, trial.case_for(key))
+        assert_outputs_equal(
+            _in_box_space(a, case, impl),
+            _in_box_space(b, case, impl),
+            f"output under one draw on cpu vs {device}",
+            tolerance_for(case.dtype),
+            check,
+            trial.case_for(key),
+        )
 
     judge_separately(own_configuration, noise_free, injected)
 
@@ -152,7 +172,8 @@ def check_dtype_agreement(trial, dtype: torch.dtype):
         # be reachable from the ground truth in that dtype; everything else must agree
         assert_outputs_equal((narrow[0], wide[1], *narrow[2:]), wide, what, tolerance, check, narrow_case)
         logit = expects_logit_space(case.box_noise_scale, impl.fixes_advisories)
-        ok = box_noise_bounds_ok(narrow_case, layout_of(narrow_case), narrow[1], impl.fixes_advisories,
-                                 decoded_box_tolerance(dtype, logit))
+        ok = box_noise_bounds_ok(
+            narrow_case, layout_of(narrow_case), narrow[1], impl.fixes_advisories, decoded_box_tolerance(dtype, logit)
+        )
         if not bool(ok.all()):
             raise

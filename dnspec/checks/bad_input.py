@@ -29,13 +29,20 @@ import zlib
 from dataclasses import dataclass, field
 
 import torch
-from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 
 from dnspec.contract.boxes import INVERSE_SIGMOID_EPS
-from dnspec.running.calling import ImplementationTimeout, time_limit
 from dnspec.generation.error_inputs import ERROR_KINDS, ErrorCase, available_kinds, error_cases
+from dnspec.running.calling import ImplementationTimeout, time_limit
 
-RAISES, VISIBLY_BAD, SILENTLY_PLAUSIBLE, HANGS, CRASHES = "raises", "visibly_bad", "silently_plausible", "hangs", "crashes"
+RAISES, VISIBLY_BAD, SILENTLY_PLAUSIBLE, HANGS, CRASHES = (
+    "raises",
+    "visibly_bad",
+    "silently_plausible",
+    "hangs",
+    "crashes",
+)
 # how quietly a call went wrong, the quietest last: a kind's verdict is its quietest outcome
 QUIETNESS = (RAISES, VISIBLY_BAD, HANGS, CRASHES, SILENTLY_PLAUSIBLE)
 
@@ -64,7 +71,9 @@ def _first_line(text: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def classify_bad_input_behaviour(impl, error_case: ErrorCase, *, time_limit_s: float | None = None, **call_kwargs) -> BadInputOutcome:
+def classify_bad_input_behaviour(
+    impl, error_case: ErrorCase, *, time_limit_s: float | None = None, **call_kwargs
+) -> BadInputOutcome:
     """Call ``impl`` on the broken call (seeded, under no_grad) and classify what it did.
 
     A call that runs past ``time_limit_s`` raises ImplementationTimeout for the caller to
@@ -80,8 +89,11 @@ def classify_bad_input_behaviour(impl, error_case: ErrorCase, *, time_limit_s: f
         except Exception as exc:  # an implementation may raise anything
             message = _first_line(str(exc)) if str(exc) else ""
             return BadInputOutcome(
-                RAISES, f"{type(exc).__name__}: {message}" if message else type(exc).__name__,
-                exception_type=type(exc).__name__, message=message, names_field=error_case.field in message,
+                RAISES,
+                f"{type(exc).__name__}: {message}" if message else type(exc).__name__,
+                exception_type=type(exc).__name__,
+                message=message,
+                names_field=error_case.field in message,
                 warnings=_warning_lines(caught),
             )
     warned = _warning_lines(caught)
@@ -106,7 +118,9 @@ def _warning_lines(caught) -> tuple[str, ...]:
 def visible_problems(outputs, error_case: ErrorCase | None = None) -> list[str]:
     """What in ``outputs`` shows that something went wrong (empty: nothing does)."""
     if not isinstance(outputs, (tuple, list)) or len(outputs) != 4:
-        return [f"returned {type(outputs).__name__}{'' if not isinstance(outputs, (tuple, list)) else f' of {len(outputs)}'}, not 4 outputs"]
+        return [
+            f"returned {type(outputs).__name__}{'' if not isinstance(outputs, (tuple, list)) else f' of {len(outputs)}'}, not 4 outputs"
+        ]
     if all(x is None for x in outputs):
         return []
     query_class, query_bbox, attn_mask, meta = outputs
@@ -124,8 +138,15 @@ def visible_problems(outputs, error_case: ErrorCase | None = None) -> list[str]:
                 problems.append(f"{label} has {bad} non-finite values of {tensor.numel()}")
     if not tensors_ok:
         return problems
-    if query_class.dim() != 3 or query_bbox.dim() != 3 or query_bbox.shape[-1] != 4 or query_class.shape[:2] != query_bbox.shape[:2]:
-        problems.append(f"inconsistent shapes: input_query_class {list(query_class.shape)}, input_query_bbox {list(query_bbox.shape)}")
+    if (
+        query_class.dim() != 3
+        or query_bbox.dim() != 3
+        or query_bbox.shape[-1] != 4
+        or query_class.shape[:2] != query_bbox.shape[:2]
+    ):
+        problems.append(
+            f"inconsistent shapes: input_query_class {list(query_class.shape)}, input_query_bbox {list(query_bbox.shape)}"
+        )
         return problems
     batch, num_dn = query_bbox.shape[:2]
     targets = getattr(getattr(error_case, "case", None), "targets", None)
@@ -134,7 +155,9 @@ def visible_problems(outputs, error_case: ErrorCase | None = None) -> list[str]:
     if query_bbox.dtype.is_floating_point and query_bbox.numel():
         finite = query_bbox[torch.isfinite(query_bbox)]
         if finite.numel() and float(finite.abs().max()) > BOX_LOGIT_LIMIT:
-            problems.append(f"input_query_bbox reaches {float(finite.abs().max()):.4g}, outside the logit range +-{BOX_LOGIT_LIMIT:.4g}")
+            problems.append(
+                f"input_query_bbox reaches {float(finite.abs().max()):.4g}, outside the logit range +-{BOX_LOGIT_LIMIT:.4g}"
+            )
     if not isinstance(attn_mask, torch.Tensor) or attn_mask.dim() != 2 or attn_mask.shape[0] != attn_mask.shape[1]:
         problems.append(f"attn_mask is not a square matrix ({_describe(attn_mask)})")
     else:
@@ -226,7 +249,9 @@ class BadInputReport:
         """One cell for the conformance table, e.g. 'raises 15, visibly bad 3, silent 5 of 23 kinds'."""
         run = [r for r in self.results.values() if r.verdict]
         counts = collections.Counter(r.verdict for r in run)
-        parts = [f"{v.replace('_', ' ').replace('silently plausible', 'silent')} {counts[v]}" for v in QUIETNESS if counts[v]]
+        parts = [
+            f"{v.replace('_', ' ').replace('silently plausible', 'silent')} {counts[v]}" for v in QUIETNESS if counts[v]
+        ]
         return f"{', '.join(parts)} of {len(run)} kinds" if run else "not run"
 
     def lines(self) -> list[str]:
@@ -303,7 +328,6 @@ def check_bad_input(impl, seed: int = 0, device: str = "cpu") -> str:
     if silent:
         lines = [report.results[kind].line() for kind in silent]
         raise AssertionError(
-            f"silently plausible outputs for {len(silent)} kinds of bad input ({report.summary()}): "
-            + "; ".join(lines)
+            f"silently plausible outputs for {len(silent)} kinds of bad input ({report.summary()}): " + "; ".join(lines)
         )
     return report.summary()

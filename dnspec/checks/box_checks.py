@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import torch
 
+from dnspec.checks.invariants import gt_rows, layout_of, produced_outputs
+from dnspec.checks.violations import fail, judge_separately
 from dnspec.contract.boxes import inverse_sigmoid
 from dnspec.contract.decode import corners, decode_boxes, expects_logit_space
-from dnspec.checks.invariants import gt_rows, layout_of, produced_outputs
 from dnspec.contract.tolerances import decoded_box_tolerance
-from dnspec.checks.violations import fail, judge_separately
 
 # sigmoid(inverse_sigmoid(0)) = 1e-5: the width or height a crossed box collapses to
 COLLAPSED_SIDE = 2e-5
@@ -143,9 +143,12 @@ def check_boxes(trial):
         wrong = (~real) & (bbox != value).any(-1)
         if bool(wrong.any()):
             i, r = (int(v) for v in wrong.nonzero()[0])
-            fail(f"padding row {r} of image {i} holds {bbox[i, r].tolist()}, expected {value.tolist()}", "boxes.padding")
+            fail(
+                f"padding row {r} of image {i} holds {bbox[i, r].tolist()}, expected {value.tolist()}", "boxes.padding"
+            )
 
     if case.box_noise_scale == 0:
+
         def ground_truth():
             if logit_space:
                 wrong = real & ((decoded - gt_boxes).abs() > tol).any(-1)
@@ -154,8 +157,11 @@ def check_boxes(trial):
             if bool(wrong.any()):
                 i, r = (int(v) for v in wrong.nonzero()[0])
                 space = "sigmoid of the logits" if logit_space else "box (box space, as upstream at scale 0)"
-                fail(f"box_noise_scale is 0 but real row {r} of image {i}: {space} is {decoded[i, r].tolist()}, "
-                      f"expected the ground truth {gt_boxes[i, r].tolist()}", "boxes.ground_truth_at_scale_0")
+                fail(
+                    f"box_noise_scale is 0 but real row {r} of image {i}: {space} is {decoded[i, r].tolist()}, "
+                    f"expected the ground truth {gt_boxes[i, r].tolist()}",
+                    "boxes.ground_truth_at_scale_0",
+                )
 
         judge_separately(padding, ground_truth)
         return
@@ -166,15 +172,20 @@ def check_boxes(trial):
     def inside_image():
         if bool(outside.any()):
             i, r, k = (int(v) for v in outside.nonzero()[0])
-            fail(f"real row {r} of image {i}: corner {'x1 y1 x2 y2'.split()[k]} = {float(got[i, r, k])} is outside [0, 1]",
-                  "boxes.outside_image")
+            fail(
+                f"real row {r} of image {i}: corner {['x1', 'y1', 'x2', 'y2'][k]} = {float(got[i, r, k])} is outside [0, 1]",
+                "boxes.outside_image",
+            )
 
     bounds = box_noise_bounds(case, layout, decoded, tol)
     crossed_ok = bounds["swapped"] if impl.fixes_advisories else bounds["collapsed"]
     wrong = ~(bounds["direct"] | crossed_ok) & ~outside.view(*outside.shape[:2], 2, 2).any(-2)
     negative = layout.row_is_negative()[None, :, None].expand_as(wrong)
-    crossed = wrong & bounds["crossable"] & (bounds["swapped"] | bounds["collapsed"]
-                                              | ((got[..., 2:] - got[..., :2]) <= COLLAPSED_SIDE + tol))
+    crossed = (
+        wrong
+        & bounds["crossable"]
+        & (bounds["swapped"] | bounds["collapsed"] | ((got[..., 2:] - got[..., :2]) <= COLLAPSED_SIDE + tol))
+    )
     at_border = (got <= tol) | (got >= 1 - tol)
     pinned = wrong & ~crossed & at_border.view(*at_border.shape[:2], 2, 2).any(-2)
     kinds = {
@@ -189,7 +200,11 @@ def check_boxes(trial):
             cells = kinds[kind]
             if bool(cells.any()):
                 i, r, axis = (int(v) for v in cells.nonzero()[0])
-                fail(_box_message(kind, case, layout, impl, got, gt_boxes, bounds, i, r, axis, int(cells.sum())), f"boxes.{kind}")
+                fail(
+                    _box_message(kind, case, layout, impl, got, gt_boxes, bounds, i, r, axis, int(cells.sum())),
+                    f"boxes.{kind}",
+                )
+
         return part
 
     judge_separately(padding, inside_image, *[judge(kind) for kind in kinds])
@@ -207,17 +222,25 @@ def _box_message(kind, case, layout, impl, got, gt_boxes, bounds, i, r, axis, co
     if kind == "crossed":
         if not impl.fixes_advisories and bool(bounds["swapped"][i, r, axis]):
             side = "|w|" if axis == 0 else "|h|"
-            return (f"{where}: its noised {xy}-corners crossed and came back reordered, spanning ({a:.6g}, {b:.6g}) with "
-                    f"side {side} = {b - a:.6g}: RT-DETR lets a crossed box collapse to side 1e-5 (inverse_sigmoid of a negative "
-                    f"width); reordering fixes advisory no_collapsed_boxes, so declare fixes_advisories if it is "
-                    f"deliberate{more}")
+            return (
+                f"{where}: its noised {xy}-corners crossed and came back reordered, spanning ({a:.6g}, {b:.6g}) with "
+                f"side {side} = {b - a:.6g}: RT-DETR lets a crossed box collapse to side 1e-5 (inverse_sigmoid of a negative "
+                f"width); reordering fixes advisory no_collapsed_boxes, so declare fixes_advisories if it is "
+                f"deliberate{more}"
+            )
         if impl.fixes_advisories and bool(bounds["collapsed"][i, r, axis]):
-            return (f"{where}: its noised {xy}-corners crossed and the box collapsed to side {b - a} as upstream's does, "
-                    f"but the implementation declares fixes_advisories (crossed corners reordered){more}")
-        return (f"{where}: its noised {xy}-corners can cross, but the box comes back as ({a}, {b}), neither collapsed "
-                f"to side 1e-5 around a reachable centre nor spanning the two corners{more}")
-    reason = (f"decoded {xy}-corners ({a}, {b}) are not reachable from the ground truth ({g1}, {g2}) by noise u*d with "
-              f"{allowed}, d = side/2 * {case.box_noise_scale} = {d}, then a clip to [0, 1]")
+            return (
+                f"{where}: its noised {xy}-corners crossed and the box collapsed to side {b - a} as upstream's does, "
+                f"but the implementation declares fixes_advisories (crossed corners reordered){more}"
+            )
+        return (
+            f"{where}: its noised {xy}-corners can cross, but the box comes back as ({a}, {b}), neither collapsed "
+            f"to side 1e-5 around a reachable centre nor spanning the two corners{more}"
+        )
+    reason = (
+        f"decoded {xy}-corners ({a}, {b}) are not reachable from the ground truth ({g1}, {g2}) by noise u*d with "
+        f"{allowed}, d = side/2 * {case.box_noise_scale} = {d}, then a clip to [0, 1]"
+    )
     if kind == "pinned":
         return f"{where}, a corner pinned at the border: {reason}{more}"
     return f"{where}: {reason}{more}"

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from scipy import stats
 
-from dnspec.running.calling import call_implementation
-from dnspec.generation.cases import CdnCase
-from dnspec.contract.decode import corners, decode_boxes, expects_logit_space, recover_labels
 from dnspec.checks.invariants import gt_rows, layout_of
 from dnspec.checks.violations import PropertyViolation
+from dnspec.contract.decode import corners, decode_boxes, expects_logit_space, recover_labels
+from dnspec.generation.cases import CdnCase
+from dnspec.running.calling import call_implementation
 
 FALSE_ALARM = 1e-6
 DEFAULT_SEED = 20261124
@@ -37,7 +37,9 @@ class Workload:
     num_denoising: int = 100
 
 
-def uniform_boxes_case(num_classes, label_noise_ratio, box_noise_scale, seed, *, labels="random", device="cpu", workload=Workload()):
+def uniform_boxes_case(
+    num_classes, label_noise_ratio, box_noise_scale, seed, *, labels="random", device="cpu", workload=Workload()
+):
     """A crowded batch of identical central boxes (0.5, 0.5, 0.2, 0.2) with labels drawn
     from ``seed`` (or all 0 when ``labels == 'zero'``); every second image holds half as
     many boxes, so the batch has padding rows too."""
@@ -45,7 +47,11 @@ def uniform_boxes_case(num_classes, label_noise_ratio, box_noise_scale, seed, *,
     targets = []
     for image in range(workload.batch_size):
         n = workload.boxes_per_image if image % 2 == 0 else workload.boxes_per_image // 2
-        lab = torch.zeros(n, dtype=torch.int64) if labels == "zero" else torch.randint(0, num_classes, (n,), generator=generator)
+        lab = (
+            torch.zeros(n, dtype=torch.int64)
+            if labels == "zero"
+            else torch.randint(0, num_classes, (n,), generator=generator)
+        )
         box = torch.tensor([[0.5, 0.5, 0.2, 0.2]]).repeat(n, 1)
         targets.append({"labels": lab.to(device), "boxes": box.to(device)})
     return CdnCase(
@@ -100,8 +106,12 @@ def label_flip_samples(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -> d
     for role, rows in (("positive", real & ~negative), ("negative", real & negative)):
         changed, total = int((labels != gt_labels)[rows].sum()), int(rows.sum())
         roles[role] = {"changed": changed, "total": total, "p_value": float(stats.binomtest(changed, total, p0).pvalue)}
-    return {"roles": roles, "expected_rate": p0, "alpha": FALSE_ALARM / 2,
-            "padding_changed": int((labels != gt_labels)[~real].sum())}
+    return {
+        "roles": roles,
+        "expected_rate": p0,
+        "alpha": FALSE_ALARM / 2,
+        "padding_changed": int((labels != gt_labels)[~real].sum()),
+    }
 
 
 def replacement_samples(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -> dict:
@@ -171,13 +181,21 @@ def box_magnitude_samples(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -
     for name, rows, shift in (("positive", real & ~negative, 0.0), ("negative", real & negative, 1.0)):
         values = (u[rows].abs() - shift).flatten().numpy()
         result = stats.kstest(values, "uniform")
-        magnitudes[name] = {"values": values, "shift": shift, "statistic": float(result.statistic),
-                            "p_value": float(result.pvalue)}
+        magnitudes[name] = {
+            "values": values,
+            "shift": shift,
+            "statistic": float(result.statistic),
+            "p_value": float(result.pvalue),
+        }
     signs = {}
     for k, name in enumerate(("x1", "y1", "x2", "y2")):
         column = u[..., k][real]
         ups = int((column > 0).sum())
-        signs[name] = {"up": ups, "total": int(column.numel()), "p_value": float(stats.binomtest(ups, column.numel(), 0.5).pvalue)}
+        signs[name] = {
+            "up": ups,
+            "total": int(column.numel()),
+            "p_value": float(stats.binomtest(ups, column.numel(), 0.5).pvalue),
+        }
     return {"magnitudes": magnitudes, "signs": signs, "alpha": FALSE_ALARM / 6}
 
 
@@ -195,8 +213,14 @@ def box_noise_tables(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -> dic
         both_images = rows[:-1] & rows[1:]
         pairs[f"coordinates x1 and y1 of a {role} row"] = (u[..., 0][rows], u[..., 1][rows])
         pairs[f"corners x1 and x2 of a {role} row"] = (u[..., 0][rows], u[..., 2][rows])
-        pairs[f"the same {role} slot in consecutive groups"] = (u[:, :-group_width][later].flatten(), u[:, group_width:][later].flatten())
-        pairs[f"consecutive images at the same {role} row"] = (u[:-1][both_images].flatten(), u[1:][both_images].flatten())
+        pairs[f"the same {role} slot in consecutive groups"] = (
+            u[:, :-group_width][later].flatten(),
+            u[:, group_width:][later].flatten(),
+        )
+        pairs[f"consecutive images at the same {role} row"] = (
+            u[:-1][both_images].flatten(),
+            u[1:][both_images].flatten(),
+        )
     twins = (real & ~negative)[:, :-m] & real[:, m:]
     pairs["a positive row and its negative twin"] = (u[:, :-m][twins].flatten(), u[:, m:][twins].flatten())
     quartiles = lambda x: np.digitize(x, np.quantile(x, [0.25, 0.5, 0.75]))
@@ -214,18 +238,25 @@ def check_label_flip_rate(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
     samples = label_flip_samples(impl, seed, device)
     p0 = samples["expected_rate"]
     for role, r in samples["roles"].items():
-        _require(r["p_value"], samples["alpha"],
-                 f"label changed on {r['changed']}/{r['total']} = {r['changed'] / r['total']:.4f} real {role} rows, "
-                 f"expected rate {p0:.4f}")
+        _require(
+            r["p_value"],
+            samples["alpha"],
+            f"label changed on {r['changed']}/{r['total']} = {r['changed'] / r['total']:.4f} real {role} rows, "
+            f"expected rate {p0:.4f}",
+        )
     if samples["padding_changed"]:
-        raise PropertyViolation(f"{samples['padding_changed']} padding rows changed class; label noise must touch real rows only")
+        raise PropertyViolation(
+            f"{samples['padding_changed']} padding rows changed class; label noise must touch real rows only"
+        )
 
 
 def _independent(tables: dict, alpha: float, what: str):
     """Each contingency table passes its chi-square test of independence at ``alpha``."""
     for name, (table, p_value) in tables.items():
         if p_value != p_value:  # nan: an empty row or column
-            raise PropertyViolation(f"{what} for {name} takes too few distinct values to be random: {table.astype(int).tolist()}")
+            raise PropertyViolation(
+                f"{what} for {name} takes too few distinct values to be random: {table.astype(int).tolist()}"
+            )
         _require(p_value, alpha, f"{what} for {name} is dependent (contingency {table.astype(int).tolist()})")
 
 
@@ -243,8 +274,11 @@ def check_replacement_uniform(impl, seed: int = DEFAULT_SEED, device: str = "cpu
     samples = replacement_samples(impl, seed, device)
     if sum(samples["counts"]) == 0:
         raise PropertyViolation("no label changed with label_noise_ratio = 1")
-    _require(samples["p_value"], samples["alpha"],
-             f"replacement classes 1..9 were drawn {samples['counts']} times; expected uniform")
+    _require(
+        samples["p_value"],
+        samples["alpha"],
+        f"replacement classes 1..9 were drawn {samples['counts']} times; expected uniform",
+    )
 
 
 def check_box_magnitudes(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
@@ -255,11 +289,18 @@ def check_box_magnitudes(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):
     alpha = samples["alpha"]
     for name, m in samples["magnitudes"].items():
         values = m["values"]
-        _require(m["p_value"], alpha,
-                 f"{name} rows: |u|{' - 1' if m['shift'] else ''} has mean {values.mean():.4f}, range "
-                 f"[{values.min():.4f}, {values.max():.4f}]; expected U[0, 1) (KS statistic {m['statistic']:.4f})")
+        _require(
+            m["p_value"],
+            alpha,
+            f"{name} rows: |u|{' - 1' if m['shift'] else ''} has mean {values.mean():.4f}, range "
+            f"[{values.min():.4f}, {values.max():.4f}]; expected U[0, 1) (KS statistic {m['statistic']:.4f})",
+        )
     for name, sign in samples["signs"].items():
-        _require(sign["p_value"], alpha, f"{sign['up']}/{sign['total']} {name} displacements are positive; expected fair signs")
+        _require(
+            sign["p_value"],
+            alpha,
+            f"{sign['up']}/{sign['total']} {name} displacements are positive; expected fair signs",
+        )
 
 
 def check_noise_independence(impl, seed: int = DEFAULT_SEED, device: str = "cpu"):

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.contract.decode import recover_labels
 from dnspec.checks.invariants import outputs_of
 from dnspec.checks.violations import fail
+from dnspec.contract.decode import recover_labels
 from dnspec.contract.tolerances import tolerance_for
 from dnspec.running.trial import CallKey
 
@@ -50,15 +50,25 @@ def _compute_backward(trial):
     class_embed = trial.args[trial.normal(GRAD)][3]
     weight = class_embed.weight
     if not query_class.requires_grad:
-        fail("input_query_class does not require grad although class_embed.weight does: the class queries are "
-              "detached from the embedding (a .detach(), or a lookup outside autograd), so the denoising label "
-              "embedding never trains", "autograd.detached", case)
+        fail(
+            "input_query_class does not require grad although class_embed.weight does: the class queries are "
+            "detached from the embedding (a .detach(), or a lookup outside autograd), so the denoising label "
+            "embedding never trains",
+            "autograd.detached",
+            case,
+        )
     generator = torch.Generator().manual_seed(case.seed)
-    cotangent = torch.randint(-2, 3, tuple(query_class.shape), generator=generator).to(query_class.dtype).to(query_class.device)
+    cotangent = (
+        torch.randint(-2, 3, tuple(query_class.shape), generator=generator).to(query_class.dtype).to(query_class.device)
+    )
     weight.grad = None
     torch.autograd.backward(query_class, cotangent)
     if weight.grad is None:
-        fail("backpropagating into input_query_class puts no gradient on class_embed.weight", "autograd.no_gradient", case)
+        fail(
+            "backpropagating into input_query_class puts no gradient on class_embed.weight",
+            "autograd.no_gradient",
+            case,
+        )
     labels, _ = recover_labels(query_class.detach(), trial.weight)
     dim = query_class.shape[-1]
     flat = cotangent.detach().to(torch.float64).cpu().reshape(-1, dim)
@@ -82,9 +92,12 @@ def check_class_embed_gradient(trial):
     wrong = rows[:, None] & ((grad - expected).abs() > tol)
     if bool(wrong.any()):
         c, j = (int(v) for v in wrong.nonzero()[0])
-        fail(f"class_embed.weight.grad[{c}, {j}] is {float(grad[c, j])}, but the queries carrying class {c} received "
-              f"cotangents summing to {float(expected[c, j])} (the gradient of a lookup is their scatter-add)",
-              "autograd.gradient", case)
+        fail(
+            f"class_embed.weight.grad[{c}, {j}] is {float(grad[c, j])}, but the queries carrying class {c} received "
+            f"cotangents summing to {float(expected[c, j])} (the gradient of a lookup is their scatter-add)",
+            "autograd.gradient",
+            case,
+        )
 
 
 def check_padding_row_gradient(trial):
@@ -96,9 +109,13 @@ def check_padding_row_gradient(trial):
     grad, _, _, case = result
     row = grad[case.num_classes]
     if bool((row != 0).any()):
-        fail(f"the padding row class_embed.weight.grad[{case.num_classes}] is nonzero (max |g| {float(row.abs().max())}): "
-              "the lookup bypasses padding_idx (class_embed.weight[labels] instead of class_embed(labels)), so the "
-              "padding embedding drifts during training", "autograd.padding_row", case)
+        fail(
+            f"the padding row class_embed.weight.grad[{case.num_classes}] is nonzero (max |g| {float(row.abs().max())}): "
+            "the lookup bypasses padding_idx (class_embed.weight[labels] instead of class_embed(labels)), so the "
+            "padding embedding drifts during training",
+            "autograd.padding_row",
+            case,
+        )
 
 
 def check_no_grad_outputs(trial):
@@ -107,9 +124,11 @@ def check_no_grad_outputs(trial):
     outputs = outputs_of(trial)
     for name, value in zip(("input_query_class", "input_query_bbox", "attn_mask"), outputs[:3]):
         if isinstance(value, torch.Tensor) and value.requires_grad:
-            fail(f"{name} requires grad although the call ran under torch.no_grad: something re-enables autograd "
-                  "inside the builder (an inference call then builds a graph and keeps the embedding alive)",
-                  "autograd.grad_under_no_grad")
+            fail(
+                f"{name} requires grad although the call ran under torch.no_grad: something re-enables autograd "
+                "inside the builder (an inference call then builds a graph and keeps the embedding alive)",
+                "autograd.grad_under_no_grad",
+            )
 
 
 def check_autocast_outputs(trial):

@@ -21,11 +21,11 @@ from dataclasses import replace
 
 import torch
 
+from dnspec.checks.violations import PropertyViolation, fail, judge_separately, raise_all
 from dnspec.contract.decode import recover_labels
 from dnspec.contract.layout import CdnLayout
 from dnspec.contract.tolerances import decoded_box_tolerance, tolerance_for
 from dnspec.running.trial import NOISE_FREE, CallKey
-from dnspec.checks.violations import PropertyViolation, fail, judge_separately, raise_all
 
 # RT-DETR allocates its box buffer with torch.zeros (the default dtype, float32) whatever
 # the inputs' dtype; boxes in the inputs' own dtype are the accepted alternative
@@ -40,8 +40,12 @@ def outputs_of(trial, key: CallKey = CallKey()):
     case = trial.case_for(key)
     changed = trial.modified_draws.get(trial.normal(key))
     if changed:
-        fail(f"the call modified the injected NoiseDraw it was given ({changed} changed in place): a caller that "
-              "reuses a draw (to compare devices or dtypes) gets another draw", "inputs_untouched.injected_draw", case)
+        fail(
+            f"the call modified the injected NoiseDraw it was given ({changed} changed in place): a caller that "
+            "reuses a draw (to compare devices or dtypes) gets another draw",
+            "inputs_untouched.injected_draw",
+            case,
+        )
     if not isinstance(outputs, (tuple, list)) or len(outputs) != 4:
         fail(f"returned {_describe(outputs)}; expected a tuple of 4 outputs", "structure.outputs", case)
     expected_device = torch.device(case.device).type
@@ -100,8 +104,11 @@ def check_structure(trial):
     layout = layout_of(case)
     if case.num_denoising <= 0:
         if any(o is not None for o in outputs):
-            fail(f"expected (None, None, None, None) for num_denoising={case.num_denoising} (denoising off); got "
-                  f"{tuple(type(o).__name__ for o in outputs)}", "structure.none_outputs")
+            fail(
+                f"expected (None, None, None, None) for num_denoising={case.num_denoising} (denoising off); got "
+                f"{tuple(type(o).__name__ for o in outputs)}",
+                "structure.none_outputs",
+            )
         return
     if not layout.produces_output:
         _check_empty_batch(trial, outputs)
@@ -119,19 +126,25 @@ def check_structure(trial):
         if not isinstance(value, torch.Tensor):
             fail(f"{name} is {type(value).__name__}, expected a tensor", f"structure.{name}.type")
         if tuple(value.shape) != shape:
-            fail(f"{name} has shape {list(value.shape)}, expected {list(shape)} (N={n}, Q={q}, bs={bs}, D={d})",
-                  f"structure.{name}.shape")
+            fail(
+                f"{name} has shape {list(value.shape)}, expected {list(shape)} (N={n}, Q={q}, bs={bs}, D={d})",
+                f"structure.{name}.shape",
+            )
         if value.dtype not in dtypes:
-            fail(f"{name} has dtype {value.dtype}, expected {' or '.join(str(t) for t in dtypes)}"
-                  + (" (the inputs' dtype, or RT-DETR's float32 buffer)" if len(dtypes) > 1 else ""),
-                  f"structure.{name}.dtype")
+            fail(
+                f"{name} has dtype {value.dtype}, expected {' or '.join(str(t) for t in dtypes)}"
+                + (" (the inputs' dtype, or RT-DETR's float32 buffer)" if len(dtypes) > 1 else ""),
+                f"structure.{name}.dtype",
+            )
     if not isinstance(meta, dict):
         fail(f"dn_meta is {type(meta).__name__}, expected a dict", "structure.dn_meta.type")
     missing = {"dn_positive_idx", "dn_num_group", "dn_num_split"} - set(meta)
     if missing:
         fail(f"dn_meta lacks {sorted(missing)}; has {sorted(meta)}", "structure.dn_meta.keys")
     if list(meta["dn_num_split"]) != layout.dn_num_split:
-        fail(f"dn_num_split is {meta['dn_num_split']}, expected [N, Q] = {layout.dn_num_split}", "structure.dn_num_split")
+        fail(
+            f"dn_num_split is {meta['dn_num_split']}, expected [N, Q] = {layout.dn_num_split}", "structure.dn_num_split"
+        )
     if meta["dn_num_group"] != layout.num_groups:
         fail(
             f"dn_num_group is {meta['dn_num_group']}, expected max(1, {case.num_denoising} // {layout.max_gt}) "
@@ -147,17 +160,28 @@ def _check_empty_batch(trial, outputs) -> None:
 
     recognised = conventions.recognise(outputs, trial.case)
     if recognised is None:
-        fail(f"for a batch with no boxes got {tuple(_describe(o) if o is not None else 'None' for o in outputs)}: "
-              f"none of the known conventions ({', '.join(conventions.TITLES)})", "structure.empty_batch")
+        fail(
+            f"for a batch with no boxes got {tuple(_describe(o) if o is not None else 'None' for o in outputs)}: "
+            f"none of the known conventions ({', '.join(conventions.TITLES)})",
+            "structure.empty_batch",
+        )
     trial.observations["empty_batch"] = recognised.convention
-    failures = [PropertyViolation(f"empty-batch convention {recognised.convention}: {message}",
-                                  f"structure.empty_batch.{recognised.convention}.{problem}")
-                for problem, message in recognised.problems]
+    failures = [
+        PropertyViolation(
+            f"empty-batch convention {recognised.convention}: {message}",
+            f"structure.empty_batch.{recognised.convention}.{problem}",
+        )
+        for problem, message in recognised.problems
+    ]
     required = trial.required_convention
     if required and recognised.convention != required and not failures:
-        failures.append(PropertyViolation(
-            f"for a batch with no boxes it returns {conventions.TITLES[recognised.convention]}, but "
-            f"{conventions.TITLES[required]} is required (--convention)", "structure.empty_batch.convention"))
+        failures.append(
+            PropertyViolation(
+                f"for a batch with no boxes it returns {conventions.TITLES[recognised.convention]}, but "
+                f"{conventions.TITLES[required]} is required (--convention)",
+                "structure.empty_batch.convention",
+            )
+        )
     raise_all(failures)
 
 
@@ -172,13 +196,20 @@ def produced_outputs(trial, key: CallKey = CallKey()):
         fail("returned None outputs for a batch with boxes and num_denoising > 0", "structure.none_outputs", case)
     layout = layout_of(case)
     n, q = layout.num_dn_rows, case.num_queries
-    for name, value, shape in zip(("input_query_class", "input_query_bbox", "attn_mask"), outputs[:3],
-                                  ((case.batch_size, n, case.embed_dim), (case.batch_size, n, 4), (n + q, n + q))):
+    for name, value, shape in zip(
+        ("input_query_class", "input_query_bbox", "attn_mask"),
+        outputs[:3],
+        ((case.batch_size, n, case.embed_dim), (case.batch_size, n, 4), (n + q, n + q)),
+    ):
         if not isinstance(value, torch.Tensor):
             fail(f"{name} is {type(value).__name__}, expected a tensor", f"structure.{name}.type", case)
         if tuple(value.shape) != shape:
-            fail(f"{name} has shape {list(value.shape)}, expected {list(shape)} (N={n}, Q={q}, bs={case.batch_size}, "
-                 f"D={case.embed_dim})", f"structure.{name}.shape", case)
+            fail(
+                f"{name} has shape {list(value.shape)}, expected {list(shape)} (N={n}, Q={q}, bs={case.batch_size}, "
+                f"D={case.embed_dim})",
+                f"structure.{name}.shape",
+                case,
+            )
     if not isinstance(outputs[3], dict):
         fail(f"dn_meta is {type(outputs[3]).__name__}, expected a dict", "structure.dn_meta.type", case)
     return outputs
@@ -217,11 +248,13 @@ def check_attention_mask(trial):
             continue
         i, j = (int(v) for v in cells.nonzero()[0])
         verb = "may not" if bool(expected[i, j]) else "must be allowed to"
-        failures.append(PropertyViolation(
-            f"attn_mask[{i}, {j}] is {bool(got[i, j])}: {role(i)} {verb} attend to {role(j)} "
-            f"({int(cells.sum())} such entries of {int(wrong.sum())} wrong; groups are 2*max_gt = {2 * layout.max_gt} rows wide)",
-            f"attention_mask.{kind}",
-        ))
+        failures.append(
+            PropertyViolation(
+                f"attn_mask[{i}, {j}] is {bool(got[i, j])}: {role(i)} {verb} attend to {role(j)} "
+                f"({int(cells.sum())} such entries of {int(wrong.sum())} wrong; groups are 2*max_gt = {2 * layout.max_gt} rows wide)",
+                f"attention_mask.{kind}",
+            )
+        )
     raise_all(failures)
 
 
@@ -239,26 +272,38 @@ def check_positive_indices(trial):
     meta = produced_outputs(trial)[3]
     idx = meta["dn_positive_idx"]
     if not isinstance(idx, (list, tuple)) or len(idx) != case.batch_size:
-        fail(f"dn_positive_idx has {len(idx) if hasattr(idx, '__len__') else type(idx).__name__} entries, "
-              f"expected one per image ({case.batch_size})", "positive_indices.count")
+        fail(
+            f"dn_positive_idx has {len(idx) if hasattr(idx, '__len__') else type(idx).__name__} entries, "
+            f"expected one per image ({case.batch_size})",
+            "positive_indices.count",
+        )
     negative = layout.row_is_negative()
     for i, (got, expected) in enumerate(zip(idx, layout.positive_idx())):
         if not isinstance(got, torch.Tensor) or got.dtype != torch.int64:
-            fail(f"dn_positive_idx[{i}] is {getattr(got, 'dtype', type(got).__name__)}, expected an int64 tensor",
-                  "positive_indices.type")
+            fail(
+                f"dn_positive_idx[{i}] is {getattr(got, 'dtype', type(got).__name__)}, expected an int64 tensor",
+                "positive_indices.type",
+            )
         got = got.cpu()
         if torch.equal(got, expected):
             continue
         bad = [int(r) for r in got if not 0 <= int(r) < layout.num_dn_rows]
         if bad:
-            fail(f"dn_positive_idx[{i}] holds {bad[0]}, outside the {layout.num_dn_rows} dn rows", "positive_indices.out_of_range")
+            fail(
+                f"dn_positive_idx[{i}] holds {bad[0]}, outside the {layout.num_dn_rows} dn rows",
+                "positive_indices.out_of_range",
+            )
         for r in got.tolist():
             if negative[r]:
-                fail(f"dn_positive_idx[{i}] holds row {r}, a negative row (group {r // (2 * layout.max_gt)})",
-                      "positive_indices.negative_row")
+                fail(
+                    f"dn_positive_idx[{i}] holds row {r}, a negative row (group {r // (2 * layout.max_gt)})",
+                    "positive_indices.negative_row",
+                )
             if r % layout.max_gt >= case.counts[i]:
-                fail(f"dn_positive_idx[{i}] holds row {r}, a padding row (image {i} has {case.counts[i]} boxes)",
-                      "positive_indices.padding_row")
+                fail(
+                    f"dn_positive_idx[{i}] holds row {r}, a padding row (image {i} has {case.counts[i]} boxes)",
+                    "positive_indices.padding_row",
+                )
         fail(
             f"dn_positive_idx[{i}] is {got.tolist()[:12]}{'...' if len(got) > 12 else ''} (length {len(got)}); "
             f"expected {expected.tolist()[:12]}{'...' if len(expected) > 12 else ''} "
@@ -291,22 +336,28 @@ def check_class_queries(trial):
     def not_rows():
         if not bool(exact.all()):
             i, r = first(~exact)
-            fail(f"input_query_class[{i}, {r}] is not a row of class_embed.weight (nearest: class {int(labels[i, r])})",
-                  "class_queries.not_embedding_row")
+            fail(
+                f"input_query_class[{i}, {r}] is not a row of class_embed.weight (nearest: class {int(labels[i, r])})",
+                "class_queries.not_embedding_row",
+            )
 
     def padding():
         wrong = (~real) & (labels != case.num_classes)
         if bool(wrong.any()):
             i, r = first(wrong)
-            fail(f"padding row {r} of image {i} carries class {int(labels[i, r])}, expected num_classes = {case.num_classes}",
-                  "class_queries.padding_class")
+            fail(
+                f"padding row {r} of image {i} carries class {int(labels[i, r])}, expected num_classes = {case.num_classes}",
+                "class_queries.padding_class",
+            )
 
     def real_range():
         wrong = real & (labels >= case.num_classes)
         if bool(wrong.any()):
             i, r = first(wrong)
-            fail(f"real row {r} of image {i} carries class {int(labels[i, r])}, outside [0, {case.num_classes})",
-                  "class_queries.real_class_range")
+            fail(
+                f"real row {r} of image {i} carries class {int(labels[i, r])}, outside [0, {case.num_classes})",
+                "class_queries.real_class_range",
+            )
 
     def exact_labels():
         if case.label_noise_ratio != 0:
@@ -314,8 +365,11 @@ def check_class_queries(trial):
         changed = real & (labels != gt_labels)
         if bool(changed.any()):
             i, r = first(changed)
-            fail(f"label_noise_ratio is 0 but real row {r} of image {i} carries class {int(labels[i, r])} "
-                  f"instead of its label {int(gt_labels[i, r])}", "class_queries.label_at_ratio_0")
+            fail(
+                f"label_noise_ratio is 0 but real row {r} of image {i} carries class {int(labels[i, r])} "
+                f"instead of its label {int(gt_labels[i, r])}",
+                "class_queries.label_at_ratio_0",
+            )
 
     judge_separately(not_rows, padding, real_range, exact_labels)
 
@@ -356,7 +410,10 @@ def assert_outputs_equal(a, b, what: str, tolerance=None, check: str = "outputs"
         return
     names = ("input_query_class", "input_query_bbox", "attn_mask")
     for name, x, y, atol in zip(
-        names, a[:3], b[:3], (None if tolerance is None else tolerance.embed, None if tolerance is None else tolerance.box, None)
+        names,
+        a[:3],
+        b[:3],
+        (None if tolerance is None else tolerance.embed, None if tolerance is None else tolerance.box, None),
     ):
         x, y = x.detach().cpu(), y.detach().cpu()
         if x.shape != y.shape:
@@ -368,18 +425,27 @@ def assert_outputs_equal(a, b, what: str, tolerance=None, check: str = "outputs"
         if not equal:
             diff = (x.double() - y.double()).abs() if x.dtype != torch.bool else (x != y).double()
             at = tuple(int(v) for v in (diff == diff.max()).nonzero()[0])
-            fail(f"{what}: {name} differs at {list(at)}: {x[at].tolist()} vs {y[at].tolist()} (max |diff| {float(diff.max())})",
-                  f"{check}.{name}", case)
+            fail(
+                f"{what}: {name} differs at {list(at)}: {x[at].tolist()} vs {y[at].tolist()} (max |diff| {float(diff.max())})",
+                f"{check}.{name}",
+                case,
+            )
     ma, mb = a[3], b[3]
     if ma["dn_num_group"] != mb["dn_num_group"] or list(ma["dn_num_split"]) != list(mb["dn_num_split"]):
-        fail(f"{what}: dn_num_group/dn_num_split differ: {ma['dn_num_group']}, {ma['dn_num_split']} vs "
-              f"{mb['dn_num_group']}, {mb['dn_num_split']}", f"{check}.dn_meta", case)
+        fail(
+            f"{what}: dn_num_group/dn_num_split differ: {ma['dn_num_group']}, {ma['dn_num_split']} vs "
+            f"{mb['dn_num_group']}, {mb['dn_num_split']}",
+            f"{check}.dn_meta",
+            case,
+        )
     if len(ma["dn_positive_idx"]) != len(mb["dn_positive_idx"]):
         fail(f"{what}: dn_positive_idx lengths differ", f"{check}.dn_positive_idx", case)
     for i, (x, y) in enumerate(zip(ma["dn_positive_idx"], mb["dn_positive_idx"])):
         x, y = torch.as_tensor(x), torch.as_tensor(y)
         if x.dtype != y.dtype or x.shape != y.shape or not torch.equal(x.cpu(), y.cpu()):
-            fail(f"{what}: dn_positive_idx[{i}] differs: {x.tolist()} vs {y.tolist()}", f"{check}.dn_positive_idx", case)
+            fail(
+                f"{what}: dn_positive_idx[{i}] differs: {x.tolist()} vs {y.tolist()}", f"{check}.dn_positive_idx", case
+            )
 
 
 def check_determinism(trial):
@@ -427,5 +493,10 @@ def check_injected_noise_matches_reference(trial):
     key = CallKey(injected=True)
     got = outputs_of(trial, key)
     expected = trial.reference(key)
-    assert_outputs_equal(got, expected, "output under an injected draw vs the reference",
-                         check="injected_noise_matches_reference", case=trial.case_for(key))
+    assert_outputs_equal(
+        got,
+        expected,
+        "output under an injected draw vs the reference",
+        check="injected_noise_matches_reference",
+        case=trial.case_for(key),
+    )

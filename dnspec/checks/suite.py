@@ -15,24 +15,13 @@ it could not be judged elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
-from dnspec.checks import advisories
-
-from dnspec.checks import agreement
-
+from dnspec.checks import advisories, agreement, box_checks, distributions, gradients, invariants
 from dnspec.checks import bad_input as bad_input_family
-
-from dnspec.checks import box_checks
-
-from dnspec.checks import distributions
-
-from dnspec.checks import gradients
-
-from dnspec.checks import invariants
 
 CONTRACT, AGREEMENT, STATISTICAL, ADVISORY = "contract", "agreement", "statistical", "advisory"
 GENERATED_KINDS = (CONTRACT, AGREEMENT)  # checked on generated cases, in every regime
@@ -106,82 +95,188 @@ def _dtype_supported(impl, options, dtype):
 
 
 PROPERTIES: tuple[Property, ...] = (
-    Property("structure", "structure", CONTRACT,
-             "4 outputs of the right shapes, dtypes and device; dn_num_split == [N, Q]; dn_num_group == max(1, num_denoising // max_gt); (None,)*4 when nothing to denoise",
-             invariants.check_structure),
-    Property("attention_mask", "attention mask", CONTRACT,
-             "the mask equals the layout oracle: object queries see no dn row, dn rows see object queries and their own group only",
-             invariants.check_attention_mask),
-    Property("positive_indices", "positive indices", CONTRACT,
-             "dn_positive_idx[i] = positive rows of image i's real boxes in every group, ascending, int64, length n_i * G",
-             invariants.check_positive_indices),
-    Property("class_queries", "class queries", CONTRACT,
-             "each class query is a row of class_embed.weight; padding rows class num_classes; real rows in [0, num_classes); exact labels at ratio 0",
-             invariants.check_class_queries),
-    Property("boxes", "boxes", CONTRACT,
-             "padding value, gt boxes at scale 0, corners in [0, 1], positives moved by |u| < 1 and negatives by 1 <= |u| < 2 times side/2*scale before the clip",
-             box_checks.check_boxes),
-    Property("inputs_untouched", "inputs untouched", CONTRACT,
-             "targets and class_embed weights are bit-identical after the call",
-             invariants.check_inputs_untouched),
-    Property("determinism", "determinism", CONTRACT,
-             "the same torch.manual_seed gives the same outputs",
-             invariants.check_determinism),
-    Property("noiseless_matches_reference", "differential", CONTRACT,
-             "with label_noise_ratio 0 and box_noise_scale 0, outputs equal the reference's exactly",
-             invariants.check_noiseless_matches_reference,
-             forces=frozenset({"box_noise_scale_0", "label_noise_ratio_0"})),
-    Property("injected_noise_matches_reference", "differential", CONTRACT,
-             "under the same injected NoiseDraw, outputs equal the reference's bit for bit",
-             invariants.check_injected_noise_matches_reference, requires=_needs_injected_noise),
-    Property("device_agreement", "device/dtype", AGREEMENT,
-             "the same inputs on cpu and on another device give the same outputs (exact when noise-free)",
-             agreement.check_device_agreement, requires=_device_available, variants=_device_variants),
-    Property("dtype_agreement", "device/dtype", AGREEMENT,
-             "outputs come back in the inputs' dtype and agree with the float64 run within the dtype's tolerance",
-             agreement.check_dtype_agreement, requires=_dtype_supported, variants=_dtype_variants),
-    Property("class_embed_gradient", "autograd", CONTRACT,
-             "with class_embed requiring grad the class queries require grad, and a backward pass puts on each weight row the scatter-add of the cotangents of the queries carrying that class",
-             gradients.check_class_embed_gradient),
-    Property("padding_row_gradient", "autograd", CONTRACT,
-             "the padding row of class_embed.weight (padding_idx = num_classes) receives zero gradient",
-             gradients.check_padding_row_gradient),
-    Property("no_grad_outputs", "autograd", CONTRACT,
-             "a call under torch.no_grad works and returns outputs that do not require grad",
-             gradients.check_no_grad_outputs),
-    Property("autocast_outputs", "autograd", CONTRACT,
-             "a call under torch.autocast (bfloat16 on the CPU, float16 on CUDA) works and returns finite class queries and boxes",
-             gradients.check_autocast_outputs),
-    Property("label_flip_rate", "label statistics", STATISTICAL,
-             "labels change at rate ratio/2 * (1 - 1/num_classes) on positive and on negative rows, never on padding (binomial, alpha 1e-6)",
-             distributions.check_label_flip_rate),
-    Property("replacement_uniform", "label statistics", STATISTICAL,
-             "replacement labels are uniform over the other classes (chi-square, alpha 1e-6)",
-             distributions.check_replacement_uniform),
-    Property("label_noise_independence", "label statistics", STATISTICAL,
-             "label noise independent across groups, positive/negative twins and images (chi-square, alpha 1e-6 in all)",
-             distributions.check_label_noise_independence),
-    Property("box_magnitudes", "box statistics", STATISTICAL,
-             "positive magnitudes U[0,1), negative U[1,2) (KS), fair signs per coordinate (binomial); alpha 1e-6 in all",
-             distributions.check_box_magnitudes),
-    Property("noise_independence", "box statistics", STATISTICAL,
-             "box noise independent across coordinates, corners, groups, positive/negative twins and images (chi-square, alpha 1e-6 in all)",
-             distributions.check_noise_independence),
-    Property("box_output_space", "advisories", ADVISORY,
-             "boxes in logit space at every box_noise_scale (upstream: box space at scale 0)",
-             advisories.check_box_output_space),
-    Property("no_collapsed_boxes", "advisories", ADVISORY,
-             "noised boxes whose corners cross are not collapsed to side 1e-5 (upstream: ~1/4 of negatives per axis)",
-             advisories.check_no_collapsed_boxes),
-    Property("empty_batch_in_graph", "advisories", ADVISORY,
-             "an all-empty batch keeps class_embed in the autograd graph, so DDP ranks stay in step (upstream: four Nones; RT-DETR #672, lightly-train #446)",
-             advisories.check_empty_batch_in_graph, enforced_by_fixes=False),
-    Property("label_flip_rate_is_ratio", "advisories", ADVISORY,
-             "the label changes with probability ratio/2 exactly (upstream: ratio/2 * (1 - 1/num_classes))",
-             advisories.check_label_flip_rate),
-    Property("bad_input", "bad input", ADVISORY,
-             "every kind of bad input (NaN/zero-size/outside boxes, bad labels, shapes, config) raises or gives visibly bad output, never silently plausible output",
-             bad_input_family.check_bad_input),
+    Property(
+        "structure",
+        "structure",
+        CONTRACT,
+        "4 outputs of the right shapes, dtypes and device; dn_num_split == [N, Q]; dn_num_group == max(1, num_denoising // max_gt); (None,)*4 when nothing to denoise",
+        invariants.check_structure,
+    ),
+    Property(
+        "attention_mask",
+        "attention mask",
+        CONTRACT,
+        "the mask equals the layout oracle: object queries see no dn row, dn rows see object queries and their own group only",
+        invariants.check_attention_mask,
+    ),
+    Property(
+        "positive_indices",
+        "positive indices",
+        CONTRACT,
+        "dn_positive_idx[i] = positive rows of image i's real boxes in every group, ascending, int64, length n_i * G",
+        invariants.check_positive_indices,
+    ),
+    Property(
+        "class_queries",
+        "class queries",
+        CONTRACT,
+        "each class query is a row of class_embed.weight; padding rows class num_classes; real rows in [0, num_classes); exact labels at ratio 0",
+        invariants.check_class_queries,
+    ),
+    Property(
+        "boxes",
+        "boxes",
+        CONTRACT,
+        "padding value, gt boxes at scale 0, corners in [0, 1], positives moved by |u| < 1 and negatives by 1 <= |u| < 2 times side/2*scale before the clip",
+        box_checks.check_boxes,
+    ),
+    Property(
+        "inputs_untouched",
+        "inputs untouched",
+        CONTRACT,
+        "targets and class_embed weights are bit-identical after the call",
+        invariants.check_inputs_untouched,
+    ),
+    Property(
+        "determinism",
+        "determinism",
+        CONTRACT,
+        "the same torch.manual_seed gives the same outputs",
+        invariants.check_determinism,
+    ),
+    Property(
+        "noiseless_matches_reference",
+        "differential",
+        CONTRACT,
+        "with label_noise_ratio 0 and box_noise_scale 0, outputs equal the reference's exactly",
+        invariants.check_noiseless_matches_reference,
+        forces=frozenset({"box_noise_scale_0", "label_noise_ratio_0"}),
+    ),
+    Property(
+        "injected_noise_matches_reference",
+        "differential",
+        CONTRACT,
+        "under the same injected NoiseDraw, outputs equal the reference's bit for bit",
+        invariants.check_injected_noise_matches_reference,
+        requires=_needs_injected_noise,
+    ),
+    Property(
+        "device_agreement",
+        "device/dtype",
+        AGREEMENT,
+        "the same inputs on cpu and on another device give the same outputs (exact when noise-free)",
+        agreement.check_device_agreement,
+        requires=_device_available,
+        variants=_device_variants,
+    ),
+    Property(
+        "dtype_agreement",
+        "device/dtype",
+        AGREEMENT,
+        "outputs come back in the inputs' dtype and agree with the float64 run within the dtype's tolerance",
+        agreement.check_dtype_agreement,
+        requires=_dtype_supported,
+        variants=_dtype_variants,
+    ),
+    Property(
+        "class_embed_gradient",
+        "autograd",
+        CONTRACT,
+        "with class_embed requiring grad the class queries require grad, and a backward pass puts on each weight row the scatter-add of the cotangents of the queries carrying that class",
+        gradients.check_class_embed_gradient,
+    ),
+    Property(
+        "padding_row_gradient",
+        "autograd",
+        CONTRACT,
+        "the padding row of class_embed.weight (padding_idx = num_classes) receives zero gradient",
+        gradients.check_padding_row_gradient,
+    ),
+    Property(
+        "no_grad_outputs",
+        "autograd",
+        CONTRACT,
+        "a call under torch.no_grad works and returns outputs that do not require grad",
+        gradients.check_no_grad_outputs,
+    ),
+    Property(
+        "autocast_outputs",
+        "autograd",
+        CONTRACT,
+        "a call under torch.autocast (bfloat16 on the CPU, float16 on CUDA) works and returns finite class queries and boxes",
+        gradients.check_autocast_outputs,
+    ),
+    Property(
+        "label_flip_rate",
+        "label statistics",
+        STATISTICAL,
+        "labels change at rate ratio/2 * (1 - 1/num_classes) on positive and on negative rows, never on padding (binomial, alpha 1e-6)",
+        distributions.check_label_flip_rate,
+    ),
+    Property(
+        "replacement_uniform",
+        "label statistics",
+        STATISTICAL,
+        "replacement labels are uniform over the other classes (chi-square, alpha 1e-6)",
+        distributions.check_replacement_uniform,
+    ),
+    Property(
+        "label_noise_independence",
+        "label statistics",
+        STATISTICAL,
+        "label noise independent across groups, positive/negative twins and images (chi-square, alpha 1e-6 in all)",
+        distributions.check_label_noise_independence,
+    ),
+    Property(
+        "box_magnitudes",
+        "box statistics",
+        STATISTICAL,
+        "positive magnitudes U[0,1), negative U[1,2) (KS), fair signs per coordinate (binomial); alpha 1e-6 in all",
+        distributions.check_box_magnitudes,
+    ),
+    Property(
+        "noise_independence",
+        "box statistics",
+        STATISTICAL,
+        "box noise independent across coordinates, corners, groups, positive/negative twins and images (chi-square, alpha 1e-6 in all)",
+        distributions.check_noise_independence,
+    ),
+    Property(
+        "box_output_space",
+        "advisories",
+        ADVISORY,
+        "boxes in logit space at every box_noise_scale (upstream: box space at scale 0)",
+        advisories.check_box_output_space,
+    ),
+    Property(
+        "no_collapsed_boxes",
+        "advisories",
+        ADVISORY,
+        "noised boxes whose corners cross are not collapsed to side 1e-5 (upstream: ~1/4 of negatives per axis)",
+        advisories.check_no_collapsed_boxes,
+    ),
+    Property(
+        "empty_batch_in_graph",
+        "advisories",
+        ADVISORY,
+        "an all-empty batch keeps class_embed in the autograd graph, so DDP ranks stay in step (upstream: four Nones; RT-DETR #672, lightly-train #446)",
+        advisories.check_empty_batch_in_graph,
+        enforced_by_fixes=False,
+    ),
+    Property(
+        "label_flip_rate_is_ratio",
+        "advisories",
+        ADVISORY,
+        "the label changes with probability ratio/2 exactly (upstream: ratio/2 * (1 - 1/num_classes))",
+        advisories.check_label_flip_rate,
+    ),
+    Property(
+        "bad_input",
+        "bad input",
+        ADVISORY,
+        "every kind of bad input (NaN/zero-size/outside boxes, bad labels, shapes, config) raises or gives visibly bad output, never silently plausible output",
+        bad_input_family.check_bad_input,
+    ),
 )
 
 BY_NAME = {p.name: p for p in PROPERTIES}

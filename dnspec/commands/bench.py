@@ -37,49 +37,161 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "Any --json file can serve as a --baseline; the gate then reuses its SPECs, workloads, threads and clock."
         ),
     )
-    parser.add_argument("specs", nargs="*", metavar="SPEC", help="implementations (default: reference and every installed built-in; "
-                        "with --baseline: those in the baseline). The reference is always measured: ratios are to it.")
-    grid = parser.add_argument_group("workloads")
-    grid.add_argument("--batch-sizes", nargs="+", default=None, metavar="N", help=f"images per call (default {' '.join(map(str, bench.DEFAULT_BATCH_SIZES))})")
-    grid.add_argument("--max-boxes", nargs="+", default=None, metavar="M", help=f"boxes in the fullest image (default {bench.DEFAULT_MAX_BOXES}); several give several grids")
-    grid.add_argument("--num-denoising", nargs="+", default=None, metavar="D", help=f"num_denoising (default {bench.DEFAULT_NUM_DENOISING})")
-    grid.add_argument("--num-queries", type=int, default=None, metavar="Q", help=f"object queries (default {bench.DEFAULT_NUM_QUERIES})")
-    grid.add_argument("--embed-dim", type=int, default=None, metavar="D", help=f"class embedding width (default {bench.DEFAULT_EMBED_DIM})")
-    grid.add_argument("--device", default=None, help="device of the inputs (default cpu)")
-    grid.add_argument("--dtype", default=None, choices=sorted(bench.DTYPES), help="dtype of boxes and embedding (default float32)")
-    grid.add_argument("--scaling", action="store_true",
-                      help="instead of the grid, sweep batch size, max boxes and num_denoising one at a time around "
-                           f"{bench.SCALING_CENTRE} and fit which cost term dominates at which size")
-    timing = parser.add_argument_group("timing")
-    timing.add_argument("--repeats", type=int, default=None, metavar="N", help=f"interleaved rounds per workload (default {bench.DEFAULT_ROUNDS})")
-    timing.add_argument("--blocks", type=int, default=None, metavar="B", help=f"split the rounds into B blocks with fresh inputs each (default {bench.DEFAULT_BLOCKS})")
-    timing.add_argument("--threads", type=int, default=None, metavar="N", help="torch intra-op threads (default 1 on cpu, torch's own elsewhere)")
-    timing.add_argument("--clock", choices=("auto", "wall", "cpu"), default=None,
-                        help="auto (default): cpu time of the calling thread for single-threaded cpu runs, else wall time")
-    timing.add_argument("--min-sample-ms", type=float, default=None, metavar="MS", help=f"calls per sample are chosen so a sample lasts this long (default {bench.DEFAULT_MIN_SAMPLE_S * 1e3:g})")
-    timing.add_argument("--no-memory", action="store_true", help="skip the peak-memory call")
-    timing.add_argument("--default-allocator", action="store_true", help="leave glibc malloc's dynamic thresholds alone (noisier; see dnspec.benchmarks.bench.steady_allocator)")
-    timing.add_argument("--through-adapters", action="store_true",
-                        help="time transformers ports through dnspec's adapter (with its float-mask-to-bool conversion) instead of natively")
-    timing.add_argument("--time-limit", type=float, default=60.0, metavar="SECONDS", help="stop an implementation whose call runs longer than this (default 60)")
-    out = parser.add_argument_group("output")
-    out.add_argument("--json", default=None, metavar="FILE.json", help="write every sample, ratio and setting (usable as a --baseline)")
-    out.add_argument("--markdown", default=None, metavar="FILE.md", help="write the table (and gate, scaling analysis) as markdown")
-    out.add_argument("--plot", default=None, metavar="FILE.png", help="throughput against batch size (with --scaling: the three sweeps); needs dnspec[plot]")
-    gate = parser.add_argument_group("regression gate")
-    gate.add_argument("--baseline", default=None, metavar="FILE.json", help="compare each implementation's ratio to the reference with this file's")
-    gate.add_argument("--max-slowdown", default="15%", metavar="PCT", help="flag a ratio that grew by more than this (default 15%%)")
-    gate.add_argument(
-        "--gate-budget", type=float, default=bench_gate.DEFAULT_GATE_BUDGET_S, metavar="SECONDS",
-        help="on a noisy machine, spend up to this long measuring more rounds for comparisons whose verdict is not yet "
-             f"clear (default {bench_gate.DEFAULT_GATE_BUDGET_S:.0f}; 0: never)",
+    parser.add_argument(
+        "specs",
+        nargs="*",
+        metavar="SPEC",
+        help="implementations (default: reference and every installed built-in; "
+        "with --baseline: those in the baseline). The reference is always measured: ratios are to it.",
     )
-    gate.add_argument("--write-baseline", default=None, metavar="FILE.json",
-                      help="write a baseline (the --json format) from --baseline-runs runs of this command")
-    gate.add_argument("--baseline-runs", type=int, default=bench_gate.DEFAULT_BASELINE_RUNS, metavar="K",
-                      help="with --write-baseline: measure K times, each in its own process, and record the spread of "
-                           f"their ratios, which the gate adds to its error (default {bench_gate.DEFAULT_BASELINE_RUNS}; "
-                           "1: this process only)")
+    grid = parser.add_argument_group("workloads")
+    grid.add_argument(
+        "--batch-sizes",
+        nargs="+",
+        default=None,
+        metavar="N",
+        help=f"images per call (default {' '.join(map(str, bench.DEFAULT_BATCH_SIZES))})",
+    )
+    grid.add_argument(
+        "--max-boxes",
+        nargs="+",
+        default=None,
+        metavar="M",
+        help=f"boxes in the fullest image (default {bench.DEFAULT_MAX_BOXES}); several give several grids",
+    )
+    grid.add_argument(
+        "--num-denoising",
+        nargs="+",
+        default=None,
+        metavar="D",
+        help=f"num_denoising (default {bench.DEFAULT_NUM_DENOISING})",
+    )
+    grid.add_argument(
+        "--num-queries",
+        type=int,
+        default=None,
+        metavar="Q",
+        help=f"object queries (default {bench.DEFAULT_NUM_QUERIES})",
+    )
+    grid.add_argument(
+        "--embed-dim",
+        type=int,
+        default=None,
+        metavar="D",
+        help=f"class embedding width (default {bench.DEFAULT_EMBED_DIM})",
+    )
+    grid.add_argument("--device", default=None, help="device of the inputs (default cpu)")
+    grid.add_argument(
+        "--dtype", default=None, choices=sorted(bench.DTYPES), help="dtype of boxes and embedding (default float32)"
+    )
+    grid.add_argument(
+        "--scaling",
+        action="store_true",
+        help="instead of the grid, sweep batch size, max boxes and num_denoising one at a time around "
+        f"{bench.SCALING_CENTRE} and fit which cost term dominates at which size",
+    )
+    timing = parser.add_argument_group("timing")
+    timing.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"interleaved rounds per workload (default {bench.DEFAULT_ROUNDS})",
+    )
+    timing.add_argument(
+        "--blocks",
+        type=int,
+        default=None,
+        metavar="B",
+        help=f"split the rounds into B blocks with fresh inputs each (default {bench.DEFAULT_BLOCKS})",
+    )
+    timing.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch intra-op threads (default 1 on cpu, torch's own elsewhere)",
+    )
+    timing.add_argument(
+        "--clock",
+        choices=("auto", "wall", "cpu"),
+        default=None,
+        help="auto (default): cpu time of the calling thread for single-threaded cpu runs, else wall time",
+    )
+    timing.add_argument(
+        "--min-sample-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help=f"calls per sample are chosen so a sample lasts this long (default {bench.DEFAULT_MIN_SAMPLE_S * 1e3:g})",
+    )
+    timing.add_argument("--no-memory", action="store_true", help="skip the peak-memory call")
+    timing.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc malloc's dynamic thresholds alone (noisier; see dnspec.benchmarks.bench.steady_allocator)",
+    )
+    timing.add_argument(
+        "--through-adapters",
+        action="store_true",
+        help="time transformers ports through dnspec's adapter (with its float-mask-to-bool conversion) instead of natively",
+    )
+    timing.add_argument(
+        "--time-limit",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="stop an implementation whose call runs longer than this (default 60)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE.json",
+        help="write every sample, ratio and setting (usable as a --baseline)",
+    )
+    out.add_argument(
+        "--markdown", default=None, metavar="FILE.md", help="write the table (and gate, scaling analysis) as markdown"
+    )
+    out.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE.png",
+        help="throughput against batch size (with --scaling: the three sweeps); needs dnspec[plot]",
+    )
+    gate = parser.add_argument_group("regression gate")
+    gate.add_argument(
+        "--baseline",
+        default=None,
+        metavar="FILE.json",
+        help="compare each implementation's ratio to the reference with this file's",
+    )
+    gate.add_argument(
+        "--max-slowdown", default="15%", metavar="PCT", help="flag a ratio that grew by more than this (default 15%%)"
+    )
+    gate.add_argument(
+        "--gate-budget",
+        type=float,
+        default=bench_gate.DEFAULT_GATE_BUDGET_S,
+        metavar="SECONDS",
+        help="on a noisy machine, spend up to this long measuring more rounds for comparisons whose verdict is not yet "
+        f"clear (default {bench_gate.DEFAULT_GATE_BUDGET_S:.0f}; 0: never)",
+    )
+    gate.add_argument(
+        "--write-baseline",
+        default=None,
+        metavar="FILE.json",
+        help="write a baseline (the --json format) from --baseline-runs runs of this command",
+    )
+    gate.add_argument(
+        "--baseline-runs",
+        type=int,
+        default=bench_gate.DEFAULT_BASELINE_RUNS,
+        metavar="K",
+        help="with --write-baseline: measure K times, each in its own process, and record the spread of "
+        f"their ratios, which the gate adds to its error (default {bench_gate.DEFAULT_BASELINE_RUNS}; "
+        "1: this process only)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -100,7 +212,10 @@ def run(args) -> int:
     except Exception as bug:
         if os.environ.get("DNSPEC_DEBUG"):
             raise
-        print(f"dnspec bench: internal error: {type(bug).__name__}: {bug} (set DNSPEC_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        print(
+            f"dnspec bench: internal error: {type(bug).__name__}: {bug} (set DNSPEC_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
         return 3
 
 
@@ -152,31 +267,41 @@ def _baseline_from_runs(args, stdout) -> int:
     import tempfile
 
     from dnspec.benchmarks import bench
-
     from dnspec.benchmarks import gate as bench_gate
 
-    argv = _without(getattr(args, "argv", None) or sys.argv[1:], ("--write-baseline", "--baseline-runs", "--json",
-                                                                  "--markdown", "--plot", "--baseline"))
+    argv = _without(
+        getattr(args, "argv", None) or sys.argv[1:],
+        ("--write-baseline", "--baseline-runs", "--json", "--markdown", "--plot", "--baseline"),
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="dnspec-baseline-") as folder:
         for k in range(args.baseline_runs):
             path = os.path.join(folder, f"run-{k}.json")
             command = [sys.executable, "-m", "dnspec", *argv, "--json", path, "--baseline-runs", "1"]
-            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+            done = subprocess.run(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+            )
             if done.returncode != 0 or not os.path.exists(path):
                 tail = [line for line in done.stdout.splitlines() if line.strip()][-1:]
-                raise Usage(f"--write-baseline: run {k + 1} of {args.baseline_runs} exited {done.returncode}"
-                            + (f": {tail[0]}" if tail else ""))
+                raise Usage(
+                    f"--write-baseline: run {k + 1} of {args.baseline_runs} exited {done.returncode}"
+                    + (f": {tail[0]}" if tail else "")
+                )
             results.append(bench.load_result(path))
             stdout.print(f"run {k + 1}/{args.baseline_runs} measured", markup=False, highlight=False)
     merged = bench_gate.merge_runs(results)
-    merged.command = "dnspec " + " ".join(map(shlex.quote, [*argv, "--write-baseline", args.write_baseline,
-                                                             "--baseline-runs", str(args.baseline_runs)]))
+    merged.command = "dnspec " + " ".join(
+        map(shlex.quote, [*argv, "--write-baseline", args.write_baseline, "--baseline-runs", str(args.baseline_runs)])
+    )
     merged.write_json(args.write_baseline)
     for spec, by_workload in merged.environment["run_sd"].items():
         for key, sd in by_workload.items():
-            stdout.print(f"{spec} {key}: ratio {merged.ratio(spec, next(w for w in merged.workloads() if w.key == key)).ratio:.3f}, "
-                         f"spread between runs (sd of the log ratio) {sd:.3f}", markup=False, highlight=False)
+            stdout.print(
+                f"{spec} {key}: ratio {merged.ratio(spec, next(w for w in merged.workloads() if w.key == key)).ratio:.3f}, "
+                f"spread between runs (sd of the log ratio) {sd:.3f}",
+                markup=False,
+                highlight=False,
+            )
     stdout.print(f"wrote {args.write_baseline} ({args.baseline_runs} runs)", markup=False, highlight=False)
     return 0
 
@@ -202,9 +327,7 @@ def _run(args) -> int:
     from rich.console import Console
 
     from dnspec.benchmarks import bench
-
     from dnspec.benchmarks import gate as bench_gate
-
     from dnspec.benchmarks import report as bench_report
     from dnspec.implementations.specs import SpecError, load_implementation
 
@@ -213,8 +336,12 @@ def _run(args) -> int:
     stderr = Console(file=sys.stderr, highlight=False)
 
     # --- options, checked before anything is measured ---
-    for path, flag, suffix in ((args.json, "--json", ".json"), (args.markdown, "--markdown", ".md"),
-                               (args.plot, "--plot", ".png"), (args.write_baseline, "--write-baseline", ".json")):
+    for path, flag, suffix in (
+        (args.json, "--json", ".json"),
+        (args.markdown, "--markdown", ".md"),
+        (args.plot, "--plot", ".png"),
+        (args.write_baseline, "--write-baseline", ".json"),
+    ):
         _check_output(path, flag, suffix)
     if args.plot and not bench_report.matplotlib_available():
         raise Usage(f"--plot {args.plot}: {bench_report.PLOT_INSTALL}")
@@ -250,7 +377,11 @@ def _run(args) -> int:
     if problem:
         raise Usage(problem)
     device_kind = torch.device(device).type
-    threads = args.threads or (baseline.threads if baseline and baseline.threads else None) or (1 if device_kind == "cpu" else torch.get_num_threads())
+    threads = (
+        args.threads
+        or (baseline.threads if baseline and baseline.threads else None)
+        or (1 if device_kind == "cpu" else torch.get_num_threads())
+    )
     clock_name = args.clock or (baseline.environment.get("clock") if baseline else None) or "auto"
     try:
         clock = bench.resolve_clock(clock_name, device, threads)
@@ -258,7 +389,11 @@ def _run(args) -> int:
         raise Usage(str(problem)) from None
     rounds = args.repeats or (baseline.rounds if baseline else bench.DEFAULT_ROUNDS)
     blocks = args.blocks or (baseline.environment.get("blocks") if baseline else None) or bench.DEFAULT_BLOCKS
-    min_sample_s = args.min_sample_ms / 1e3 if args.min_sample_ms is not None else (baseline.min_sample_s if baseline else bench.DEFAULT_MIN_SAMPLE_S)
+    min_sample_s = (
+        args.min_sample_ms / 1e3
+        if args.min_sample_ms is not None
+        else (baseline.min_sample_s if baseline else bench.DEFAULT_MIN_SAMPLE_S)
+    )
     if baseline and rounds < bench_gate.MIN_GATE_ROUNDS:
         raise Usage(f"--repeats {rounds}: the gate needs at least {bench_gate.MIN_GATE_ROUNDS} rounds per workload")
 
@@ -280,10 +415,13 @@ def _run(args) -> int:
         workloads = baseline.workloads()
     else:
         workloads = bench.grid(
-            batch_sizes=batch_sizes or (sorted({w.batch_size for w in baseline.workloads()}) if baseline else bench.DEFAULT_BATCH_SIZES),
+            batch_sizes=batch_sizes
+            or (sorted({w.batch_size for w in baseline.workloads()}) if baseline else bench.DEFAULT_BATCH_SIZES),
             max_boxes=max_boxes or ((base_w.max_boxes,) if base_w else (bench.DEFAULT_MAX_BOXES,)),
             num_denoising=num_denoising or ((base_w.num_denoising,) if base_w else (bench.DEFAULT_NUM_DENOISING,)),
-            device=device, dtype=dtype, **common,
+            device=device,
+            dtype=dtype,
+            **common,
         )
 
     specs = list(args.specs) or ([s for s in baseline.specs()] if baseline else default_specs())
@@ -304,24 +442,41 @@ def _run(args) -> int:
     def measure(workloads, memory: bool) -> list:
         with bench.torch_threads(threads), _Progress(stderr, len(workloads) * rounds) as progress:
             return bench.measure(
-                impls, workloads, rounds=rounds, blocks=blocks, min_sample_s=min_sample_s, clock=clock,
-                memory=memory, steady=not args.default_allocator, specs=specs,
-                on_progress=progress.advance, time_limit_s=args.time_limit, native_peers=not args.through_adapters,
+                impls,
+                workloads,
+                rounds=rounds,
+                blocks=blocks,
+                min_sample_s=min_sample_s,
+                clock=clock,
+                memory=memory,
+                steady=not args.default_allocator,
+                specs=specs,
+                on_progress=progress.advance,
+                time_limit_s=args.time_limit,
+                native_peers=not args.through_adapters,
             )
 
     measurements = measure(workloads, memory=not args.no_memory)
     env = bench.environment(threads)
     env.update({"clock": clock, "blocks": blocks, "allocator": allocator})
     result = bench.BenchResult(
-        measurements=measurements, rounds=rounds, threads=threads, min_sample_s=min_sample_s,
-        command=" ".join(["dnspec", "bench", *map(shlex.quote, sys.argv[2:])]) if _invoked_as_bench() else "dnspec bench",
-        environment=env, kind="scaling" if args.scaling else "bench", seconds=time.perf_counter() - started,
+        measurements=measurements,
+        rounds=rounds,
+        threads=threads,
+        min_sample_s=min_sample_s,
+        command=" ".join(["dnspec", "bench", *map(shlex.quote, sys.argv[2:])])
+        if _invoked_as_bench()
+        else "dnspec bench",
+        environment=env,
+        kind="scaling" if args.scaling else "bench",
+        seconds=time.perf_counter() - started,
     )
 
     gate_rows = None
     if baseline:
-        gate_rows = bench_gate.settle_gate(result, baseline, threshold, lambda pending: measure(pending, memory=False),
-                                      budget_s=args.gate_budget)
+        gate_rows = bench_gate.settle_gate(
+            result, baseline, threshold, lambda pending: measure(pending, memory=False), budget_s=args.gate_budget
+        )
         result.seconds = time.perf_counter() - started
 
     # --- showing ---
@@ -334,16 +489,23 @@ def _run(args) -> int:
     if baseline:
         if not any(r.verdict != "not compared" for r in gate_rows):
             bench_report.print_gate(gate_rows, stdout, threshold)
-            print("dnspec bench: nothing in this run can be compared with the baseline (no implementation other "
-                  "than the reference measured on a workload the baseline has)", file=sys.stderr)
+            print(
+                "dnspec bench: nothing in this run can be compared with the baseline (no implementation other "
+                "than the reference measured on a workload the baseline has)",
+                file=sys.stderr,
+            )
             code = 2
         else:
             bench_report.print_gate(gate_rows, stdout, threshold)
             stdout.print(bench_report.gate_summary(gate_rows, threshold), markup=False, highlight=False)
             drift = bench_gate.reference_drift(result, baseline)
             if drift is not None:
-                stdout.print(f"the reference itself took {drift:.2f}x its baseline time (absolute, not gated: it is the "
-                             "yardstick, and absolute times differ between machines and loads)", markup=False, highlight=False)
+                stdout.print(
+                    f"the reference itself took {drift:.2f}x its baseline time (absolute, not gated: it is the "
+                    "yardstick, and absolute times differ between machines and loads)",
+                    markup=False,
+                    highlight=False,
+                )
             if any(r.verdict == "slower" for r in gate_rows):
                 code = max(code, 1)
 
@@ -359,8 +521,10 @@ def _run(args) -> int:
     if gate_rows is not None:
         data["gate"] = {"baseline": args.baseline, "max_slowdown": threshold, "rows": [r.to_dict() for r in gate_rows]}
     if fits:
-        data["scaling_fit"] = {spec: {"coefficients": f.coefficients, "median_error": f.median_error, "max_error": f.max_error}
-                               for spec, f in fits.items()}
+        data["scaling_fit"] = {
+            spec: {"coefficients": f.coefficients, "median_error": f.median_error, "max_error": f.max_error}
+            for spec, f in fits.items()
+        }
     for path in (args.json, args.write_baseline):
         if path:
             import json

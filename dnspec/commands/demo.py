@@ -23,11 +23,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="run a builder on a sample batch and print what it returns",
         description="Run a CDN builder (default: the reference) on a sample batch and print output shapes, dn_meta and a small attention mask.",
     )
-    parser.add_argument("spec", nargs="?", default="reference", metavar="SPEC", help="implementation to run (default: reference)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sample batch and of torch.manual_seed (default 0)")
-    parser.add_argument("--plot", default=None, metavar="FILE.png",
-                        help="also draw one batch's denoising queries and the attention mask to FILE (.png, .svg or .pdf; "
-                             "needs the plot extra: pip install 'dnspec[plot]')")
+    parser.add_argument(
+        "spec", nargs="?", default="reference", metavar="SPEC", help="implementation to run (default: reference)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the sample batch and of torch.manual_seed (default 0)"
+    )
+    parser.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE.png",
+        help="also draw one batch's denoising queries and the attention mask to FILE (.png, .svg or .pdf; "
+        "needs the plot extra: pip install 'dnspec[plot]')",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -61,8 +69,14 @@ def plot_case(seed: int):
     """The batch ``--plot`` draws: the sample batch's boxes, PLOT_GROUPS groups, 10 object queries."""
     from dnspec.generation.cases import CdnCase, make_targets
 
-    return CdnCase(targets=make_targets(PLOT_COUNTS, seed=seed, num_classes=80), num_classes=80, num_queries=10,
-                   num_denoising=PLOT_GROUPS * max(PLOT_COUNTS), embed_dim=16, seed=seed)
+    return CdnCase(
+        targets=make_targets(PLOT_COUNTS, seed=seed, num_classes=80),
+        num_classes=80,
+        num_queries=10,
+        num_denoising=PLOT_GROUPS * max(PLOT_COUNTS),
+        embed_dim=16,
+        seed=seed,
+    )
 
 
 def write_plot(impl, seed: int, path: str) -> str:
@@ -80,8 +94,12 @@ def write_plot(impl, seed: int, path: str) -> str:
         outputs = case.call(impl)
     except Exception as error:
         return f"{impl.name} raised {type(error).__name__} on the plotted batch: {error}"
-    if (not isinstance(outputs, (tuple, list)) or len(outputs) != 4 or not isinstance(outputs[1], torch.Tensor)
-            or not isinstance(outputs[2], torch.Tensor)):
+    if (
+        not isinstance(outputs, (tuple, list))
+        or len(outputs) != 4
+        or not isinstance(outputs[1], torch.Tensor)
+        or not isinstance(outputs[2], torch.Tensor)
+    ):
         return f"{impl.name} returned no boxes and mask to draw for the plotted batch"
     import warnings
 
@@ -104,7 +122,10 @@ def run(args) -> int:
             print(f"dnspec demo: --plot {args.plot}: use a .png, .svg or .pdf file name", file=sys.stderr)
             return 2
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
-            print(f"dnspec demo: --plot {args.plot}: the folder {os.path.dirname(os.path.abspath(args.plot))} does not exist", file=sys.stderr)
+            print(
+                f"dnspec demo: --plot {args.plot}: the folder {os.path.dirname(os.path.abspath(args.plot))} does not exist",
+                file=sys.stderr,
+            )
             return 2
         from dnspec.reports.pictures import plot_problem
 
@@ -119,10 +140,18 @@ def run(args) -> int:
         return 2
     out = sys.stdout
     counts = (3, 1, 0)
-    case = CdnCase(targets=make_targets(counts, seed=args.seed, num_classes=80), num_classes=80, num_queries=300,
-                   num_denoising=100, embed_dim=256, seed=args.seed)
-    out.write(f"{impl.label}: batch of {case.batch_size} images with {list(counts)} boxes, num_classes {case.num_classes}, "
-              f"num_queries {case.num_queries}, num_denoising {case.num_denoising}, class_embed nn.Embedding({case.num_classes + 1}, {case.embed_dim})\n")
+    case = CdnCase(
+        targets=make_targets(counts, seed=args.seed, num_classes=80),
+        num_classes=80,
+        num_queries=300,
+        num_denoising=100,
+        embed_dim=256,
+        seed=args.seed,
+    )
+    out.write(
+        f"{impl.label}: batch of {case.batch_size} images with {list(counts)} boxes, num_classes {case.num_classes}, "
+        f"num_queries {case.num_queries}, num_denoising {case.num_denoising}, class_embed nn.Embedding({case.num_classes + 1}, {case.embed_dim})\n"
+    )
     try:
         outputs = case.call(impl)
     except Exception as error:
@@ -136,7 +165,11 @@ def run(args) -> int:
         out.write(f"  {name:<18} {_describe(value)}\n")
     meta = outputs[3] if isinstance(outputs[3], dict) else {}
     for key, value in meta.items():
-        shown = [list(v.shape) for v in value] if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor) else value
+        shown = (
+            [list(v.shape) for v in value]
+            if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor)
+            else value
+        )
         out.write(f"  dn_meta[{key!r}] = {shown}\n")
 
     if args.plot:
@@ -144,18 +177,28 @@ def run(args) -> int:
         if problem:
             print(f"dnspec demo: --plot: {problem}", file=sys.stderr)
             return 1
-        out.write(f"wrote {args.plot}: the boxes {list(PLOT_COUNTS)} with num_denoising {PLOT_GROUPS * max(PLOT_COUNTS)} "
-                  f"({PLOT_GROUPS} groups) and 10 object queries, and the attention mask\n")
+        out.write(
+            f"wrote {args.plot}: the boxes {list(PLOT_COUNTS)} with num_denoising {PLOT_GROUPS * max(PLOT_COUNTS)} "
+            f"({PLOT_GROUPS} groups) and 10 object queries, and the attention mask\n"
+        )
 
-    small = CdnCase(targets=make_targets((2, 1), seed=args.seed, num_classes=3), num_classes=3, num_queries=3,
-                    num_denoising=4, embed_dim=4, seed=args.seed)
+    small = CdnCase(
+        targets=make_targets((2, 1), seed=args.seed, num_classes=3),
+        num_classes=3,
+        num_queries=3,
+        num_denoising=4,
+        embed_dim=4,
+        seed=args.seed,
+    )
     small_outputs = small.call(impl)
     if small_outputs[0] is None or not isinstance(small_outputs[2], torch.Tensor):
         return 0
     num_dn = int(small_outputs[2].shape[0]) - small.num_queries
     groups = small_outputs[3].get("dn_num_group", "?") if isinstance(small_outputs[3], dict) else "?"
-    out.write(f"\nattention mask for boxes [2, 1], num_denoising 4, num_queries 3: {num_dn} dn rows in "
-              f"dn_num_group={groups} groups (upstream: 2 positive + 2 negative rows each), then the object queries; "
-              f"'#' = may not attend:\n")
+    out.write(
+        f"\nattention mask for boxes [2, 1], num_denoising 4, num_queries 3: {num_dn} dn rows in "
+        f"dn_num_group={groups} groups (upstream: 2 positive + 2 negative rows each), then the object queries; "
+        f"'#' = may not attend:\n"
+    )
     out.write("\n".join(mask_picture(small_outputs[2].bool().cpu(), num_dn)) + "\n")
     return 0

@@ -40,19 +40,50 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "own subprocess, and write a markdown conformance table: rows implementations, columns property families."
         ),
     )
-    parser.add_argument("specs", nargs="*", metavar="SPEC", help="implementations (default: reference and every installed built-in)")
-    parser.add_argument("--out", default=None, metavar="FILE.md", help="write the table (markdown) here; it is printed either way")
-    parser.add_argument("--json", default=None, metavar="FILE.json", help="also write every implementation's verify report, as one JSON list")
-    parser.add_argument("--profile", choices=PROFILES, default=None, help="Hypothesis profile for every run (default: ci when $CI is set, else dev)")
+    parser.add_argument(
+        "specs", nargs="*", metavar="SPEC", help="implementations (default: reference and every installed built-in)"
+    )
+    parser.add_argument(
+        "--out", default=None, metavar="FILE.md", help="write the table (markdown) here; it is printed either way"
+    )
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE.json",
+        help="also write every implementation's verify report, as one JSON list",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=None,
+        help="Hypothesis profile for every run (default: ci when $CI is set, else dev)",
+    )
     parser.add_argument("--max-examples", type=int, default=None, metavar="N", help="Hypothesis examples per property")
     parser.add_argument("--seed", type=int, default=None, metavar="S", help="seed for every run")
     parser.add_argument("--device", default="cpu", help="device the generated cases live on (default cpu)")
     parser.add_argument("--strict", action="store_true", help="violated upstream advisories fail")
-    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS", help="per-call time limit inside each run")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-                        help=f"stop a whole verify subprocess after this long (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=DEFAULT_TIME_LIMIT_S,
+        metavar="SECONDS",
+        help="per-call time limit inside each run",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"stop a whole verify subprocess after this long (default {DEFAULT_TIMEOUT_S:g})",
+    )
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these properties or families")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes inside each verify run (default: its own default, one per core)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes inside each verify run (default: its own default, one per core)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -92,11 +123,20 @@ def run_one(spec: str, args, workdir: str, progress=None):
     started = time.perf_counter()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                              timeout=args.timeout, env=env)
+        done = subprocess.run(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=args.timeout,
+            env=env,
+        )
         output, code = done.stdout, done.returncode
     except subprocess.TimeoutExpired:
-        report = VerifyReport(spec=spec, error=f"verify did not finish within --timeout {args.timeout:g} s and was killed", exit_code=-9)
+        report = VerifyReport(
+            spec=spec, error=f"verify did not finish within --timeout {args.timeout:g} s and was killed", exit_code=-9
+        )
         report.seconds = round(time.perf_counter() - started, 1)
         return report
     reason = "it wrote no report"

@@ -33,7 +33,15 @@ from dnspec.running.output_capture import BoundedOutput, captured, capturing_imp
 from dnspec.running.progress import ProgressBar
 
 DEFAULT_TIME_LIMIT_S = 30.0
-UPSTREAM_ARGUMENTS = ("targets", "num_classes", "num_queries", "class_embed", "num_denoising", "label_noise_ratio", "box_noise_scale")
+UPSTREAM_ARGUMENTS = (
+    "targets",
+    "num_classes",
+    "num_queries",
+    "class_embed",
+    "num_denoising",
+    "label_noise_ratio",
+    "box_noise_scale",
+)
 DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
 
@@ -53,35 +61,98 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("spec", metavar="SPEC", help="the implementation to check")
-    parser.add_argument("--profile", choices=PROFILES, default=None,
-                        help="Hypothesis profile: ci (derandomized), dev (default; replays saved failures first), thorough (10x examples); default ci when $CI is set")
-    parser.add_argument("--max-examples", type=int, default=None, metavar="N", help="Hypothesis examples per property (overrides the profile)")
-    parser.add_argument("--seed", type=int, default=None, metavar="S", help="seed for Hypothesis and the statistical batches (replays a run)")
-    parser.add_argument("--device", default="cpu", help="device the generated cases live on: cpu, cuda, cuda:1, mps (default cpu)")
-    parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="dtype of the generated boxes and class embedding (default float32)")
-    parser.add_argument("--strict", action="store_true", help="violated upstream advisories fail instead of being reported")
-    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
-                        help=f"stop any single call of the implementation after this long (default {DEFAULT_TIME_LIMIT_S:g}; 0 = no limit)")
-    parser.add_argument("--no-pinned", action="store_true",
-                        help="skip dnspec's pinned edge-case examples, so failures are found by generation and shrunk (replays a minimal counterexample)")
-    parser.add_argument("--no-shrink", action="store_true",
-                        help="report the first failing example as found, without shrinking it (faster triage)")
-    parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="check only these properties or property families")
-    parser.add_argument("--regime", nargs="+", default=None, metavar="NAME", choices=REGIME_NAMES,
-                        help=f"sweep only these input regimes ({', '.join(REGIME_NAMES)}; default all)")
-    parser.add_argument("--report", action="append", default=None, metavar="FILE",
-                        help="also write the report to FILE, in the format its suffix names: .md (markdown), .json, "
-                             ".xml (JUnit XML, for CI test reports) or .html (one self-contained page with pictures of "
-                             "each divergence; pictures need the plot extra); repeat for several files")
-    parser.add_argument("--convention", choices=("rtdetr",), default=None,
-                        help="require RT-DETR's answer to an all-empty batch, four Nones (default: any known "
-                             "convention, checked for consistency and named in the verdict)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
-                        help="worker processes for the sweeps and fixed batches (default: one per core this process may "
-                             "use; 1: none, everything in this process)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch intra-op threads during the run (default 1: the cases are small, and waking threads "
-                             "costs more than they save)")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=None,
+        help="Hypothesis profile: ci (derandomized), dev (default; replays saved failures first), thorough (10x examples); default ci when $CI is set",
+    )
+    parser.add_argument(
+        "--max-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Hypothesis examples per property (overrides the profile)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seed for Hypothesis and the statistical batches (replays a run)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="device the generated cases live on: cpu, cuda, cuda:1, mps (default cpu)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPE_NAMES,
+        default="float32",
+        help="dtype of the generated boxes and class embedding (default float32)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="violated upstream advisories fail instead of being reported"
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=DEFAULT_TIME_LIMIT_S,
+        metavar="SECONDS",
+        help=f"stop any single call of the implementation after this long (default {DEFAULT_TIME_LIMIT_S:g}; 0 = no limit)",
+    )
+    parser.add_argument(
+        "--no-pinned",
+        action="store_true",
+        help="skip dnspec's pinned edge-case examples, so failures are found by generation and shrunk (replays a minimal counterexample)",
+    )
+    parser.add_argument(
+        "--no-shrink",
+        action="store_true",
+        help="report the first failing example as found, without shrinking it (faster triage)",
+    )
+    parser.add_argument(
+        "--only", nargs="+", default=None, metavar="NAME", help="check only these properties or property families"
+    )
+    parser.add_argument(
+        "--regime",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        choices=REGIME_NAMES,
+        help=f"sweep only these input regimes ({', '.join(REGIME_NAMES)}; default all)",
+    )
+    parser.add_argument(
+        "--report",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="also write the report to FILE, in the format its suffix names: .md (markdown), .json, "
+        ".xml (JUnit XML, for CI test reports) or .html (one self-contained page with pictures of "
+        "each divergence; pictures need the plot extra); repeat for several files",
+    )
+    parser.add_argument(
+        "--convention",
+        choices=("rtdetr",),
+        default=None,
+        help="require RT-DETR's answer to an all-empty batch, four Nones (default: any known "
+        "convention, checked for consistency and named in the verdict)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes for the sweeps and fixed batches (default: one per core this process may "
+        "use; 1: none, everything in this process)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch intra-op threads during the run (default 1: the cases are small, and waking threads "
+        "costs more than they save)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -277,14 +348,24 @@ def run(args) -> int:
     except Exception as bug:  # a dnspec bug, not the implementation's: one line, traceback on request
         if os.environ.get("DNSPEC_DEBUG"):
             raise
-        print(f"dnspec verify: internal error: {type(bug).__name__}: {bug} (set DNSPEC_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        print(
+            f"dnspec verify: internal error: {type(bug).__name__}: {bug} (set DNSPEC_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
         return 3
 
 
 def _run(args) -> int:
     from dnspec.generation import profiles
+    from dnspec.reports.records import (
+        REPORT_SUFFIXES,
+        DivergenceRecord,
+        OutcomeRecord,
+        VerifyReport,
+        wants_pictures,
+        write_report,
+    )
     from dnspec.reports.text import verdict_lines
-    from dnspec.reports.records import REPORT_SUFFIXES, DivergenceRecord, OutcomeRecord, VerifyReport, wants_pictures, write_report
 
     started = time.perf_counter()
     stdout, stderr = sys.stdout, sys.stderr
@@ -309,10 +390,16 @@ def _run(args) -> int:
 
     for path in args.report or []:
         if os.path.splitext(path)[1] not in REPORT_SUFFIXES:
-            print(f"dnspec verify: --report {path}: use a .md or .json file name, or .xml (JUnit XML) or .html (a page with pictures)", file=stderr)
+            print(
+                f"dnspec verify: --report {path}: use a .md or .json file name, or .xml (JUnit XML) or .html (a page with pictures)",
+                file=stderr,
+            )
             return 2
         if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            print(f"dnspec verify: --report {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist", file=stderr)
+            print(
+                f"dnspec verify: --report {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist",
+                file=stderr,
+            )
             return 2
     try:
         names = selected_properties(args.only)
@@ -330,12 +417,10 @@ def _run(args) -> int:
 
     import torch
 
-    from dnspec.running import runner
-
-    from dnspec.running import workers
-    from dnspec.running.calling import HANGS
-    from dnspec.implementations.specs import SpecError, load_implementation
     from dnspec.checks.suite import GENERATED_KINDS, RunOptions
+    from dnspec.implementations.specs import SpecError, load_implementation
+    from dnspec.running import runner, workers
+    from dnspec.running.calling import HANGS
 
     buffer = BoundedOutput()
     try:
@@ -352,16 +437,28 @@ def _run(args) -> int:
 
     time_limit = args.time_limit if args.time_limit and args.time_limit > 0 else None
     options = RunOptions(
-        device=args.device, dtype=getattr(torch, args.dtype), strict=args.strict,
-        max_examples=args.max_examples, seed=args.seed, time_limit_s=time_limit, threads=args.threads,
+        device=args.device,
+        dtype=getattr(torch, args.dtype),
+        strict=args.strict,
+        max_examples=args.max_examples,
+        seed=args.seed,
+        time_limit_s=time_limit,
+        threads=args.threads,
         jobs=args.jobs if args.jobs is not None else workers.default_jobs(),
         convention="four_nones" if args.convention == "rtdetr" else None,
     )
     report.implementation = _implementation_info(impl)
     report.options = {
-        "profile": profile, "max_examples": args.max_examples, "seed": args.seed, "device": args.device,
-        "dtype": args.dtype, "strict": args.strict, "time_limit_s": time_limit, "only": names or [],
-        "regimes": args.regime or [], "convention": args.convention,
+        "profile": profile,
+        "max_examples": args.max_examples,
+        "seed": args.seed,
+        "device": args.device,
+        "dtype": args.dtype,
+        "strict": args.strict,
+        "time_limit_s": time_limit,
+        "only": names or [],
+        "regimes": args.regime or [],
+        "convention": args.convention,
     }
     signature = signature_problem(impl)
     if signature:
@@ -375,23 +472,36 @@ def _run(args) -> int:
     tested = capturing_implementation(impl, buffer)
 
     screen = _Screen(stages, stdout, stderr)
-    screen.line(f"dnspec verify {impl.label}: {len(selected)} checks in {len(report.regimes)} input regimes, profile {profile}, "
-                f"device {args.device}, {args.dtype}" + (f", time limit {time_limit:g} s per call" if time_limit else ""))
-
+    screen.line(
+        f"dnspec verify {impl.label}: {len(selected)} checks in {len(report.regimes)} input regimes, profile {profile}, "
+        f"device {args.device}, {args.dtype}" + (f", time limit {time_limit:g} s per call" if time_limit else "")
+    )
 
     with screen, hypothesis_profile(profile, pinned_examples=not args.no_pinned, shrink=not args.no_shrink):
-        result = runner.run(tested, options, names, args.regime, on_stage=screen.now_checking, on_advance=screen.advance,
-                            selected=selected, capture=buffer)
+        result = runner.run(
+            tested,
+            options,
+            names,
+            args.regime,
+            on_stage=screen.now_checking,
+            on_advance=screen.advance,
+            selected=selected,
+            capture=buffer,
+        )
     if wants_pictures(args.report):  # redrawn from the live implementation, each call under the time limit
         from dnspec.reports.pictures import divergence_pictures
 
-        pictures = divergence_pictures(tested, result.divergences, seed=args.seed, device=args.device, time_limit_s=time_limit)
+        pictures = divergence_pictures(
+            tested, result.divergences, seed=args.seed, device=args.device, time_limit_s=time_limit
+        )
 
     report.compatibility, report.compatibility_level = result.compatibility, result.compatibility_level
     report.conventions = dict(result.conventions)
     report.calls, report.hypothesis_seed = result.calls, result.hypothesis_seed
     for divergence in result.divergences:
-        report.divergences.append(DivergenceRecord.from_divergence(divergence, replay_hint(args, divergence, profile, result.hypothesis_seed)))
+        report.divergences.append(
+            DivergenceRecord.from_divergence(divergence, replay_hint(args, divergence, profile, result.hypothesis_seed))
+        )
     for outcome in result.outcomes:
         replay = next((d.replay for d in report.divergences if d.number in outcome.divergences), "")
         report.outcomes.append(OutcomeRecord.from_outcome(outcome, replay=replay))
@@ -404,7 +514,11 @@ def _run(args) -> int:
         report.captured_output = {"chars": buffer.total, "head": buffer.head(), "tail": buffer.tail()}
         report.notes.append(
             f"output: the implementation printed {_size(buffer.total)} during the run; it was captured and is not shown "
-            + (f"(the beginning is in {', '.join(args.report)})" if args.report else "(use --report FILE.md to see its beginning)")
+            + (
+                f"(the beginning is in {', '.join(args.report)})"
+                if args.report
+                else "(use --report FILE.md to see its beginning)"
+            )
         )
     code = 1 if any(r.status == "fail" for r in report.outcomes) else 0
     report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)

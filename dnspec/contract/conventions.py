@@ -84,33 +84,57 @@ def _split_problems(meta, rows: int, q: int, groups) -> list[tuple[str, str]]:
     problems = []
     split = meta.get("dn_num_split")
     if split is None or list(split) != [rows, q]:
-        problems.append(("split", f"dn_num_split is {split}, but the outputs have {rows} denoising rows and {q} object "
-                                  f"queries: expected [{rows}, {q}]"))
+        problems.append(
+            (
+                "split",
+                f"dn_num_split is {split}, but the outputs have {rows} denoising rows and {q} object "
+                f"queries: expected [{rows}, {q}]",
+            )
+        )
     if meta.get("dn_num_group") not in groups:
-        problems.append(("groups", f"dn_num_group is {meta.get('dn_num_group')}, expected "
-                                   f"{' or '.join(str(g) for g in groups)} for {rows} denoising rows"))
+        problems.append(
+            (
+                "groups",
+                f"dn_num_group is {meta.get('dn_num_group')}, expected "
+                f"{' or '.join(str(g) for g in groups)} for {rows} denoising rows",
+            )
+        )
     return problems
 
 
 def _meta_only_problems(attn_mask, meta, q):
     problems = _split_problems(meta, 0, q, (0,))
     if meta.get("dn_positive_idx") is not None:
-        problems.append(("positives", f"dn_positive_idx is {type(meta.get('dn_positive_idx')).__name__}, expected None "
-                                      "(no denoising rows)"))
+        problems.append(
+            (
+                "positives",
+                f"dn_positive_idx is {type(meta.get('dn_positive_idx')).__name__}, expected None (no denoising rows)",
+            )
+        )
     if attn_mask is not None and not (_is_tensor(attn_mask, q, q) and not bool(attn_mask.to(torch.bool).any())):
-        problems.append(("mask", f"the mask is {_shape(attn_mask)}; with no denoising rows it must be None or an "
-                                 f"all-False [{q}, {q}] mask"))
+        problems.append(
+            (
+                "mask",
+                f"the mask is {_shape(attn_mask)}; with no denoising rows it must be None or an "
+                f"all-False [{q}, {q}] mask",
+            )
+        )
     return problems
 
 
 def _empty_group_problems(query_bbox, attn_mask, meta, bs, q):
     problems = _split_problems(meta, 0, q, (0, 1))
     if not _is_tensor(query_bbox, bs, 0, 4):
-        problems.append(("shapes", f"input_query_bbox is {_shape(query_bbox)}, expected [{bs}, 0, 4] beside the "
-                                   f"zero-width class queries"))
+        problems.append(
+            (
+                "shapes",
+                f"input_query_bbox is {_shape(query_bbox)}, expected [{bs}, 0, 4] beside the zero-width class queries",
+            )
+        )
     if not (_is_tensor(attn_mask, q, q) and not bool(attn_mask.to(torch.bool).any())):
-        problems.append(("mask", f"the mask is {_shape(attn_mask)}, expected an all-False [{q}, {q}] mask (object "
-                                 "queries only)"))
+        problems.append(
+            ("mask", f"the mask is {_shape(attn_mask)}, expected an all-False [{q}, {q}] mask (object queries only)")
+        )
     positives = meta.get("dn_positive_idx")
     if positives is not None and (len(positives) != bs or any(len(p) for p in positives)):
         problems.append(("positives", "dn_positive_idx lists rows, but there are no denoising rows"))
@@ -125,8 +149,12 @@ def _dummy_group_problems(outputs, case):
     problems = _split_problems(meta, 2, q, (1,))
     padding = case.class_embed().weight.detach()[case.num_classes].to(query_class.device)
     if not bool((query_class.detach() == padding).all()):
-        problems.append(("padding_class", "a dummy row's class query is not the padding embedding row (class "
-                                          f"num_classes = {case.num_classes})"))
+        problems.append(
+            (
+                "padding_class",
+                f"a dummy row's class query is not the padding embedding row (class num_classes = {case.num_classes})",
+            )
+        )
     if not _is_tensor(query_bbox, bs, 2, 4) or not bool(torch.isfinite(query_bbox).all()):
         problems.append(("box", f"the dummy boxes are {_shape(query_bbox)}; expected finite [{bs}, 2, 4]"))
     if not _is_tensor(attn_mask, 2 + q, 2 + q):
@@ -135,12 +163,21 @@ def _dummy_group_problems(outputs, case):
         problems.append(("visible", "an object query may attend to a dummy row: attn_mask[2:, :2] must be all True"))
     positives = meta.get("dn_positive_idx")
     if positives is None or len(positives) != bs:
-        problems.append(("positives", f"dn_positive_idx is {type(positives).__name__}, expected one (empty) index "
-                                      f"tensor per image ({bs})"))
+        problems.append(
+            (
+                "positives",
+                f"dn_positive_idx is {type(positives).__name__}, expected one (empty) index tensor per image ({bs})",
+            )
+        )
     elif any(len(p) for p in positives):
         i = next(i for i, p in enumerate(positives) if len(p))
-        problems.append(("positive_row", f"dn_positive_idx[{i}] lists {torch.as_tensor(positives[i]).tolist()}: a "
-                                         "dummy row is a padding row, never a positive"))
+        problems.append(
+            (
+                "positive_row",
+                f"dn_positive_idx[{i}] lists {torch.as_tensor(positives[i]).tolist()}: a "
+                "dummy row is a padding row, never a positive",
+            )
+        )
     return problems
 
 

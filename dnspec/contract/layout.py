@@ -34,7 +34,7 @@ class CdnLayout:
     num_queries: int
 
     @classmethod
-    def for_targets(cls, targets, num_denoising: int, num_queries: int) -> "CdnLayout":
+    def for_targets(cls, targets, num_denoising: int, num_queries: int) -> CdnLayout:
         return cls(tuple(int(len(t["labels"])) for t in targets), num_denoising, num_queries)
 
     @property

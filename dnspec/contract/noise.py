@@ -38,7 +38,7 @@ class NoiseDraw:
     box_sign: torch.Tensor | None
     box_magnitude: torch.Tensor | None
 
-    def to(self, device=None, box_dtype: torch.dtype | None = None) -> "NoiseDraw":
+    def to(self, device=None, box_dtype: torch.dtype | None = None) -> NoiseDraw:
         """The same draw on another device, box fields optionally cast to ``box_dtype``."""
 
         def move(t, dtype=None):
@@ -73,13 +73,8 @@ def draw_noise(
     if label_noise_ratio > 0:
         uniform = torch.rand(shape, dtype=torch.float32, device=device, generator=generator)
         label_flip = uniform < (label_noise_ratio * 0.5)
-        replacement_label = torch.randint(
-            0, num_classes, shape, dtype=torch.int32, device=device, generator=generator
-        )
+        replacement_label = torch.randint(0, num_classes, shape, dtype=torch.int32, device=device, generator=generator)
     if box_noise_scale > 0:
-        box_sign = (
-            torch.randint(0, 2, (*shape, 4), dtype=box_dtype, device=device, generator=generator) * 2.0
-            - 1.0
-        )
+        box_sign = torch.randint(0, 2, (*shape, 4), dtype=box_dtype, device=device, generator=generator) * 2.0 - 1.0
         box_magnitude = torch.rand((*shape, 4), dtype=box_dtype, device=device, generator=generator)
     return NoiseDraw(label_flip, replacement_label, box_sign, box_magnitude)

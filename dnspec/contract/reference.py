@@ -155,7 +155,9 @@ def get_contrastive_denoising_training_group(
     random numbers, so valid inputs give upstream's outputs and RNG state either way;
     ``validate=False`` is upstream's behaviour on invalid inputs too (and skips its cost)."""
     if validate:
-        validate_cdn_inputs(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale)
+        validate_cdn_inputs(
+            targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale
+        )
     if num_denoising <= 0:
         return NO_OUTPUT
     max_gt_num = max((len(t["labels"]) for t in targets), default=0)

@@ -65,7 +65,7 @@ class CdnInputError(ValueError):
         self.value = value
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def corner_tolerance(dtype: torch.dtype) -> float:
     """How far a corner may leave [0, 1]: 1e-6, or 2 machine epsilons of a coarser box
     dtype (float16 1.95e-3, bfloat16 1.56e-2), since rounding cx and w to the dtype
@@ -94,7 +94,8 @@ def validate_cdn_inputs(
         if weight.device != device:
             raise CdnInputError(
                 f"class_embed: weight on {weight.device}, targets on {device} (targets[0]['labels'] sets the device)",
-                field="class_embed", value=weight.device,
+                field="class_embed",
+                value=weight.device,
             )
         _check_values(labels, boxes, num_classes)
 
@@ -116,32 +117,51 @@ def _type_name(x) -> str:
 
 def _check_config(num_classes, num_queries, num_denoising, label_noise_ratio, box_noise_scale) -> None:
     if not _is_int(num_classes):
-        raise CdnInputError(f"num_classes: must be an int, got {_type_name(num_classes)} {num_classes!r}", field="num_classes", value=num_classes)
+        raise CdnInputError(
+            f"num_classes: must be an int, got {_type_name(num_classes)} {num_classes!r}",
+            field="num_classes",
+            value=num_classes,
+        )
     if num_classes < 1:
         raise CdnInputError(f"num_classes: {num_classes} < 1", field="num_classes", value=num_classes)
     if not _is_int(num_queries):
-        raise CdnInputError(f"num_queries: must be an int, got {_type_name(num_queries)} {num_queries!r}", field="num_queries", value=num_queries)
+        raise CdnInputError(
+            f"num_queries: must be an int, got {_type_name(num_queries)} {num_queries!r}",
+            field="num_queries",
+            value=num_queries,
+        )
     if num_queries < 0:
         raise CdnInputError(f"num_queries: {num_queries} < 0", field="num_queries", value=num_queries)
     if not _is_int(num_denoising):
         raise CdnInputError(
             f"num_denoising: must be an int (<= 0 turns denoising off), got {_type_name(num_denoising)} {num_denoising!r}",
-            field="num_denoising", value=num_denoising,
+            field="num_denoising",
+            value=num_denoising,
         )
     if not _is_real(label_noise_ratio):
         raise CdnInputError(
             f"label_noise_ratio: must be a real number, got {_type_name(label_noise_ratio)} {label_noise_ratio!r}",
-            field="label_noise_ratio", value=label_noise_ratio,
+            field="label_noise_ratio",
+            value=label_noise_ratio,
         )
     if not 0 <= label_noise_ratio <= 1:  # False for NaN too
-        raise CdnInputError(f"label_noise_ratio: {label_noise_ratio!r} outside [0, 1]", field="label_noise_ratio", value=label_noise_ratio)
+        raise CdnInputError(
+            f"label_noise_ratio: {label_noise_ratio!r} outside [0, 1]",
+            field="label_noise_ratio",
+            value=label_noise_ratio,
+        )
     if not _is_real(box_noise_scale):
         raise CdnInputError(
             f"box_noise_scale: must be a real number, got {_type_name(box_noise_scale)} {box_noise_scale!r}",
-            field="box_noise_scale", value=box_noise_scale,
+            field="box_noise_scale",
+            value=box_noise_scale,
         )
     if not (math.isfinite(box_noise_scale) and box_noise_scale >= 0):
-        raise CdnInputError(f"box_noise_scale: {box_noise_scale!r} is not a finite number >= 0", field="box_noise_scale", value=box_noise_scale)
+        raise CdnInputError(
+            f"box_noise_scale: {box_noise_scale!r} is not a finite number >= 0",
+            field="box_noise_scale",
+            value=box_noise_scale,
+        )
 
 
 def _check_class_embed(class_embed, num_classes: int) -> torch.Tensor:
@@ -149,15 +169,21 @@ def _check_class_embed(class_embed, num_classes: int) -> torch.Tensor:
     if not callable(class_embed) or not isinstance(weight, torch.Tensor):
         raise CdnInputError(
             f"class_embed: expected an nn.Embedding (callable with a .weight tensor), got {_type_name(class_embed)}",
-            field="class_embed", value=type(class_embed),
+            field="class_embed",
+            value=type(class_embed),
         )
     if weight.dim() != 2:
-        raise CdnInputError(f"class_embed: weight has shape {list(weight.shape)}, expected 2-D [num_classes + 1, D]", field="class_embed", value=tuple(weight.shape))
+        raise CdnInputError(
+            f"class_embed: weight has shape {list(weight.shape)}, expected 2-D [num_classes + 1, D]",
+            field="class_embed",
+            value=tuple(weight.shape),
+        )
     if weight.shape[0] < num_classes + 1:
         raise CdnInputError(
             f"class_embed: {weight.shape[0]} rows < num_classes + 1 = {num_classes + 1} "
             f"(row num_classes embeds the padding class)",
-            field="class_embed", value=int(weight.shape[0]),
+            field="class_embed",
+            value=int(weight.shape[0]),
         )
     return weight
 
@@ -172,31 +198,59 @@ _FLOAT_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.f
 def _check_structure(targets) -> tuple[list, list]:
     """Per image, metadata only: written for speed (it runs once per image per call)."""
     if not isinstance(targets, (list, tuple)):
-        raise CdnInputError(f"targets: expected a list of dicts (one per image), got {_type_name(targets)}", field="targets", value=type(targets))
+        raise CdnInputError(
+            f"targets: expected a list of dicts (one per image), got {_type_name(targets)}",
+            field="targets",
+            value=type(targets),
+        )
     labels_list, boxes_list = [], []
     device = None
     for i, target in enumerate(targets):
         if type(target) is not dict and not isinstance(target, Mapping):
-            raise CdnInputError(f"targets[{i}]: expected a dict with 'labels' and 'boxes', got {_type_name(target)}", field="targets", image_index=i, value=type(target))
+            raise CdnInputError(
+                f"targets[{i}]: expected a dict with 'labels' and 'boxes', got {_type_name(target)}",
+                field="targets",
+                image_index=i,
+                value=type(target),
+            )
         labels, boxes = target.get("labels"), target.get("boxes")
         if type(labels) is not torch.Tensor or type(boxes) is not torch.Tensor:
             _explain_entries(i, target)
         labels_shape, boxes_shape = labels.shape, boxes.shape
         if labels.dtype not in _INT_DTYPES:
-            raise CdnInputError(f"targets[{i}]['labels']: dtype {labels.dtype} is not an integer dtype", field="labels", image_index=i, value=labels.dtype)
+            raise CdnInputError(
+                f"targets[{i}]['labels']: dtype {labels.dtype} is not an integer dtype",
+                field="labels",
+                image_index=i,
+                value=labels.dtype,
+            )
         if len(labels_shape) != 1:
-            raise CdnInputError(f"targets[{i}]['labels']: shape {list(labels_shape)}, expected 1-D [n]", field="labels", image_index=i, value=tuple(labels_shape))
+            raise CdnInputError(
+                f"targets[{i}]['labels']: shape {list(labels_shape)}, expected 1-D [n]",
+                field="labels",
+                image_index=i,
+                value=tuple(labels_shape),
+            )
         if boxes.dtype not in _FLOAT_DTYPES:
-            raise CdnInputError(f"targets[{i}]['boxes']: dtype {boxes.dtype} is not a floating dtype", field="boxes", image_index=i, value=boxes.dtype)
+            raise CdnInputError(
+                f"targets[{i}]['boxes']: dtype {boxes.dtype} is not a floating dtype",
+                field="boxes",
+                image_index=i,
+                value=boxes.dtype,
+            )
         if len(boxes_shape) != 2 or boxes_shape[1] != 4:
             raise CdnInputError(
                 f"targets[{i}]['boxes']: shape {list(boxes_shape)}, expected [n, 4] (an empty image is torch.zeros(0, 4))",
-                field="boxes", image_index=i, value=tuple(boxes_shape),
+                field="boxes",
+                image_index=i,
+                value=tuple(boxes_shape),
             )
         if boxes_shape[0] != labels_shape[0]:
             raise CdnInputError(
                 f"targets[{i}]: {labels_shape[0]} labels but {boxes_shape[0]} boxes",
-                field="boxes", image_index=i, value=int(boxes_shape[0]),
+                field="boxes",
+                image_index=i,
+                value=int(boxes_shape[0]),
             )
         if device is None:
             device = labels.device
@@ -204,7 +258,9 @@ def _check_structure(targets) -> tuple[list, list]:
             key, tensor = ("labels", labels) if labels.device != device else ("boxes", boxes)
             raise CdnInputError(
                 f"targets[{i}][{key!r}]: on {tensor.device}, but targets[0]['labels'] is on {device}",
-                field=key, image_index=i, value=tensor.device,
+                field=key,
+                image_index=i,
+                value=tensor.device,
             )
         labels_list.append(labels)
         boxes_list.append(boxes)
@@ -215,9 +271,19 @@ def _explain_entries(i: int, target) -> None:
     """Raise for a missing key or a value that is not a tensor (tensor subclasses pass)."""
     for key in ("labels", "boxes"):
         if key not in target:
-            raise CdnInputError(f"targets[{i}]: missing key {key!r} (has {sorted(map(str, target))})", field=key, image_index=i, value=None)
+            raise CdnInputError(
+                f"targets[{i}]: missing key {key!r} (has {sorted(map(str, target))})",
+                field=key,
+                image_index=i,
+                value=None,
+            )
         if not isinstance(target[key], torch.Tensor):
-            raise CdnInputError(f"targets[{i}][{key!r}]: expected a torch.Tensor, got {_type_name(target[key])}", field=key, image_index=i, value=type(target[key]))
+            raise CdnInputError(
+                f"targets[{i}][{key!r}]: expected a torch.Tensor, got {_type_name(target[key])}",
+                field=key,
+                image_index=i,
+                value=type(target[key]),
+            )
 
 
 # --- values (one sync) ------------------------------------------------------------------
@@ -283,7 +349,10 @@ def _name_first_bad_value(i: int, labels: torch.Tensor, boxes: torch.Tensor, num
             note = " (num_classes is the padding class, reserved for padding rows)" if label == num_classes else ""
             raise CdnInputError(
                 f"targets[{i}]['labels'][{row}]: label {label} outside [0, num_classes={num_classes}){note}",
-                field="labels", image_index=i, row=row, value=label,
+                field="labels",
+                image_index=i,
+                row=row,
+                value=label,
             )
     tol = corner_tolerance(boxes.dtype)
     # the shortest text that reads back as the stored value (float32's for narrower dtypes)
@@ -294,7 +363,13 @@ def _name_first_bad_value(i: int, labels: torch.Tensor, boxes: torch.Tensor, num
         shown = "[" + ", ".join(fmt(v) for v in box) + "]"
 
         def fail(message, value):
-            raise CdnInputError(f"{where}: {message} in box (cx, cy, w, h) = {shown}", field="boxes", image_index=i, row=row, value=value)
+            raise CdnInputError(
+                f"{where}: {message} in box (cx, cy, w, h) = {shown}",
+                field="boxes",
+                image_index=i,
+                row=row,
+                value=value,
+            )
 
         for value in box:
             if not math.isfinite(value):
@@ -303,7 +378,10 @@ def _name_first_bad_value(i: int, labels: torch.Tensor, boxes: torch.Tensor, num
             if value <= 0:
                 raise CdnInputError(
                     f"{where}: {name} {fmt(value)} <= 0 (w and h of a normalized cxcywh box must be > 0)",
-                    field="boxes", image_index=i, row=row, value=value,
+                    field="boxes",
+                    image_index=i,
+                    row=row,
+                    value=value,
                 )
         for name, value in zip(("x1 = cx - w/2", "y1 = cy - h/2"), low[row]):
             if value < -tol:

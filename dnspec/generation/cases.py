@@ -48,8 +48,14 @@ class CdnCase:
         carries can always be read back from it."""
         weight = _embedding_weight(self.seed, self.num_classes, self.embed_dim).to(device=self.device, dtype=self.dtype)
         # _weight: the values above, without nn.Embedding's own initialisation (drawn, then overwritten)
-        return torch.nn.Embedding(self.num_classes + 1, self.embed_dim, padding_idx=self.num_classes,
-                                  _weight=weight.clone(), device=self.device, dtype=self.dtype)
+        return torch.nn.Embedding(
+            self.num_classes + 1,
+            self.embed_dim,
+            padding_idx=self.num_classes,
+            _weight=weight.clone(),
+            device=self.device,
+            dtype=self.dtype,
+        )
 
     def fresh_targets(self) -> list[dict]:
         """A deep copy of the targets, so a call cannot change the case."""
@@ -74,17 +80,16 @@ class CdnCase:
         with torch.no_grad():
             return impl(*args, **kwargs)
 
-    def to(self, device=None, dtype=None) -> "CdnCase":
+    def to(self, device=None, dtype=None) -> CdnCase:
         """The same case on another device or with boxes and embedding in another dtype."""
         device = self.device if device is None else str(device)
         dtype = self.dtype if dtype is None else dtype
         targets = tuple(
-            {"labels": t["labels"].to(device), "boxes": t["boxes"].to(device=device, dtype=dtype)}
-            for t in self.targets
+            {"labels": t["labels"].to(device), "boxes": t["boxes"].to(device=device, dtype=dtype)} for t in self.targets
         )
         return replace(self, targets=targets, device=device, dtype=dtype)
 
-    def with_config(self, **changes) -> "CdnCase":
+    def with_config(self, **changes) -> CdnCase:
         return replace(self, **changes)
 
     def _repr_pretty_(self, printer, cycle) -> None:
@@ -184,4 +189,3 @@ def random_ragged_case(generator: torch.Generator) -> CdnCase:
         embed_dim=8,
         seed=seed,
     )
-

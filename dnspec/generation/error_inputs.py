@@ -18,8 +18,8 @@ thing only: a validated call raises with exactly the declared field.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import torch
 from hypothesis import strategies as st
@@ -57,7 +57,7 @@ class RawCall:
     embed_device: str | None = None
 
     @classmethod
-    def from_case(cls, case: CdnCase) -> "RawCall":
+    def from_case(cls, case: CdnCase) -> RawCall:
         return cls(
             base=case,
             targets=case.targets,
@@ -72,7 +72,7 @@ class RawCall:
     def seed(self) -> int:
         return self.base.seed
 
-    def with_(self, **changes) -> "RawCall":
+    def with_(self, **changes) -> RawCall:
         return replace(self, **changes)
 
     def class_embed(self) -> torch.nn.Module:
@@ -197,7 +197,7 @@ def _set_box_value(draw, case, value_strategy, columns, what):
     value = draw(value_strategy)
     image = _image(case, i)
     image["boxes"][row, column] = value
-    name = "cx cy w h".split()[column]
+    name = ["cx", "cy", "w", "h"][column]
     return _break_image(case, i, image, "boxes", f"targets[{i}]['boxes'][{row}]: {name} = {value!r} ({what})")
 
 
@@ -218,7 +218,9 @@ def negative_height(draw, case):
     i, row = _pick_box(draw, case)
     image = _image(case, i)
     image["boxes"][row, 3] = -image["boxes"][row, 3]
-    return _break_image(case, i, image, "boxes", f"targets[{i}]['boxes'][{row}]: h = {float(image['boxes'][row, 3])!r} (negated)")
+    return _break_image(
+        case, i, image, "boxes", f"targets[{i}]['boxes'][{row}]: h = {float(image['boxes'][row, 3])!r} (negated)"
+    )
 
 
 def corner_outside(draw, case):
@@ -354,7 +356,9 @@ def device_mismatch(draw, case):
     """One tensor (a label or box tensor of one image, or the class embedding) on another
     device than targets[0]['labels'] (needs CUDA)."""
     other = _other_device(case.device)
-    choices = ["class_embed"] + [(i, key) for i in range(case.batch_size) for key in ("labels", "boxes") if (i, key) != (0, "labels")]
+    choices = ["class_embed"] + [
+        (i, key) for i in range(case.batch_size) for key in ("labels", "boxes") if (i, key) != (0, "labels")
+    ]
     choice = draw(st.sampled_from(choices))
     if choice == "class_embed":
         return Broken(RawCall.from_case(case).with_(embed_device=other), "class_embed", None, f"class_embed on {other}")
@@ -436,7 +440,13 @@ ERROR_KINDS: dict[str, ErrorKind] = _kinds(
     ("missing_key", ("labels", "boxes"), "one image lacks 'labels' or 'boxes'", missing_key),
     ("image_not_a_dict", ("targets",), "one image is a (labels, boxes) tuple", image_not_a_dict),
     ("targets_not_a_list", ("targets",), "targets is one image's dict or one tensor", targets_not_a_list),
-    ("device_mismatch", ("labels", "boxes", "class_embed"), "one tensor on another device", device_mismatch, _cuda_reason),
+    (
+        "device_mismatch",
+        ("labels", "boxes", "class_embed"),
+        "one tensor on another device",
+        device_mismatch,
+        _cuda_reason,
+    ),
     ("embed_too_small", ("class_embed",), "class_embed has fewer than num_classes + 1 rows", embed_too_small),
     ("num_classes_not_positive", ("num_classes",), "num_classes <= 0", num_classes_not_positive),
     ("negative_num_queries", ("num_queries",), "num_queries < 0", negative_num_queries),

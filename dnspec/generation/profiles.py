@@ -34,8 +34,9 @@ def register_profiles() -> None:
     # say which lines only failing cases ran, which cost 2-10 s per failing property here
     # (most under pytest) and mostly names dnspec's own check lines. dev and thorough keep it.
     ci = settings.get_profile("ci")
-    settings.register_profile("ci", ci, max_examples=CI_EXAMPLES,
-                              phases=[phase for phase in ci.phases if phase != Phase.explain], **_COMMON)
+    settings.register_profile(
+        "ci", ci, max_examples=CI_EXAMPLES, phases=[phase for phase in ci.phases if phase != Phase.explain], **_COMMON
+    )
     settings.register_profile("dev", max_examples=DEV_EXAMPLES, **_COMMON)
     settings.register_profile("thorough", max_examples=10 * DEV_EXAMPLES, **_COMMON)
 

@@ -17,8 +17,8 @@ image is "box_noise_scale == 0".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 COMMON = "common"
 TINY_SIDE = 1e-3  # a box side at or below this is "tiny"
@@ -68,46 +68,85 @@ def _max_gt(case) -> int:
 
 
 REGIMES: tuple[Regime, ...] = (
-    Regime("box_noise_scale_0", "box_noise_scale == 0",
-           "RT-DETR returns box-space boxes here; RT-DETRv2, D-FINE and DEIM forks assign their box output only "
-           "under `if box_noise_scale > 0` and raise UnboundLocalError",
-           lambda case: case.box_noise_scale == 0),
-    Regime("label_noise_ratio_0", "label_noise_ratio == 0",
-           "no label noise: every real row keeps its label (`ratio or default` idioms turn 0 into noise)",
-           lambda case: case.label_noise_ratio == 0),
-    Regime("box_noise_scale_above_1", "box_noise_scale > 1",
-           "negatives move by up to 2 * scale * side/2: corners cross and hit the clip more often",
-           lambda case: case.box_noise_scale > 1),
-    Regime("all_images_empty", "no image has a box",
-           "RT-DETR returns four Nones; forks return a dummy group, an empty group or meta only (the empty-batch conventions)",
-           lambda case: case.num_denoising > 0 and _max_gt(case) == 0),
-    Regime("some_image_empty", "some image has no box",
-           "padding rows only for that image; per-image loops and splits meet a zero count",
-           lambda case: _max_gt(case) > 0 and 0 in case.counts),
-    Regime("batch_of_one", "batch of one image",
-           "bs == 1: squeezes and broadcasting that hide a batch axis",
-           lambda case: case.batch_size == 1),
-    Regime("max_gt_above_num_denoising", "max_gt > num_denoising (G falls to 1)",
-           "num_denoising // max_gt is 0 and is floored to 1 group; ultralytics subsamples boxes here",
-           lambda case: case.num_denoising > 0 and _max_gt(case) > case.num_denoising),
-    Regime("num_denoising_non_positive", "num_denoising <= 0",
-           "denoising off (negative values are valid input): RT-DETR returns four Nones",
-           lambda case: case.num_denoising <= 0),
-    Regime("one_class", "num_classes == 1",
-           "a replacement label can only be the label itself; randint(0, 1)",
-           lambda case: case.num_classes == 1),
-    Regime("no_object_queries", "num_queries == 0",
-           "the attention mask has only denoising rows; dn_num_split == [N, 0]",
-           lambda case: case.num_queries == 0),
-    Regime("border_box", "a box touches the image border",
-           "a corner at 0 or 1: the clip pins noised corners there",
-           _touches_border),
-    Regime("tiny_box", f"a box side <= {TINY_SIDE:g}",
-           "side/2 * scale is tiny: noise below float precision, logits near the clamp",
-           _has_tiny_box),
-    Regime("full_image_box", "a box covers the whole image",
-           "w = h = 1: every corner on the border, the side clamp 1 - 1e-5 of inverse_sigmoid",
-           _has_full_image_box),
+    Regime(
+        "box_noise_scale_0",
+        "box_noise_scale == 0",
+        "RT-DETR returns box-space boxes here; RT-DETRv2, D-FINE and DEIM forks assign their box output only "
+        "under `if box_noise_scale > 0` and raise UnboundLocalError",
+        lambda case: case.box_noise_scale == 0,
+    ),
+    Regime(
+        "label_noise_ratio_0",
+        "label_noise_ratio == 0",
+        "no label noise: every real row keeps its label (`ratio or default` idioms turn 0 into noise)",
+        lambda case: case.label_noise_ratio == 0,
+    ),
+    Regime(
+        "box_noise_scale_above_1",
+        "box_noise_scale > 1",
+        "negatives move by up to 2 * scale * side/2: corners cross and hit the clip more often",
+        lambda case: case.box_noise_scale > 1,
+    ),
+    Regime(
+        "all_images_empty",
+        "no image has a box",
+        "RT-DETR returns four Nones; forks return a dummy group, an empty group or meta only (the empty-batch conventions)",
+        lambda case: case.num_denoising > 0 and _max_gt(case) == 0,
+    ),
+    Regime(
+        "some_image_empty",
+        "some image has no box",
+        "padding rows only for that image; per-image loops and splits meet a zero count",
+        lambda case: _max_gt(case) > 0 and 0 in case.counts,
+    ),
+    Regime(
+        "batch_of_one",
+        "batch of one image",
+        "bs == 1: squeezes and broadcasting that hide a batch axis",
+        lambda case: case.batch_size == 1,
+    ),
+    Regime(
+        "max_gt_above_num_denoising",
+        "max_gt > num_denoising (G falls to 1)",
+        "num_denoising // max_gt is 0 and is floored to 1 group; ultralytics subsamples boxes here",
+        lambda case: case.num_denoising > 0 and _max_gt(case) > case.num_denoising,
+    ),
+    Regime(
+        "num_denoising_non_positive",
+        "num_denoising <= 0",
+        "denoising off (negative values are valid input): RT-DETR returns four Nones",
+        lambda case: case.num_denoising <= 0,
+    ),
+    Regime(
+        "one_class",
+        "num_classes == 1",
+        "a replacement label can only be the label itself; randint(0, 1)",
+        lambda case: case.num_classes == 1,
+    ),
+    Regime(
+        "no_object_queries",
+        "num_queries == 0",
+        "the attention mask has only denoising rows; dn_num_split == [N, 0]",
+        lambda case: case.num_queries == 0,
+    ),
+    Regime(
+        "border_box",
+        "a box touches the image border",
+        "a corner at 0 or 1: the clip pins noised corners there",
+        _touches_border,
+    ),
+    Regime(
+        "tiny_box",
+        f"a box side <= {TINY_SIDE:g}",
+        "side/2 * scale is tiny: noise below float precision, logits near the clamp",
+        _has_tiny_box,
+    ),
+    Regime(
+        "full_image_box",
+        "a box covers the whole image",
+        "w = h = 1: every corner on the border, the side clamp 1 - 1e-5 of inverse_sigmoid",
+        _has_full_image_box,
+    ),
 )
 
 BY_NAME: dict[str, Regime] = {regime.name: regime for regime in REGIMES}

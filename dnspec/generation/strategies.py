@@ -17,7 +17,8 @@ import functools
 import random
 
 import torch
-from hypothesis import assume, strategies as st
+from hypothesis import assume
+from hypothesis import strategies as st
 
 from dnspec.generation import regimes
 from dnspec.generation.cases import CdnCase
@@ -90,7 +91,9 @@ def image_targets(draw, num_classes: int, max_boxes: int = 6, dtype=torch.float3
 
 
 @st.composite
-def crowded_image_targets(draw, num_classes: int, min_boxes: int, max_boxes: int, dtype=torch.float32, device="cpu") -> dict:
+def crowded_image_targets(
+    draw, num_classes: int, min_boxes: int, max_boxes: int, dtype=torch.float32, device="cpu"
+) -> dict:
     """An image with many boxes (min_boxes..max_boxes), generated from a drawn seed
     rather than box by box, so that crowded images stay cheap to generate and shrink."""
     n = draw(st.integers(min_boxes, max_boxes))
@@ -160,7 +163,12 @@ def cdn_cases(
         where = draw(st.integers(0, batch_size - 1))
         images[where] = draw(_crowded_image_targets(num_classes, num_denoising + 1, num_denoising + 4, dtype, device))
     return CdnCase(
-        targets=tuple(images), num_classes=num_classes, num_denoising=num_denoising, dtype=dtype, device=device, **config
+        targets=tuple(images),
+        num_classes=num_classes,
+        num_denoising=num_denoising,
+        dtype=dtype,
+        device=device,
+        **config,
     )
 
 
@@ -299,7 +307,7 @@ def _labels(draws, num_classes: int) -> list[int]:
     return [min(int(u * num_classes), num_classes - 1) for u in draws]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _box_code_lists(max_boxes: int) -> st.SearchStrategy[list[int]]:
     return st.lists(_BOX_CODES, min_size=1, max_size=max(1, max_boxes))
 
@@ -345,8 +353,9 @@ _border_boxes = functools.cache(_border_box)
 
 
 @st.composite
-def regime_cases(draw, regime: str = regimes.COMMON, max_batch_size: int = 16, max_boxes: int = 6,
-                 dtype=torch.float32, device="cpu") -> CdnCase:
+def regime_cases(
+    draw, regime: str = regimes.COMMON, max_batch_size: int = 16, max_boxes: int = 6, dtype=torch.float32, device="cpu"
+) -> CdnCase:
     """A whole call in ``regime`` (a name of :data:`dnspec.generation.regimes.NAMES`): the common
     regime's knobs, with the one knob of an edge regime moved onto its edge. Every case
     is in its regime and in no other edge regime (a full-image box also touches the
@@ -364,8 +373,10 @@ def regime_cases(draw, regime: str = regimes.COMMON, max_batch_size: int = 16, m
     empty = set(range(batch_size)) if regime == "all_images_empty" else set()
     if regime == "some_image_empty":
         empty.add(draw(st.integers(0, batch_size - 1)))
-    images = [_empty_image(dtype, device) if i in empty else _common_image(draw, num_classes, max_boxes, dtype, device)
-              for i in range(batch_size)]
+    images = [
+        _empty_image(dtype, device) if i in empty else _common_image(draw, num_classes, max_boxes, dtype, device)
+        for i in range(batch_size)
+    ]
     counts = [len(image["labels"]) for image in images]
     if regime == "max_gt_above_num_denoising":
         num_denoising = draw(_SMALL_DENOISING)
@@ -395,10 +406,16 @@ def regime_cases(draw, regime: str = regimes.COMMON, max_batch_size: int = 16, m
     else:
         scale = draw(_SCALES)
     case = CdnCase(
-        targets=tuple(images), num_classes=num_classes, num_denoising=num_denoising,
+        targets=tuple(images),
+        num_classes=num_classes,
+        num_denoising=num_denoising,
         num_queries=0 if regime == "no_object_queries" else draw(_QUERIES),
-        label_noise_ratio=ratio, box_noise_scale=scale, embed_dim=draw(_EMBED_DIMS),
-        seed=draw(_SEEDS), dtype=dtype, device=device,
+        label_noise_ratio=ratio,
+        box_noise_scale=scale,
+        embed_dim=draw(_EMBED_DIMS),
+        seed=draw(_SEEDS),
+        dtype=dtype,
+        device=device,
     )
     expected = REGIME_SETS[regime]
     assume(regimes.regimes_of(case) == expected)  # the dtype's rounding put a box on an edge
@@ -417,11 +434,20 @@ def pinned_cases(regime: str, dtype=torch.float32, device="cpu") -> list[CdnCase
     """The canonical small case of each regime, pinned with ``@example`` so every run
     checks it first (they catch most bugs at once; Hypothesis does not shrink them)."""
     box = lambda *b: torch.tensor([list(b)], dtype=dtype, device=device)
-    empty = {"labels": torch.zeros(0, dtype=torch.int64, device=device), "boxes": torch.zeros(0, 4, dtype=dtype, device=device)}
+    empty = {
+        "labels": torch.zeros(0, dtype=torch.int64, device=device),
+        "boxes": torch.zeros(0, 4, dtype=dtype, device=device),
+    }
     one = {"labels": torch.tensor([1], device=device), "boxes": box(0.5, 0.5, 0.2, 0.2)}
-    two = {"labels": torch.tensor([0, 2], device=device), "boxes": torch.tensor([[0.3, 0.4, 0.2, 0.3], [0.6, 0.5, 0.3, 0.2]], dtype=dtype, device=device)}
+    two = {
+        "labels": torch.tensor([0, 2], device=device),
+        "boxes": torch.tensor([[0.3, 0.4, 0.2, 0.3], [0.6, 0.5, 0.3, 0.2]], dtype=dtype, device=device),
+    }
     common = dict(num_classes=3, num_queries=4, embed_dim=4, seed=1, dtype=dtype, device=device, num_denoising=6)
-    crowded = {"labels": torch.arange(5, device=device) % 3, "boxes": torch.tensor([[0.4, 0.5, 0.3, 0.3]] * 5, dtype=dtype, device=device)}
+    crowded = {
+        "labels": torch.arange(5, device=device) % 3,
+        "boxes": torch.tensor([[0.4, 0.5, 0.3, 0.3]] * 5, dtype=dtype, device=device),
+    }
     by_regime = {
         regimes.COMMON: CdnCase(targets=(one, two), note="common: two images", **common),
         "box_noise_scale_0": CdnCase(targets=(one, two), box_noise_scale=0.0, note="box_noise_scale 0", **common),
@@ -430,17 +456,36 @@ def pinned_cases(regime: str, dtype=torch.float32, device="cpu") -> list[CdnCase
         "all_images_empty": CdnCase(targets=(empty, empty), note="all-empty batch", **common),
         "some_image_empty": CdnCase(targets=(one, empty), note="one image with 0 boxes", **common),
         "batch_of_one": CdnCase(targets=(two,), note="batch of one", **common),
-        "max_gt_above_num_denoising": CdnCase(targets=(crowded, one), note="max_gt > num_denoising", **{**common, "num_denoising": 3}),
-        "num_denoising_non_positive": CdnCase(targets=(one, two), note="num_denoising -1", **{**common, "num_denoising": -1}),
-        "one_class": CdnCase(targets=(dict(one, labels=torch.tensor([0], device=device)), dict(two, labels=torch.tensor([0, 0], device=device))),
-                             note="num_classes 1", **{**common, "num_classes": 1}),
+        "max_gt_above_num_denoising": CdnCase(
+            targets=(crowded, one), note="max_gt > num_denoising", **{**common, "num_denoising": 3}
+        ),
+        "num_denoising_non_positive": CdnCase(
+            targets=(one, two), note="num_denoising -1", **{**common, "num_denoising": -1}
+        ),
+        "one_class": CdnCase(
+            targets=(
+                dict(one, labels=torch.tensor([0], device=device)),
+                dict(two, labels=torch.tensor([0, 0], device=device)),
+            ),
+            note="num_classes 1",
+            **{**common, "num_classes": 1},
+        ),
         "no_object_queries": CdnCase(targets=(one, two), note="num_queries 0", **{**common, "num_queries": 0}),
-        "border_box": CdnCase(targets=(one, {"labels": torch.tensor([0], device=device), "boxes": box(0.05, 0.5, 0.1, 0.1)}),
-                              note="box on the left border", **common),
-        "tiny_box": CdnCase(targets=(one, {"labels": torch.tensor([0], device=device), "boxes": box(0.5, 0.5, 5e-4, 0.2)}),
-                            note="tiny box", **common),
-        "full_image_box": CdnCase(targets=(one, {"labels": torch.tensor([0], device=device), "boxes": box(0.5, 0.5, 1.0, 1.0)}),
-                                  note="full-image box", **common),
+        "border_box": CdnCase(
+            targets=(one, {"labels": torch.tensor([0], device=device), "boxes": box(0.05, 0.5, 0.1, 0.1)}),
+            note="box on the left border",
+            **common,
+        ),
+        "tiny_box": CdnCase(
+            targets=(one, {"labels": torch.tensor([0], device=device), "boxes": box(0.5, 0.5, 5e-4, 0.2)}),
+            note="tiny box",
+            **common,
+        ),
+        "full_image_box": CdnCase(
+            targets=(one, {"labels": torch.tensor([0], device=device), "boxes": box(0.5, 0.5, 1.0, 1.0)}),
+            note="full-image box",
+            **common,
+        ),
     }
     case = by_regime[regime]
     return [case] if regimes.regimes_of(case) == REGIME_SETS[regime] else []

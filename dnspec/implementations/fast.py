@@ -216,7 +216,9 @@ def _inverse_sigmoid(x: torch.Tensor, eps: float = INVERSE_SIGMOID_EPS) -> torch
 # a dtype whose one element has the bytes of a row of 4 box values
 _ROW_DTYPE = {torch.float16: torch.int64, torch.bfloat16: torch.int64, torch.float32: torch.complex128}
 # per box dtype, the largest value below 1: uniform on (-bound, bound) gives |s| < 1
-_BELOW_ONE = {dtype: 1 - torch.finfo(dtype).eps / 2 for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+_BELOW_ONE = {
+    dtype: 1 - torch.finfo(dtype).eps / 2 for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+}
 
 
 def _scatter_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> None:
@@ -232,8 +234,21 @@ def _scatter_rows(out: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -
         out.view(width).view(-1).scatter_(0, rows, values.view(width).view(-1))
 
 
-def _apply(targets, counts, num_classes, num_queries, class_embed, max_gt, num_group, box_noise_scale,
-           flip, replacement, rand_part, fix_upstream, plan):
+def _apply(
+    targets,
+    counts,
+    num_classes,
+    num_queries,
+    class_embed,
+    max_gt,
+    num_group,
+    box_noise_scale,
+    flip,
+    replacement,
+    rand_part,
+    fix_upstream,
+    plan,
+):
     """The deterministic part, on the real rows in the copy-major layout: ``flip`` bool and
     ``replacement`` int [2G, T] (None: no label noise); ``rand_part`` [2G, 2, T, 2] in the
     box dtype, the signed factor of diff for the (x1, y1) and the (x2, y2) corner (None: no
@@ -321,8 +336,9 @@ def _plan(targets, counts, max_gt, num_group, static: bool) -> _Plan:
 EMPTY_BATCH = ("none", "dummy")
 
 
-def _empty_batch_output(targets, num_classes, num_queries, class_embed, num_denoising, box_noise_scale,
-                        fix_upstream: bool, empty_batch: str):
+def _empty_batch_output(
+    targets, num_classes, num_queries, class_embed, num_denoising, box_noise_scale, fix_upstream: bool, empty_batch: str
+):
     """What an all-empty batch gets: four Nones, or the dummy group."""
     if empty_batch not in EMPTY_BATCH:
         raise ValueError(f"empty_batch: {empty_batch!r} is not one of {EMPTY_BATCH}")
@@ -354,8 +370,9 @@ def build_from_noise(
     wider shape). Padding rows' noise is never read."""
     shape = _shape(targets, num_denoising, max_gt)
     if shape is None:
-        return _empty_batch_output(targets, num_classes, num_queries, class_embed, num_denoising, box_noise_scale,
-                                   fix_upstream, empty_batch)
+        return _empty_batch_output(
+            targets, num_classes, num_queries, class_embed, num_denoising, box_noise_scale, fix_upstream, empty_batch
+        )
     counts, width, num_group = shape
     plan = _plan(targets, counts, width, num_group, max_gt is not None)
     rows, real = plan.rows, (2 * num_group, sum(counts))
@@ -373,8 +390,21 @@ def build_from_noise(
 
         negative = _negative(num_group, targets[0]["labels"].device, box_dtype)
         rand_part = (corner_major(noise.box_magnitude) + negative) * corner_major(noise.box_sign)
-    return _apply(targets, counts, num_classes, num_queries, class_embed, width, num_group, box_noise_scale,
-                  flip, replacement, rand_part, fix_upstream, plan)
+    return _apply(
+        targets,
+        counts,
+        num_classes,
+        num_queries,
+        class_embed,
+        width,
+        num_group,
+        box_noise_scale,
+        flip,
+        replacement,
+        rand_part,
+        fix_upstream,
+        plan,
+    )
 
 
 def _require(present: bool, which: str) -> None:
@@ -385,8 +415,9 @@ def _require(present: bool, which: str) -> None:
         )
 
 
-def _draw(shape, num_classes, num_group, label_noise_ratio, box_noise_scale, device, box_dtype, generator,
-          fix_upstream):
+def _draw(
+    shape, num_classes, num_group, label_noise_ratio, box_noise_scale, device, box_dtype, generator, fix_upstream
+):
     """Fused draws for the real rows, ``shape`` = (2G, T): (flip, replacement, rand_part)
     with upstream's distributions (see the module docstring); the fixed builder draws
     replacements on [0, num_classes - 1)."""
@@ -397,7 +428,9 @@ def _draw(shape, num_classes, num_group, label_noise_ratio, box_noise_scale, dev
         replacement = torch.randint(0, classes, shape, device=device, generator=generator)
     if box_noise_scale > 0:
         bound = _BELOW_ONE[box_dtype]
-        s = torch.empty((shape[0], 2, shape[1], 2), dtype=box_dtype, device=device).uniform_(-bound, bound, generator=generator)
+        s = torch.empty((shape[0], 2, shape[1], 2), dtype=box_dtype, device=device).uniform_(
+            -bound, bound, generator=generator
+        )
         rand_part = s + torch.copysign(_negative(num_group, device, box_dtype), s)
     return flip, replacement, rand_part
 
@@ -429,24 +462,61 @@ def get_contrastive_denoising_training_group(
     if validate:
         from dnspec.contract.validation import validate_cdn_inputs
 
-        validate_cdn_inputs(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale)
+        validate_cdn_inputs(
+            targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale
+        )
     if noise is not None:
-        return build_from_noise(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio,
-                                box_noise_scale, noise, max_gt=max_gt, fix_upstream=fix_upstream, empty_batch=empty_batch)
+        return build_from_noise(
+            targets,
+            num_classes,
+            num_queries,
+            class_embed,
+            num_denoising,
+            label_noise_ratio,
+            box_noise_scale,
+            noise,
+            max_gt=max_gt,
+            fix_upstream=fix_upstream,
+            empty_batch=empty_batch,
+        )
     shape = _shape(targets, num_denoising, max_gt)
     if shape is None:
-        return _empty_batch_output(targets, num_classes, num_queries, class_embed, num_denoising, box_noise_scale,
-                                   fix_upstream, empty_batch)
+        return _empty_batch_output(
+            targets, num_classes, num_queries, class_embed, num_denoising, box_noise_scale, fix_upstream, empty_batch
+        )
     counts, width, num_group = shape
     plan = _plan(targets, counts, width, num_group, max_gt is not None)
-    flip, replacement, rand_part = _draw((2 * num_group, sum(counts)), num_classes, num_group, label_noise_ratio, box_noise_scale,
-                                         targets[0]["labels"].device, targets[0]["boxes"].dtype, generator, fix_upstream)
-    return _apply(targets, counts, num_classes, num_queries, class_embed, width, num_group, box_noise_scale,
-                  flip, replacement, rand_part, fix_upstream, plan)
+    flip, replacement, rand_part = _draw(
+        (2 * num_group, sum(counts)),
+        num_classes,
+        num_group,
+        label_noise_ratio,
+        box_noise_scale,
+        targets[0]["labels"].device,
+        targets[0]["boxes"].dtype,
+        generator,
+        fix_upstream,
+    )
+    return _apply(
+        targets,
+        counts,
+        num_classes,
+        num_queries,
+        class_embed,
+        width,
+        num_group,
+        box_noise_scale,
+        flip,
+        replacement,
+        rand_part,
+        fix_upstream,
+        plan,
+    )
 
 
-def embedding_floor(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5,
-                    box_noise_scale=1.0, **_):
+def embedding_floor(
+    targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, **_
+):
     """Not a builder: only the class-embedding lookup of the output's size [bs, N, D], the
     floor any implementation pays (benchmarks time the builders against it)."""
     counts = [len(t["labels"]) for t in targets]
@@ -468,12 +538,20 @@ def builtin_implementations():
     def loader(name, description, fix_upstream=False, empty_batch="none"):
         def load():
             fn = get_contrastive_denoising_training_group
-            keywords = {**({"fix_upstream": True} if fix_upstream else {}),
-                        **({"empty_batch": empty_batch} if empty_batch != "none" else {})}
+            keywords = {
+                **({"fix_upstream": True} if fix_upstream else {}),
+                **({"empty_batch": empty_batch} if empty_batch != "none" else {}),
+            }
             if keywords:
                 fn = functools.partial(fn, **keywords)
-            return Implementation(name=name, fn=fn, accepts_noise=True, fixes_advisories=fix_upstream,
-                                  version=f"dnspec {__version__}", description=description)
+            return Implementation(
+                name=name,
+                fn=fn,
+                accepts_noise=True,
+                fixes_advisories=fix_upstream,
+                version=f"dnspec {__version__}",
+                description=description,
+            )
 
         return load
 
@@ -481,8 +559,13 @@ def builtin_implementations():
     return {
         "fast": loader("fast", "vectorised builder, bit-identical to the reference under one draw"),
         "fast-fixed": loader("fast-fixed", "vectorised builder with the upstream advisories fixed", fix_upstream=True),
-        "fast-ddp": loader("fast-ddp", "vectorised builder, bit-identical to the reference under one draw" + ddp,
-                           empty_batch="dummy"),
-        "fast-fixed-ddp": loader("fast-fixed-ddp", "vectorised builder with the upstream advisories fixed" + ddp,
-                                 fix_upstream=True, empty_batch="dummy"),
+        "fast-ddp": loader(
+            "fast-ddp", "vectorised builder, bit-identical to the reference under one draw" + ddp, empty_batch="dummy"
+        ),
+        "fast-fixed-ddp": loader(
+            "fast-fixed-ddp",
+            "vectorised builder with the upstream advisories fixed" + ddp,
+            fix_upstream=True,
+            empty_batch="dummy",
+        ),
     }

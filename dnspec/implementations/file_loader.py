@@ -41,8 +41,14 @@ PREFIX = "_dnspec_tree_"
 
 # import name -> what pip installs it as, where they differ (the common ones in detector repos)
 PIP_NAMES = {
-    "yaml": "pyyaml", "cv2": "opencv-python-headless", "PIL": "pillow", "sklearn": "scikit-learn",
-    "skimage": "scikit-image", "google.protobuf": "protobuf", "attr": "attrs", "dateutil": "python-dateutil",
+    "yaml": "pyyaml",
+    "cv2": "opencv-python-headless",
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "google.protobuf": "protobuf",
+    "attr": "attrs",
+    "dateutil": "python-dateutil",
 }
 
 
@@ -184,9 +190,12 @@ def _missing_line(error: ImportError, root: Path) -> str:
         return f"{_where(error, root)} imports {inside!r}, which is not a module or package in {root}"
     top = missing.split(".")[0]
     package = PIP_NAMES.get(missing, PIP_NAMES.get(top, top))
-    hint = (f"; if {top!r} is this repository's own package, its files import it by its absolute name: dnspec loads the "
-            f"tree under a private name (so relative imports work), so run with the repository root on PYTHONPATH"
-            if (root / top).is_dir() else "")
+    hint = (
+        f"; if {top!r} is this repository's own package, its files import it by its absolute name: dnspec loads the "
+        f"tree under a private name (so relative imports work), so run with the repository root on PYTHONPATH"
+        if (root / top).is_dir()
+        else ""
+    )
     return f"{_where(error, root)} imports {missing!r}, which is not installed: pip install {package}{hint}"
 
 

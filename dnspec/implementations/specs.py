@@ -20,9 +20,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -87,6 +87,7 @@ def as_implementation(obj, name: str, version: str = "") -> Implementation:
 
 # --- built-in names --------------------------------------------------------------------
 
+
 def _reference() -> Implementation:
     from dnspec import __version__
     from dnspec.contract.reference import get_contrastive_denoising_training_group
@@ -144,6 +145,7 @@ def installed_builtin_names() -> list[str]:
 
 # --- loading ---------------------------------------------------------------------------
 
+
 def _entry_points():
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
@@ -162,7 +164,9 @@ def _load_from_file(path_text: str, attr: str, spec: str):
     except TreeImportError as exc:
         raise SpecError(f"cannot load SPEC {spec!r}: {exc}") from exc
     except Exception as exc:  # the user's module raised while importing
-        raise SpecError(f"cannot load SPEC {spec!r}: importing {path_text!r} raised {type(exc).__name__}: {exc}") from exc
+        raise SpecError(
+            f"cannot load SPEC {spec!r}: importing {path_text!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
     return _get_attr(module, attr, spec, f"file {path_text!r}")
 
 
@@ -172,7 +176,9 @@ def _load_from_module(module_name: str, attr: str, spec: str):
     except ModuleNotFoundError as exc:
         raise SpecError(f"cannot load SPEC {spec!r}: no module named {exc.name!r}") from exc
     except Exception as exc:
-        raise SpecError(f"cannot load SPEC {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
+        raise SpecError(
+            f"cannot load SPEC {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
     return _get_attr(module, attr, spec, f"module {module_name!r}")
 
 
@@ -208,7 +214,9 @@ def load_implementation(spec: str) -> Implementation:
         try:
             obj = ep.load()
         except Exception as exc:
-            raise SpecError(f"cannot load SPEC {spec!r}: entry point {ep.value!r} raised {type(exc).__name__}: {exc}") from exc
+            raise SpecError(
+                f"cannot load SPEC {spec!r}: entry point {ep.value!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
         version = ep.dist.version if ep.dist is not None else ""
         return as_implementation(obj, spec, version)
     raise SpecError(

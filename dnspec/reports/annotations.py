@@ -61,16 +61,31 @@ def annotations(report: VerifyReport, workspace: str | None = None) -> list[str]
     for d in report.divergences:
         body = [one_line(d.title, 600), f"regimes: {d.regimes_text}", f"properties: {', '.join(d.properties)}"]
         if d.example:
-            example = d.example if len(d.example) <= EXAMPLE_CHARS else d.example[:EXAMPLE_CHARS] + " ... (in full in the --report file)"
+            example = (
+                d.example
+                if len(d.example) <= EXAMPLE_CHARS
+                else d.example[:EXAMPLE_CHARS] + " ... (in full in the --report file)"
+            )
             body.append(f"minimal example ({d.example_property} in {d.example_regime}): {example}")
         if d.replay:
             body.append(f"replay: {d.replay}")
-        lines.append(command("error", "\n".join(body), title=f"dnspec {label}: divergence {d.number}: {d.display_name}",
-                             **_location(d.where_details, workspace)))
+        lines.append(
+            command(
+                "error",
+                "\n".join(body),
+                title=f"dnspec {label}: divergence {d.number}: {d.display_name}",
+                **_location(d.where_details, workspace),
+            )
+        )
     for record in report.outcomes:
         if record.status == "advisory":
-            lines.append(command("warning", one_line(record.details or record.message, 1000),
-                                 title=f"dnspec {label}: advisory {record.label}"))
+            lines.append(
+                command(
+                    "warning",
+                    one_line(record.details or record.message, 1000),
+                    title=f"dnspec {label}: advisory {record.label}",
+                )
+            )
     return lines
 
 

@@ -9,8 +9,8 @@ dnspec, gets its column without a change here).
 
 from __future__ import annotations
 
-from dnspec.reports.text import cell
 from dnspec.reports.records import STATUS_WORD, OutcomeRecord, VerifyReport, one_line
+from dnspec.reports.text import cell
 
 FIXED_COLUMNS = ("compatibility", "empty batch")
 
@@ -50,8 +50,11 @@ def family_cell(records: list[OutcomeRecord], report: VerifyReport | None = None
     if by_status["pass"]:
         skipped = by_status["skip"]
         notes = [r.message for r in by_status["pass"] if r.message]
-        return ("pass" + (f": {one_line(notes[0])}" if notes else "")
-                + (f" ({', '.join(r.label for r in skipped)} skipped)" if skipped else ""))
+        return (
+            "pass"
+            + (f": {one_line(notes[0])}" if notes else "")
+            + (f" ({', '.join(r.label for r in skipped)} skipped)" if skipped else "")
+        )
     return f"skipped: {one_line(by_status['skip'][0].message)}"
 
 
@@ -86,9 +89,12 @@ def matrix_markdown(reports: list[VerifyReport], command: str = "", environment:
     if environment:
         out += ["Environment: " + ", ".join(f"{k} {v}" for k, v in environment.items()) + ".", ""]
     out += [conformance_table(reports), ""]
-    out += ["Cells: **fail** names each divergence (Dk, listed below) and the regimes where it happens; advisory: "
-            "upstream advisories this implementation shares (reported, not failing unless `--strict`); pass; skipped "
-            "or not comparable (with the reason).", ""]
+    out += [
+        "Cells: **fail** names each divergence (Dk, listed below) and the regimes where it happens; advisory: "
+        "upstream advisories this implementation shares (reported, not failing unless `--strict`); pass; skipped "
+        "or not comparable (with the reason).",
+        "",
+    ]
     detail = []
     for report in reports:
         interesting = [r for r in report.outcomes if r.status in ("advisory", "skip")]
@@ -98,8 +104,10 @@ def matrix_markdown(reports: list[VerifyReport], command: str = "", environment:
         if report.error:
             detail.append(f"- error: {report.error}")
         for d in report.divergences:
-            detail.append(f"- D{d.number} `{d.display_name}` in {d.regimes_text} ({', '.join(d.properties)}): "
-                          f"{cell(one_line(d.title, 600))}")
+            detail.append(
+                f"- D{d.number} `{d.display_name}` in {d.regimes_text} ({', '.join(d.properties)}): "
+                f"{cell(one_line(d.title, 600))}"
+            )
         for r in interesting:
             detail.append(f"- {STATUS_WORD[r.status]} `{r.label}`: {cell(one_line(r.message, 2000))}")
         detail += [f"- note: {cell(note)}" for note in report.notes]

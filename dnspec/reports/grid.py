@@ -80,8 +80,11 @@ def cells_of(report: VerifyReport, outcome: OutcomeRecord) -> list[GridCell]:
         return [GridCell(outcome, regime, "skip", message=outcome.message) for regime in regimes]
     if not _generated(outcome):
         divergences = [report.divergence(n) for n in outcome.divergences]
-        message = _failure_text(outcome, [(d, d.title) for d in divergences if d]) if outcome.status == "fail" else (
-            outcome.details or outcome.message)
+        message = (
+            _failure_text(outcome, [(d, d.title) for d in divergences if d])
+            if outcome.status == "fail"
+            else (outcome.details or outcome.message)
+        )
         return [GridCell(outcome, FIXED, outcome.status, list(outcome.divergences), message)]
     order = {regime: i for i, regime in enumerate(swept_regimes(report))}
     regimes = sorted(outcome.regimes, key=lambda r: order.get(r, len(order)))
@@ -109,7 +112,9 @@ def _failure_text(outcome: OutcomeRecord, seen) -> str:
         if divergence.where_details:
             lines.append(f"raised at: {divergence.where_details}")
         if divergence.example:
-            lines.append(f"minimal example ({divergence.example_property} in {divergence.example_regime}):\n{divergence.example}")
+            lines.append(
+                f"minimal example ({divergence.example_property} in {divergence.example_regime}):\n{divergence.example}"
+            )
         if divergence.replay:
             lines.append(f"replay: {divergence.replay}")
         parts.append("\n".join(lines))

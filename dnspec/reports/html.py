@@ -21,11 +21,12 @@ import sys
 from html import escape, unescape
 from pathlib import Path
 
-from dnspec.reports.pictures import Pictures, PLOT_EXTRA
-from dnspec.generation.regimes import BY_NAME as REGIMES, COMMON
-from dnspec.reports.text import summary_line
-from dnspec.reports.records import STATUS_WORD, VerifyReport, human_size, one_line
+from dnspec.generation.regimes import BY_NAME as REGIMES
+from dnspec.generation.regimes import COMMON
 from dnspec.reports.grid import FIXED, columns, grid
+from dnspec.reports.pictures import PLOT_EXTRA, Pictures
+from dnspec.reports.records import STATUS_WORD, VerifyReport, human_size, one_line
+from dnspec.reports.text import summary_line
 
 CSS = """
 :root { --pass: #2b8a3e; --pass-bg: #d3f9d8; --fail: #c92a2a; --fail-bg: #ffc9c9; --skip: #868e96; --skip-bg: #f1f3f5;
@@ -123,26 +124,32 @@ def heat_map(report: VerifyReport) -> str:
             out.append(f'<td class="{_e(cell.status)}" title="{_e(tip)}">{text}</td>')
         out.append("</tr>")
     out.append("</table>")
-    out.append('<p class="legend"><span><i style="background:#8ce99a"></i>holds</span>'
-               '<span><i style="background:#fa5252"></i>divergence (its number)</span>'
-               '<span><i style="background:#e9ecef"></i>skipped</span>'
-               '<span><i style="background:#da77f2"></i>advisory (RT-DETR violates it too)</span>'
-               '<span><i style="background:white;border:1px solid #ced4da"></i>not run there</span></p>')
+    out.append(
+        '<p class="legend"><span><i style="background:#8ce99a"></i>holds</span>'
+        '<span><i style="background:#fa5252"></i>divergence (its number)</span>'
+        '<span><i style="background:#e9ecef"></i>skipped</span>'
+        '<span><i style="background:#da77f2"></i>advisory (RT-DETR violates it too)</span>'
+        '<span><i style="background:white;border:1px solid #ced4da"></i>not run there</span></p>'
+    )
     return "\n".join(out)
 
 
 def _pictures_html(number: int, pictures: Pictures | None) -> str:
     if pictures is None:
-        return (f'<p class="note">No pictures: they are drawn during a <code>dnspec verify ... --report FILE.html</code> run '
-                f'(with matplotlib: <code>{_e(PLOT_EXTRA)}</code>).</p>')
+        return (
+            f'<p class="note">No pictures: they are drawn during a <code>dnspec verify ... --report FILE.html</code> run '
+            f"(with matplotlib: <code>{_e(PLOT_EXTRA)}</code>).</p>"
+        )
     if pictures.unavailable:
         return f'<p class="note">{_e(pictures.unavailable)}.</p>'
     out = []
     for picture in pictures.by_divergence.get(number, []):
         if picture.png:
             caption = _e(picture.title) + (f" &mdash; {_e(picture.caption)}" if picture.caption else "")
-            out.append(f'<figure><img alt="{_e(picture.title)}" src="{data_uri(picture.png)}">'
-                       f"<figcaption>{caption}</figcaption></figure>")
+            out.append(
+                f'<figure><img alt="{_e(picture.title)}" src="{data_uri(picture.png)}">'
+                f"<figcaption>{caption}</figcaption></figure>"
+            )
         else:
             out.append(f'<p class="note">Picture ({_e(picture.title)}): {_e(picture.note or "not drawn")}</p>')
     return "\n".join(out)
@@ -162,9 +169,13 @@ def _convention_lines(report: VerifyReport) -> list[str]:
 def html_page(report: VerifyReport, pictures: Pictures | None = None) -> str:
     """The whole page (see the module docstring)."""
     title = f"dnspec verify: {report.label}"
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>", f"<h1>{_e(title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>",
+        f"<h1>{_e(title)}</h1>",
+    ]
     if report.command:
         out.append(f'<div class="muted"><code>{_e(report.command)}</code></div>')
     env = ", ".join(f"{k} {v}" for k, v in report.environment.items())
@@ -186,8 +197,10 @@ def html_page(report: VerifyReport, pictures: Pictures | None = None) -> str:
     if report.divergences:
         out.append('<ol class="divlist">')
         for d in report.divergences:
-            out.append(f'<li><a href="#divergence-{d.number}"><code>{_e(d.display_name)}</code></a>, in {_e(d.regimes_text)}: '
-                       f"{_e(one_line(d.title, 220))}</li>")
+            out.append(
+                f'<li><a href="#divergence-{d.number}"><code>{_e(d.display_name)}</code></a>, in {_e(d.regimes_text)}: '
+                f"{_e(one_line(d.title, 220))}</li>"
+            )
         out.append("</ol>")
 
     out.append("<h2>Property x regime</h2>")
@@ -210,49 +223,70 @@ def html_page(report: VerifyReport, pictures: Pictures | None = None) -> str:
         out.append(_pictures_html(d.number, pictures))
         if d.example:
             how = "shrunk by Hypothesis" if d.example_shrunk else "not shrunk"
-            out.append(f"<div>Minimal example (<code>{_e(d.example_property)}</code> in {_e(d.example_regime)}, {how}):</div>")
+            out.append(
+                f"<div>Minimal example (<code>{_e(d.example_property)}</code> in {_e(d.example_regime)}, {how}):</div>"
+            )
             out.append(f"<pre>{_e(d.example)}</pre>")
         elif d.cells:
-            out.append(f"<div>Seen on <code>{_e(d.example_property or d.cells[0]['property'])}</code>'s fixed seeded workload.</div>")
+            out.append(
+                f"<div>Seen on <code>{_e(d.example_property or d.cells[0]['property'])}</code>'s fixed seeded workload.</div>"
+            )
         if d.replay:
             out.append(f"<div>Replay:</div><pre>{_e(d.replay)}</pre>")
         if len(d.cells) > 1:
             out.append(f"<details><summary>Where each property saw it ({len(d.cells)} cells)</summary><ul>")
-            out += [f"<li><code>{_e(c['property'])}</code> in {_e(c['regime'])}: {_e(one_line(c['message'], 300))}</li>" for c in d.cells]
+            out += [
+                f"<li><code>{_e(c['property'])}</code> in {_e(c['regime'])}: {_e(one_line(c['message'], 300))}</li>"
+                for c in d.cells
+            ]
             out.append("</ul></details>")
         out.append("</section>")
 
     out.append("<h2>Properties</h2>")
-    out.append('<table class="props"><colgroup><col style="width:92px"><col style="width:270px"><col style="width:130px"><col></colgroup>'
-               "<tr><th>status</th><th>property</th><th>family</th><th>result</th></tr>")
+    out.append(
+        '<table class="props"><colgroup><col style="width:92px"><col style="width:270px"><col style="width:130px"><col></colgroup>'
+        "<tr><th>status</th><th>property</th><th>family</th><th>result</th></tr>"
+    )
     for r in report.outcomes:
         text = _link_divergences(_e(one_line(r.message or r.summary, 400)))
-        out.append(f"<tr><td>{_status(r.status)}</td><td><code>{_e(r.label)}</code></td><td>{_e(r.family)}</td><td>{text}</td></tr>")
+        out.append(
+            f"<tr><td>{_status(r.status)}</td><td><code>{_e(r.label)}</code></td><td>{_e(r.family)}</td><td>{text}</td></tr>"
+        )
     out.append("</table>")
 
     advisories = [r for r in report.outcomes if r.status == "advisory"]
     if advisories:
         out.append("<h2>Advisories</h2>")
-        out.append('<p class="muted">RT-DETR itself violates these; they are reported, not failed (<code>--strict</code> fails them).</p>')
+        out.append(
+            '<p class="muted">RT-DETR itself violates these; they are reported, not failed (<code>--strict</code> fails them).</p>'
+        )
         for r in advisories:
             out.append(f"<h3><code>{_e(r.label)}</code></h3><pre>{_e((r.details or r.message).rstrip())}</pre>")
     if report.notes:
         out.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(note)}</li>" for note in report.notes) + "</ul>")
     if report.captured_output.get("chars"):
-        head = "\n".join(line if len(line) <= 200 else line[:197] + "..."
-                         for line in report.captured_output.get("head", "").splitlines()[:40])
+        head = "\n".join(
+            line if len(line) <= 200 else line[:197] + "..."
+            for line in report.captured_output.get("head", "").splitlines()[:40]
+        )
         out.append("<h2>Output printed by the implementation</h2>")
-        out.append(f"<p>{_e(human_size(report.captured_output['chars']))} in all (captured, not shown on the terminal). Beginning:</p>")
+        out.append(
+            f"<p>{_e(human_size(report.captured_output['chars']))} in all (captured, not shown on the terminal). Beginning:</p>"
+        )
         out.append(f"<pre>{_e(head)}</pre>")
-    out.append(f'<p class="muted">Written by dnspec {_e(report.environment.get("dnspec", ""))} in {report.seconds:.1f} s. '
-               "Pictures are redrawn from the implementation during the run, on each divergence's minimal example.</p>")
+    out.append(
+        f'<p class="muted">Written by dnspec {_e(report.environment.get("dnspec", ""))} in {report.seconds:.1f} s. '
+        "Pictures are redrawn from the implementation during the run, on each divergence's minimal example.</p>"
+    )
     out.append("</main></body></html>")
     return "\n".join(out) + "\n"
 
 
 # --- pulling the pictures back out (python -m dnspec.reports.html PAGE.html FOLDER) --------------
 
-_FIGURE = re.compile(r'<section class="divergence" id="divergence-(\d+)">|<img alt="([^"]*)" src="data:image/png;base64,([^"]+)">')
+_FIGURE = re.compile(
+    r'<section class="divergence" id="divergence-(\d+)">|<img alt="([^"]*)" src="data:image/png;base64,([^"]+)">'
+)
 
 
 def extract_pictures(page: str | Path, folder: str | Path, prefix: str = "") -> list[tuple[Path, str]]:

@@ -25,8 +25,8 @@ import socket
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
-from dnspec.reports.records import STATUS_WORD, VerifyReport, first_line
 from dnspec.reports.grid import cells_of
+from dnspec.reports.records import STATUS_WORD, VerifyReport, first_line
 
 
 def _clean(text: str) -> str:
@@ -37,18 +37,35 @@ def _clean(text: str) -> str:
 
 def junit_tree(report: VerifyReport) -> ET.ElementTree:
     suites = ET.Element("testsuites", name="dnspec verify")
-    suite = ET.SubElement(suites, "testsuite", name=_clean(f"dnspec verify {report.label}"),
-                          timestamp=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-                          hostname=_clean(socket.gethostname()))
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=_clean(f"dnspec verify {report.label}"),
+        timestamp=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        hostname=_clean(socket.gethostname()),
+    )
     properties = ET.SubElement(suite, "properties")
-    settings = {"spec": report.spec, "command": report.command, "compatibility": report.compatibility,
-                "exit_code": report.exit_code, "hypothesis_seed": report.hypothesis_seed, "regimes": ", ".join(report.regimes)}
+    settings = {
+        "spec": report.spec,
+        "command": report.command,
+        "compatibility": report.compatibility,
+        "exit_code": report.exit_code,
+        "hypothesis_seed": report.hypothesis_seed,
+        "regimes": ", ".join(report.regimes),
+    }
     settings.update({f"implementation.{k}": v for k, v in report.implementation.items()})
     settings.update({f"option.{k}": v for k, v in report.options.items()})
     settings.update({f"environment.{k}": v for k, v in report.environment.items()})
     for name, value in settings.items():
         if value not in (None, "", [], {}):
-            ET.SubElement(properties, "property", name=name, value=_clean(value if isinstance(value, str) else repr(value) if isinstance(value, (list, dict)) else str(value)))
+            ET.SubElement(
+                properties,
+                "property",
+                name=name,
+                value=_clean(
+                    value if isinstance(value, str) else repr(value) if isinstance(value, (list, dict)) else str(value)
+                ),
+            )
     tests = failures = skipped = errors = 0
     if report.error:
         case = ET.SubElement(suite, "testcase", classname="dnspec", name="load SPEC", time="0")
@@ -59,19 +76,24 @@ def junit_tree(report: VerifyReport) -> ET.ElementTree:
         seconds = outcome.seconds / max(1, len(cells))
         for cell in cells:
             tests += 1
-            case = ET.SubElement(suite, "testcase", classname=_clean(outcome.family), name=_clean(cell.name), time=f"{seconds:.3f}")
+            case = ET.SubElement(
+                suite, "testcase", classname=_clean(outcome.family), name=_clean(cell.name), time=f"{seconds:.3f}"
+            )
             if cell.status == "fail":
                 failures += 1
                 names = [report.divergence(n).display_name for n in cell.divergences if report.divergence(n)]
                 message = first_line(cell.message) or outcome.message
-                ET.SubElement(case, "failure", message=_clean(message), type=_clean(", ".join(names) or "failure")).text = _clean(cell.message)
+                ET.SubElement(
+                    case, "failure", message=_clean(message), type=_clean(", ".join(names) or "failure")
+                ).text = _clean(cell.message)
             elif cell.status == "skip":
                 skipped += 1
                 ET.SubElement(case, "skipped", message=_clean(cell.message))
             elif cell.status == "advisory":
                 ET.SubElement(case, "system-out").text = _clean(
                     f"{STATUS_WORD['advisory']}: RT-DETR itself violates this advisory, so it is reported, not failed "
-                    f"(--strict fails it).\n{cell.message}")
+                    f"(--strict fails it).\n{cell.message}"
+                )
     for element in (suites, suite):
         element.set("tests", str(tests))
         element.set("failures", str(failures))
@@ -81,7 +103,10 @@ def junit_tree(report: VerifyReport) -> ET.ElementTree:
     out = [f"compatibility: {report.compatibility}"] if report.compatibility else []
     out += [f"NOTE: {note}" for note in report.notes]
     if report.captured_output.get("chars"):
-        out += [f"the implementation printed {report.captured_output['chars']} characters; the beginning:", report.captured_output.get("head", "")]
+        out += [
+            f"the implementation printed {report.captured_output['chars']} characters; the beginning:",
+            report.captured_output.get("head", ""),
+        ]
     if out:
         ET.SubElement(suite, "system-out").text = _clean("\n".join(out))
     ET.indent(suites)

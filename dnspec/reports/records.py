@@ -40,7 +40,7 @@ class OutcomeRecord:
     divergences: list = field(default_factory=list)  # numbers of the divergences this property shows
 
     @classmethod
-    def from_outcome(cls, outcome, printed_chars: int = 0, replay: str = "") -> "OutcomeRecord":
+    def from_outcome(cls, outcome, printed_chars: int = 0, replay: str = "") -> OutcomeRecord:
         return cls(
             property=outcome.prop.name,
             label=outcome.label,
@@ -80,14 +80,19 @@ class DivergenceRecord:
     cells: list = field(default_factory=list)  # [{"property", "regime", "message", "example"}] first failure per cell
 
     @classmethod
-    def from_divergence(cls, divergence, replay: str = "") -> "DivergenceRecord":
+    def from_divergence(cls, divergence, replay: str = "") -> DivergenceRecord:
         representative = divergence.representative
         cells = {}
         for finding in divergence.findings:
-            cells.setdefault((finding.label, finding.regime), {
-                "property": finding.label, "regime": finding.regime, "message": finding.message,
-                "example": repr(finding.case) if finding.case is not None else "",
-            })
+            cells.setdefault(
+                (finding.label, finding.regime),
+                {
+                    "property": finding.label,
+                    "regime": finding.regime,
+                    "message": finding.message,
+                    "example": repr(finding.case) if finding.case is not None else "",
+                },
+            )
         return cls(
             number=divergence.number,
             name=divergence.name,
@@ -154,7 +159,7 @@ class VerifyReport:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "VerifyReport":
+    def from_dict(cls, data: dict) -> VerifyReport:
         data = dict(data)
         data.pop("summary", None)
         known = set(cls.__dataclass_fields__)
@@ -187,7 +192,7 @@ def one_line(text: str, limit: int = CELL_CHARS, keep_end: bool = True) -> str:
     if len(line) <= limit:
         return line
     tail = max(0, min(limit // 3, limit - 20)) if keep_end else 0
-    return line[: limit - tail - 5] + " ... " + line[len(line) - tail:] if tail else line[: limit - 3] + "..."
+    return line[: limit - tail - 5] + " ... " + line[len(line) - tail :] if tail else line[: limit - 3] + "..."
 
 
 def first_line(text: str) -> str:
@@ -227,4 +232,3 @@ def wants_pictures(paths) -> bool:
 
 def read_report(path: str | Path) -> VerifyReport:
     return VerifyReport.from_dict(json.loads(Path(path).read_text()))
-

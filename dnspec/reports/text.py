@@ -31,8 +31,10 @@ def divergence_block(divergence: DivergenceRecord) -> list[str]:
     lines = [f"DIVERGENCE {divergence.number}: {divergence.display_name}, in {divergence.regimes_text}"]
     lines.append(f"    what: {one_line(divergence.title, 400)}")
     if divergence.where_details:
-        lines += [f"    raised at: {line.strip()}" if i == 0 else f"               {line.strip()}"
-                  for i, line in enumerate(divergence.where_details.splitlines())]
+        lines += [
+            f"    raised at: {line.strip()}" if i == 0 else f"               {line.strip()}"
+            for i, line in enumerate(divergence.where_details.splitlines())
+        ]
     lines.append(f"    properties: {', '.join(divergence.properties)}")
     if divergence.example:
         how = "shrunk by Hypothesis" if divergence.example_shrunk else "as first found, not shrunk"
@@ -46,7 +48,9 @@ def divergence_block(divergence: DivergenceRecord) -> list[str]:
     elif divergence.name == "worker process died":
         lines.append("    no example: the worker process died before it could send one back")
     elif divergence.cells:
-        lines.append(f"    seen on: {divergence.example_property or divergence.cells[0]['property']}'s fixed seeded workload")
+        lines.append(
+            f"    seen on: {divergence.example_property or divergence.cells[0]['property']}'s fixed seeded workload"
+        )
     if divergence.replay:
         lines.append(f"    replay: {divergence.replay}")
     return lines
@@ -82,7 +86,10 @@ def closing_lines(report: VerifyReport) -> list[str]:
 
 def summary_line(report: VerifyReport) -> str:
     counts = report.counts()
-    parts = [f"{counts[s]} {word.lower()}" for s, word in (("pass", "passed"), ("fail", "failed"), ("advisory", "advisory"), ("skip", "skipped"))]
+    parts = [
+        f"{counts[s]} {word.lower()}"
+        for s, word in (("pass", "passed"), ("fail", "failed"), ("advisory", "advisory"), ("skip", "skipped"))
+    ]
     verdict = "conforms" if counts["fail"] == 0 else "does NOT conform"
     if report.divergences:
         n = len(report.divergences)
@@ -117,7 +124,9 @@ def markdown(report: VerifyReport) -> str:
     out += ["| status | property | family | result |", "| --- | --- | --- | --- |"]
     for r in report.outcomes:
         text = r.message or r.summary
-        out.append(f"| {STATUS_WORD.get(r.status, r.status)} | `{r.label}` | {r.family} | {cell(one_line(text, 300))} |")
+        out.append(
+            f"| {STATUS_WORD.get(r.status, r.status)} | `{r.label}` | {r.family} | {cell(one_line(text, 300))} |"
+        )
     if report.divergences:
         out += ["", "## Divergences"]
         for d in report.divergences:
@@ -127,7 +136,14 @@ def markdown(report: VerifyReport) -> str:
             out += [f"Properties: {', '.join(f'`{p}`' for p in d.properties)}.", ""]
             if d.example:
                 how = "shrunk by Hypothesis" if d.example_shrunk else "not shrunk"
-                out += [f"Minimal example (`{d.example_property}` in {d.example_regime}, {how}):", "", "```python", d.example, "```", ""]
+                out += [
+                    f"Minimal example (`{d.example_property}` in {d.example_regime}, {how}):",
+                    "",
+                    "```python",
+                    d.example,
+                    "```",
+                    "",
+                ]
             if d.replay:
                 out += [f"Replay: `{d.replay}`", ""]
             if len(d.cells) > 1:
@@ -141,7 +157,17 @@ def markdown(report: VerifyReport) -> str:
     if report.notes:
         out += ["", "## Notes", ""] + [f"- {cell(note)}" for note in report.notes]
     if report.captured_output.get("chars"):
-        out += ["", "## Output printed by the implementation", "",
-                f"{human_size(report.captured_output['chars'])} in all (captured, not shown on the terminal). Beginning:", "",
-                "```", *[line if len(line) <= 200 else line[:197] + "..." for line in report.captured_output.get("head", "").splitlines()[:40]], "```"]
+        out += [
+            "",
+            "## Output printed by the implementation",
+            "",
+            f"{human_size(report.captured_output['chars'])} in all (captured, not shown on the terminal). Beginning:",
+            "",
+            "```",
+            *[
+                line if len(line) <= 200 else line[:197] + "..."
+                for line in report.captured_output.get("head", "").splitlines()[:40]
+            ],
+            "```",
+        ]
     return "\n".join(out) + "\n"

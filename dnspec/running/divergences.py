@@ -113,9 +113,17 @@ def crash_signature(error: BaseException) -> tuple[Signature, str, str]:
     if frame is None:
         return Signature(RAISES, type(cause).__name__), "", ""
     where = f"{os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
-    shown = os.path.relpath(frame.filename) if os.path.abspath(frame.filename).startswith(os.getcwd() + os.sep) else frame.filename
+    shown = (
+        os.path.relpath(frame.filename)
+        if os.path.abspath(frame.filename).startswith(os.getcwd() + os.sep)
+        else frame.filename
+    )
     details = f'File "{shown}", line {frame.lineno}, in {frame.name}' + (f"\n    {frame.line}" if frame.line else "")
-    return Signature(RAISES, f"{type(cause).__name__}@{os.path.basename(frame.filename)}:{frame.lineno}"), where, details
+    return (
+        Signature(RAISES, f"{type(cause).__name__}@{os.path.basename(frame.filename)}:{frame.lineno}"),
+        where,
+        details,
+    )
 
 
 # --- divergences ----------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class BoundedOutput(io.TextIOBase):
             piece = text[: self.head_limit - self._head_len]
             self._head.append(piece)
             self._head_len += len(piece)
-        piece = text[-self.tail_limit:]
+        piece = text[-self.tail_limit :]
         self._tail.append(piece)
         self._tail_len += len(piece)
         while self._tail and self._tail_len - len(self._tail[0]) >= self.tail_limit:
@@ -56,7 +56,7 @@ class BoundedOutput(io.TextIOBase):
         return "".join(self._head)
 
     def tail(self) -> str:
-        return "".join(self._tail)[-self.tail_limit:]
+        return "".join(self._tail)[-self.tail_limit :]
 
     def reset(self) -> None:
         """Empty (a worker process starts its task's capture afresh)."""
@@ -75,7 +75,7 @@ class BoundedOutput(io.TextIOBase):
         before = self.total
         self.write(head)
         if total > len(head):  # the end of what it captured that its head does not hold
-            self.write(tail[len(head) - total:] if total - len(head) < len(tail) else tail)
+            self.write(tail[len(head) - total :] if total - len(head) < len(tail) else tail)
         self.total = before + total
 
 

@@ -29,7 +29,9 @@ class ProgressBar:
             columns.insert(0, SpinnerColumn())
         if eta:
             columns.append(TimeRemainingColumn())
-        self.progress = Progress(*columns, console=console, transient=True, redirect_stdout=False, redirect_stderr=False)
+        self.progress = Progress(
+            *columns, console=console, transient=True, redirect_stdout=False, redirect_stderr=False
+        )
         self.task = self.progress.add_task(description, total=total)
 
     @property

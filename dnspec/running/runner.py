@@ -28,16 +28,18 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, Phase, event, example, given, seed as hypothesis_seed, settings
+from hypothesis import HealthCheck, Phase, event, example, given, settings
+from hypothesis import seed as hypothesis_seed
 
+from dnspec.checks.invariants import assert_outputs_equal
+from dnspec.checks.suite import GENERATED_KINDS as GENERATED
+from dnspec.checks.suite import PROPERTIES, Property, RunOptions, enforced, label
+from dnspec.checks.violations import PropertyViolation, each_failure
 from dnspec.generation import regimes as regime_registry
+from dnspec.generation.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
 from dnspec.running import workers
 from dnspec.running.calling import HANGS, ImplementationError
 from dnspec.running.divergences import RAISES, VIOLATES, Divergence, Finding, Signature, classify, crash_signature
-from dnspec.checks.invariants import assert_outputs_equal
-from dnspec.checks.violations import PropertyViolation, each_failure
-from dnspec.generation.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
-from dnspec.checks.suite import GENERATED_KINDS as GENERATED, PROPERTIES, Property, RunOptions, enforced, label
 from dnspec.running.trial import Trial
 from dnspec.running.verdict import Outcome, compatibility, generated_outcome, property_line
 
@@ -101,14 +103,25 @@ def findings_from(error: BaseException, prop_label: str, regime: str, case) -> l
     for leaf in each_failure(error) if isinstance(error, AssertionError) else [error]:
         if isinstance(leaf, ImplementationError):
             signature, where, details = crash_signature(leaf)
-            found.append(Finding(prop_label, signature, str(leaf), getattr(leaf, "case", None) or case, regime, where, details))
+            found.append(
+                Finding(prop_label, signature, str(leaf), getattr(leaf, "case", None) or case, regime, where, details)
+            )
         elif isinstance(leaf, PropertyViolation):
-            found.append(Finding(prop_label, Signature(VIOLATES, leaf.check or base), str(leaf), leaf.case or case, regime))
+            found.append(
+                Finding(prop_label, Signature(VIOLATES, leaf.check or base), str(leaf), leaf.case or case, regime)
+            )
         elif isinstance(leaf, AssertionError):
             found.append(Finding(prop_label, Signature(VIOLATES, base), str(leaf), case, regime))
         else:  # a check could not read the output (a malformed value it did not expect)
-            found.append(Finding(prop_label, Signature(VIOLATES, f"{base}.unreadable_output"),
-                                 f"checking the output raised {type(leaf).__name__}: {leaf}", case, regime))
+            found.append(
+                Finding(
+                    prop_label,
+                    Signature(VIOLATES, f"{base}.unreadable_output"),
+                    f"checking the output raised {type(leaf).__name__}: {leaf}",
+                    case,
+                    regime,
+                )
+            )
     return found
 
 
@@ -162,7 +175,11 @@ def _hypothesis_test(fn, regime: str, impl, options: RunOptions, max_examples: i
     if shrink:
         phases.append(Phase.shrink)
     test = settings(
-        settings.default, max_examples=max_examples, deadline=None, phases=phases, report_multiple_bugs=False,
+        settings.default,
+        max_examples=max_examples,
+        deadline=None,
+        phases=phases,
+        report_multiple_bugs=False,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )(test)
     if seed is not None:
@@ -177,8 +194,17 @@ def _check(prop: Property, variant, trial):
     return prop.check(trial) if variant is None else prop.check(trial, variant)
 
 
-def sweep(impl, regime: str, checks: list[tuple[Property, object]], options: RunOptions, *, max_examples: int,
-          seed=None, stop_early: bool = False, compare_reference: bool = False) -> tuple[dict, dict]:
+def sweep(
+    impl,
+    regime: str,
+    checks: list[tuple[Property, object]],
+    options: RunOptions,
+    *,
+    max_examples: int,
+    seed=None,
+    stop_early: bool = False,
+    compare_reference: bool = False,
+) -> tuple[dict, dict]:
     """Run every check on every case of ``regime`` (never stopping at a failure).
     Returns ``({label: Cell}, stats)`` with stats ``calls``, ``cases``, ``same_seed``
     (cases whose main call equals the reference's under the same seed, and cases compared).
@@ -228,7 +254,17 @@ class _Reproduced(Exception):
     """Raised inside a shrink run when the case shows the signature being shrunk."""
 
 
-def shrink(impl, prop: Property, variant, regime: str, signature: Signature, options: RunOptions, *, max_examples: int, seed=None):
+def shrink(
+    impl,
+    prop: Property,
+    variant,
+    regime: str,
+    signature: Signature,
+    options: RunOptions,
+    *,
+    max_examples: int,
+    seed=None,
+):
     """Find and shrink a case of ``regime`` on which ``prop`` fails with ``signature``
     (other failures do not count). Returns the minimal Finding, or None when generation
     does not reproduce it (it was seen on a pinned case only)."""
@@ -288,8 +324,18 @@ def plan(impl, options: RunOptions, names=None):
     return out
 
 
-def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, on_stage=None, on_advance=None,
-        stop_early=False, selected=None, capture=None) -> RunResult:
+def run(
+    impl,
+    options: RunOptions = RunOptions(),
+    names=None,
+    regimes=None,
+    *,
+    on_stage=None,
+    on_advance=None,
+    stop_early=False,
+    selected=None,
+    capture=None,
+) -> RunResult:
     """The verify pipeline (see the module docstring). ``names``: properties to run (None:
     all); ``regimes``: regimes to sweep (None: all); ``on_stage(text)`` says what runs now
     and ``on_advance()`` that a sweep or fixed batch finished (for a progress bar);
@@ -315,8 +361,16 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
         kind, what = task
         started = time.perf_counter()
         if kind == "sweep":
-            value = sweep(impl, what, checks, options, max_examples=examples_for(what, base), seed=seed,
-                          stop_early=stop_early, compare_reference=compare)
+            value = sweep(
+                impl,
+                what,
+                checks,
+                options,
+                max_examples=examples_for(what, base),
+                seed=seed,
+                stop_early=stop_early,
+                compare_reference=compare,
+            )
         else:
             value = fixed_workload(what, impl, options)
         return value, time.perf_counter() - started
@@ -324,15 +378,18 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
     done: dict = {}
     if stop_early or options.jobs < 2:
         for task in tasks:
-            on_stage(("sweeping " + regime_registry.title(task[1])) if task[0] == "sweep" else f"checking {task[1].name}")
+            on_stage(
+                ("sweeping " + regime_registry.title(task[1])) if task[0] == "sweep" else f"checking {task[1].name}"
+            )
             if stop_early and task[0] == "sweep" and _every_check_failed(checks, done):
                 continue  # a verdict is all that is wanted, and every property has one
             done[task] = execute(task)
             on_advance()
     else:
         on_stage(f"checking {len(tasks)} regimes and fixed batches on {min(options.jobs, len(tasks))} worker processes")
-        values = workers.run_tasks(tasks, execute, jobs=options.jobs, device=options.device, capture=capture,
-                                   on_done=lambda task: on_advance())
+        values = workers.run_tasks(
+            tasks, execute, jobs=options.jobs, device=options.device, capture=capture, on_done=lambda task: on_advance()
+        )
         done = dict(zip(tasks, values))
 
     cells: dict[str, dict[str, Cell]] = {}
@@ -378,14 +435,25 @@ def run(impl, options: RunOptions = RunOptions(), names=None, regimes=None, *, o
         if skip:
             outcomes.append(Outcome(prop, variant, "skip", skip))
         elif prop.kind in GENERATED:
-            outcomes.append(generated_outcome(prop, variant, {r: c[name] for r, c in cells.items()}, divergences, seconds.get(name, 0.0)))
+            outcomes.append(
+                generated_outcome(
+                    prop, variant, {r: c[name] for r, c in cells.items()}, divergences, seconds.get(name, 0.0)
+                )
+            )
         else:
             status, message, details, _ = fixed[prop.name]
             numbers = [d.number for d in divergences if any(f.label == name for f in d.findings)]
             if numbers:
-                message = "; ".join(property_line(prop, d, [f for f in d.findings if f.label == name]) for d in divergences if d.number in numbers)
-            outcomes.append(Outcome(prop, variant, status, message, details, seconds.get(name, 0.0),
-                                    {"fixed workload": status}, numbers))
+                message = "; ".join(
+                    property_line(prop, d, [f for f in d.findings if f.label == name])
+                    for d in divergences
+                    if d.number in numbers
+                )
+            outcomes.append(
+                Outcome(
+                    prop, variant, status, message, details, seconds.get(name, 0.0), {"fixed workload": status}, numbers
+                )
+            )
     conventions = {name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1}
     level, line = compatibility(impl, outcomes, divergences, tuple(same_seed))
     return RunResult(outcomes, divergences, line, seed, calls, tuple(same_seed), conventions, level)
@@ -408,8 +476,16 @@ def _died(task, died, checks):
     cells = {}
     for prop, variant in checks:
         cell = Cell(label(prop, variant), what)
-        cell.add(Finding(cell.label, signature, f"checking {regime_registry.title(what)}: {died.detail}", None, what,
-                         call_regimes=REGIME_SETS[what]))
+        cell.add(
+            Finding(
+                cell.label,
+                signature,
+                f"checking {regime_registry.title(what)}: {died.detail}",
+                None,
+                what,
+                call_regimes=REGIME_SETS[what],
+            )
+        )
         cells[cell.label] = cell
     return cells, {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}}
 
@@ -423,8 +499,10 @@ def _mixed_conventions(observed: dict) -> list[Finding]:
     if len(seen) < 2:
         return []
     (first, (_, first_case)), (second, (regime, case)) = list(seen.items())[:2]
-    message = (f"for batches with no boxes it returns {conventions.TITLES[first]} on some ({first_case!r}) and "
-               f"{conventions.TITLES[second]} on others: one convention, please")
+    message = (
+        f"for batches with no boxes it returns {conventions.TITLES[first]} on some ({first_case!r}) and "
+        f"{conventions.TITLES[second]} on others: one convention, please"
+    )
     return [Finding("structure", Signature(VIOLATES, "structure.empty_batch.mixed"), message, case, regime)]
 
 
@@ -435,10 +513,24 @@ def _choose_example(divergence: Divergence, impl, options, base, seed, shrink_it
     finding = divergence.representative
     shrunk = None
     prop = next((p for p in PROPERTIES if p.name == finding.label.split("[")[0]), None)
-    if shrink_it and prop is not None and prop.kind in GENERATED and finding.signature.kind != "hangs" and finding.case is not None:
+    if (
+        shrink_it
+        and prop is not None
+        and prop.kind in GENERATED
+        and finding.signature.kind != "hangs"
+        and finding.case is not None
+    ):
         variant = _variant_of(prop, finding.label, impl, options)
-        shrunk = shrink(impl, prop, variant, finding.regime, finding.signature, options,
-                        max_examples=examples_for(finding.regime, base), seed=seed)
+        shrunk = shrink(
+            impl,
+            prop,
+            variant,
+            finding.regime,
+            finding.signature,
+            options,
+            max_examples=examples_for(finding.regime, base),
+            seed=seed,
+        )
     chosen = shrunk or finding
     divergence.example_case = chosen.case
     divergence.example = repr(chosen.case) if chosen.case is not None else ""
@@ -458,7 +550,9 @@ def _variant_of(prop: Property, name: str, impl, options):
 # --- one property at a time (pytest, the self-test) -----------------------------------------
 
 
-def evaluate(prop: Property, impl, options: RunOptions = RunOptions(), variant=None, regimes=None, stop_early=True) -> Outcome:
+def evaluate(
+    prop: Property, impl, options: RunOptions = RunOptions(), variant=None, regimes=None, stop_early=True
+) -> Outcome:
     """Run one property (one variant) over every regime (or ``regimes``) and return its
     Outcome; never raises, except KeyboardInterrupt. ``stop_early``: each regime stops at
     the property's first failure (a verdict, no shrinking)."""

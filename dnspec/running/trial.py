@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from dnspec.running.calling import call_implementation
 from dnspec.contract.noise import NoiseDraw, draw_noise
+from dnspec.running.calling import call_implementation
 
 NOISE_FREE = "noise-free"
 
@@ -60,7 +60,11 @@ class Trial:
 
     def normal(self, key: CallKey) -> CallKey:
         """``key`` with the case's own device and dtype spelled as None (one call each)."""
-        device = None if key.device is None or str(torch.device(key.device)) == str(torch.device(self.case.device)) else key.device
+        device = (
+            None
+            if key.device is None or str(torch.device(key.device)) == str(torch.device(self.case.device))
+            else key.device
+        )
         dtype = None if key.dtype in (None, self.case.dtype) else key.dtype
         return replace(key, device=device, dtype=dtype) if (device, dtype) != (key.device, key.dtype) else key
 
@@ -88,8 +92,13 @@ class Trial:
 
             layout = CdnLayout.for_targets(self.case.targets, self.case.num_denoising, self.case.num_queries)
             self._draw = draw_noise(
-                self.case.batch_size, layout.num_dn_rows, self.case.num_classes, self.case.label_noise_ratio,
-                self.case.box_noise_scale, device="cpu", box_dtype=torch.float64,
+                self.case.batch_size,
+                layout.num_dn_rows,
+                self.case.num_classes,
+                self.case.label_noise_ratio,
+                self.case.box_noise_scale,
+                device="cpu",
+                box_dtype=torch.float64,
                 generator=torch.Generator().manual_seed(self.case.seed),
             )
         return self._draw.to(case.device, box_dtype=case.dtype)
@@ -154,7 +163,9 @@ class _Under:
             if self.key.grad:
                 stack.enter_context(torch.enable_grad())
             if self.key.autocast:
-                stack.enter_context(torch.autocast(self.device_type, dtype=self.AUTOCAST_DTYPE.get(self.device_type, torch.bfloat16)))
+                stack.enter_context(
+                    torch.autocast(self.device_type, dtype=self.AUTOCAST_DTYPE.get(self.device_type, torch.bfloat16))
+                )
             return self.fn(*args, **kwargs)
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dnspec.checks.suite import GENERATED_KINDS as GENERATED
+from dnspec.checks.suite import Property, label
 from dnspec.generation import regimes as regime_registry
-from dnspec.running.divergences import Divergence, Finding
 from dnspec.generation.strategies import REGIME_SETS
-from dnspec.checks.suite import GENERATED_KINDS as GENERATED, Property, label
+from dnspec.running.divergences import Divergence, Finding
 
 
 @dataclass
@@ -37,7 +38,6 @@ class Outcome:
         return label(self.prop, self.variant)
 
 
-
 def cell_status(prop: Property, cell) -> str:
     """Of a :class:`dnspec.running.runner.Cell`: "fail" when a failure in this cell was on a call in the cell's regime (the
     property's forced regimes aside): a check's noise-free part failing on a case of the
@@ -52,8 +52,15 @@ def generated_outcome(prop, variant, by_regime: dict, divergences, seconds) -> O
     numbers = [d.number for d in divergences if any(f.label == name for f in d.findings)]
     if not numbers:
         judged = sum(cell.judged for cell in by_regime.values())
-        return Outcome(prop, variant, "pass", "", seconds=seconds, regimes=regimes,
-                       details=f"held on {judged} cases in {len(by_regime)} regimes")
+        return Outcome(
+            prop,
+            variant,
+            "pass",
+            "",
+            seconds=seconds,
+            regimes=regimes,
+            details=f"held on {judged} cases in {len(by_regime)} regimes",
+        )
     lines = []
     details = []
     for divergence in divergences:
@@ -75,8 +82,10 @@ def property_line(prop: Property, divergence: Divergence, mine: list[Finding]) -
     if any(not s for s in sets):
         return f"fails in the common regime (divergence {divergence.number})"
     if prop.forces and all(s <= prop.forces for s in divergence.regime_sets):
-        return (f"not judged: every call of this property is in {regime_registry.describe_set(prop.forces)}, "
-                f"where divergence {divergence.number} happens")
+        return (
+            f"not judged: every call of this property is in {regime_registry.describe_set(prop.forces)}, "
+            f"where divergence {divergence.number} happens"
+        )
     return f"holds except in {where} (divergence {divergence.number})"
 
 
@@ -96,13 +105,19 @@ def compatibility(impl, outcomes: list[Outcome], divergences: list[Divergence], 
     if divergences or any(o.status == "fail" for o in outcomes):
         return "departs", "departs from RT-DETR (see divergences)"
     if impl.fixes_advisories:
-        return "by_design", "departs from RT-DETR by design: fixes its advisories, and conforms to the contract otherwise"
+        return (
+            "by_design",
+            "departs from RT-DETR by design: fixes its advisories, and conforms to the contract otherwise",
+        )
     matches, compared = same_seed
     if compared and matches == compared:
-        return "bit_compatible", (f"bit-compatible with RT-DETR under the same torch seed (identical outputs on "
-                                  f"{compared} generated cases)")
+        return "bit_compatible", (
+            f"bit-compatible with RT-DETR under the same torch seed (identical outputs on {compared} generated cases)"
+        )
     statistical = [o for o in outcomes if o.prop.kind == "statistical"]
     if statistical and all(o.status == "pass" for o in statistical):
-        how = f"; the same torch seed gives other numbers on {compared - matches} of {compared} cases" if compared else ""
+        how = (
+            f"; the same torch seed gives other numbers on {compared - matches} of {compared} cases" if compared else ""
+        )
         return "same_distributions", f"same distributions as RT-DETR{how}"
     return "unchecked", "conforms to the contract; its distributions were not checked (no statistical property ran)"

@@ -78,8 +78,11 @@ def run_tasks(tasks: list, execute, *, jobs: int, device: str = "cpu", capture=N
         unfinished = _pool_pass(range(len(tasks)), min(jobs, len(tasks)), results, capture, on_done)
         for index in unfinished:  # the pool broke: each again alone, so the culprit is found
             if _pool_pass([index], 1, results, capture, on_done):
-                results[index] = WorkerDied(tasks[index], "its worker process died (the implementation crashed the "
-                                                          "interpreter: a segfault, an abort or os._exit)")
+                results[index] = WorkerDied(
+                    tasks[index],
+                    "its worker process died (the implementation crashed the "
+                    "interpreter: a segfault, an abort or os._exit)",
+                )
                 on_done(tasks[index])
     finally:
         _STATE.clear()

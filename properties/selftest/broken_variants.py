@@ -32,9 +32,10 @@ import torch
 from dnspec.contract.boxes import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
 from dnspec.contract.decode import recover_labels
 from dnspec.contract.noise import NoiseDraw
-from dnspec.contract.reference import NO_OUTPUT, build_from_noise, get_contrastive_denoising_training_group as reference
-from dnspec.implementations.specs import Implementation
+from dnspec.contract.reference import NO_OUTPUT, build_from_noise
+from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
 from dnspec.contract.validation import validate_cdn_inputs
+from dnspec.implementations.specs import Implementation
 
 # --- shared pieces ---------------------------------------------------------------------
 
@@ -54,10 +55,37 @@ def _wraps_reference(corrupt):
     """An implementation that calls the reference, then hands its outputs and the call's
     arguments to ``corrupt(outputs, call)``, whose bug is the variant."""
 
-    def fn(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
-        call = dict(targets=targets, num_classes=num_classes, num_queries=num_queries, class_embed=class_embed,
-                    num_denoising=num_denoising, label_noise_ratio=label_noise_ratio, box_noise_scale=box_noise_scale, noise=noise)
-        outputs = reference(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise=noise)
+    def fn(
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising=100,
+        label_noise_ratio=0.5,
+        box_noise_scale=1.0,
+        *,
+        noise=None,
+    ):
+        call = dict(
+            targets=targets,
+            num_classes=num_classes,
+            num_queries=num_queries,
+            class_embed=class_embed,
+            num_denoising=num_denoising,
+            label_noise_ratio=label_noise_ratio,
+            box_noise_scale=box_noise_scale,
+            noise=noise,
+        )
+        outputs = reference(
+            targets,
+            num_classes,
+            num_queries,
+            class_embed,
+            num_denoising,
+            label_noise_ratio,
+            box_noise_scale,
+            noise=noise,
+        )
         return corrupt(outputs, call)
 
     fn.__name__, fn.__doc__ = corrupt.__name__, corrupt.__doc__
@@ -67,22 +95,56 @@ def _wraps_reference(corrupt):
 def _draws_noise(bug: str):
     """The reference with a copy of ``draw_noise`` carrying ``bug`` (see :func:`_draw`)."""
 
-    def fn(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
-        validate_cdn_inputs(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale)
+    def fn(
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising=100,
+        label_noise_ratio=0.5,
+        box_noise_scale=1.0,
+        *,
+        noise=None,
+    ):
+        validate_cdn_inputs(
+            targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale
+        )
         if num_denoising <= 0 or max((len(t["labels"]) for t in targets), default=0) == 0:
             return NO_OUTPUT
         if noise is None:
-            noise = _draw(len(targets), _num_dn_rows(targets, num_denoising), num_classes, label_noise_ratio, box_noise_scale,
-                          device=targets[0]["labels"].device, box_dtype=_box_dtype(targets), bug=bug,
-                          group_rows=2 * max(len(t["labels"]) for t in targets))
-        return build_from_noise(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise)
+            noise = _draw(
+                len(targets),
+                _num_dn_rows(targets, num_denoising),
+                num_classes,
+                label_noise_ratio,
+                box_noise_scale,
+                device=targets[0]["labels"].device,
+                box_dtype=_box_dtype(targets),
+                bug=bug,
+                group_rows=2 * max(len(t["labels"]) for t in targets),
+            )
+        return build_from_noise(
+            targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise
+        )
 
     fn.__name__ = f"draw_{bug}"
     return fn
 
 
-def _draw(batch_size, num_dn_rows, num_classes, label_noise_ratio, box_noise_scale, *, device="cpu",
-          box_dtype=torch.float32, generator=None, bug=None, fixes=frozenset(), group_rows=None) -> NoiseDraw:
+def _draw(
+    batch_size,
+    num_dn_rows,
+    num_classes,
+    label_noise_ratio,
+    box_noise_scale,
+    *,
+    device="cpu",
+    box_dtype=torch.float32,
+    generator=None,
+    bug=None,
+    fixes=frozenset(),
+    group_rows=None,
+) -> NoiseDraw:
     """Copy of :func:`dnspec.contract.noise.draw_noise` (same order, shapes and dtypes), with hooks;
     ``group_rows`` (2 * max_gt) is used by the bugs that depend on the group layout only."""
     shape = (batch_size, num_dn_rows)
@@ -101,7 +163,10 @@ def _draw(batch_size, num_dn_rows, num_classes, label_noise_ratio, box_noise_sca
         if bug == "label_noise_same_every_group":
             # BUG: the first group's label noise tiled over every group, not drawn per group
             reps = num_dn_rows // group_rows
-            label_flip, replacement_label = label_flip[:, :group_rows].tile(1, reps), replacement_label[:, :group_rows].tile(1, reps)
+            label_flip, replacement_label = (
+                label_flip[:, :group_rows].tile(1, reps),
+                replacement_label[:, :group_rows].tile(1, reps),
+            )
         if bug == "label_noise_positive_rows_only":
             # BUG: label noise on positive rows only, at twice the rate (so the rate over all rows looks right)
             negative = torch.arange(num_dn_rows, device=device) % group_rows >= group_rows // 2
@@ -115,11 +180,15 @@ def _draw(batch_size, num_dn_rows, num_classes, label_noise_ratio, box_noise_sca
         box_sign = torch.randint(0, 2, box_shape, dtype=box_dtype, device=device, generator=generator) * 2.0 - 1.0
         if bug == "signs_biased":
             # BUG: sign from rand < 0.55 instead of a fair coin
-            box_sign = (torch.rand(box_shape, dtype=box_dtype, device=device, generator=generator) < 0.55).to(box_dtype) * 2.0 - 1.0
+            box_sign = (torch.rand(box_shape, dtype=box_dtype, device=device, generator=generator) < 0.55).to(
+                box_dtype
+            ) * 2.0 - 1.0
         if bug == "signs_biased_per_coordinate":
             # BUG: x signs + with probability 0.55, y signs with 0.45 (fair over all four together)
             p_up = torch.tensor([0.55, 0.45, 0.55, 0.45], dtype=box_dtype, device=device)
-            box_sign = (torch.rand(box_shape, dtype=box_dtype, device=device, generator=generator) < p_up).to(box_dtype) * 2.0 - 1.0
+            box_sign = (torch.rand(box_shape, dtype=box_dtype, device=device, generator=generator) < p_up).to(
+                box_dtype
+            ) * 2.0 - 1.0
         if bug == "corner_signs_mirrored":
             # BUG: x2, y2 take the opposite sign of x1, y1: boxes only grow or shrink about their centre, never shift
             box_sign = torch.cat([box_sign[..., :2], -box_sign[..., :2]], dim=-1)
@@ -145,25 +214,59 @@ def _copy(bug: str | None = None, fixes: frozenset = frozenset()):
     """A copy of the reference (validation, draw, transform) with a ``bug`` hook in the
     transform and ``fixes`` (the advisories' fixes) in the draw and the transform."""
 
-    def fn(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
-        validate_cdn_inputs(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale)
-        if num_denoising == 0 if bug == "off_only_at_zero" else num_denoising <= 0:  # BUG (off_only_at_zero): == 0, not <= 0
+    def fn(
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising=100,
+        label_noise_ratio=0.5,
+        box_noise_scale=1.0,
+        *,
+        noise=None,
+    ):
+        validate_cdn_inputs(
+            targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale
+        )
+        if (
+            num_denoising == 0 if bug == "off_only_at_zero" else num_denoising <= 0
+        ):  # BUG (off_only_at_zero): == 0, not <= 0
             return NO_OUTPUT
         max_gt_num = max((len(t["labels"]) for t in targets), default=0)
         if max_gt_num == 0:
             return NO_OUTPUT
         if noise is None:
             num_dn_rows = 2 * max_gt_num * (num_denoising // max_gt_num or 1)  # negative with off_only_at_zero
-            noise = _draw(len(targets), num_dn_rows, num_classes, label_noise_ratio, box_noise_scale,
-                          device=targets[0]["labels"].device, box_dtype=_box_dtype(targets), fixes=fixes)
-        return _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale,
-                           noise, bug, fixes)
+            noise = _draw(
+                len(targets),
+                num_dn_rows,
+                num_classes,
+                label_noise_ratio,
+                box_noise_scale,
+                device=targets[0]["labels"].device,
+                box_dtype=_box_dtype(targets),
+                fixes=fixes,
+            )
+        return _build_copy(
+            targets,
+            num_classes,
+            num_queries,
+            class_embed,
+            num_denoising,
+            label_noise_ratio,
+            box_noise_scale,
+            noise,
+            bug,
+            fixes,
+        )
 
     fn.__name__ = f"copy_{bug or 'control'}"
     return fn
 
 
-def _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise, bug, fixes):
+def _build_copy(
+    targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise, bug, fixes
+):
     """Copy of :func:`dnspec.contract.reference.build_from_noise`; every departure is marked BUG or fix."""
     num_gts = [len(t["labels"]) for t in targets]
     max_gt_num = max(num_gts)
@@ -206,7 +309,9 @@ def _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, l
             # fix: an offset from the label, so the replacement is one of the other classes
             new_label = (input_query_class + 1 + new_label) % num_classes
         if bug == "label_shift":
-            new_label = (input_query_class + 1) % num_classes  # BUG: a flipped label becomes label + 1, not a random class
+            new_label = (
+                input_query_class + 1
+            ) % num_classes  # BUG: a flipped label becomes label + 1, not a random class
         flip = noise.label_flip & pad_gt_mask
         if bug == "label_noise_on_padding":
             flip = noise.label_flip  # BUG: the flip is not masked to real rows: padding rows get real classes
@@ -233,7 +338,10 @@ def _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, l
             known_bbox.clip_(min=0.0, max=1.0)
         if "reorder_corners" in fixes:
             # fix: crossed corners are reordered (min, max) instead of collapsing the side
-            lo, hi = torch.minimum(known_bbox[..., :2], known_bbox[..., 2:]), torch.maximum(known_bbox[..., :2], known_bbox[..., 2:])
+            lo, hi = (
+                torch.minimum(known_bbox[..., :2], known_bbox[..., 2:]),
+                torch.maximum(known_bbox[..., :2], known_bbox[..., 2:]),
+            )
             known_bbox = torch.cat([lo, hi], dim=-1)
         input_query_bbox = box_xyxy_to_cxcywh(known_bbox)
         if bug == "crossed_width_flipped":
@@ -246,14 +354,18 @@ def _build_copy(targets, num_classes, num_queries, class_embed, num_denoising, l
         noised_bbox = input_query_bbox
 
     if bug == "weight_lookup":
-        input_query_class = class_embed.weight[input_query_class]  # BUG: bypasses padding_idx: the padding row gets gradient
+        input_query_class = class_embed.weight[
+            input_query_class
+        ]  # BUG: bypasses padding_idx: the padding row gets gradient
     elif bug == "autocast_index_put":
         # BUG: the class queries go through a matmul (bfloat16 under autocast) into a buffer of the weight's
         # dtype with index_put: fine in float32, "Index put requires the source and destination dtypes match" under autocast
         rows = class_embed(input_query_class)
         out = torch.zeros_like(rows)
         eye = torch.eye(rows.shape[-1], dtype=rows.dtype, device=rows.device)
-        out[torch.ones(rows.shape[:-1], dtype=torch.bool, device=rows.device)] = (rows @ eye).reshape(-1, rows.shape[-1])
+        out[torch.ones(rows.shape[:-1], dtype=torch.bool, device=rows.device)] = (rows @ eye).reshape(
+            -1, rows.shape[-1]
+        )
         input_query_class = out
     else:
         input_query_class = class_embed(input_query_class)
@@ -308,8 +420,11 @@ def empty_group_convention(outputs, call):
         embed(torch.zeros(bs, 0, dtype=torch.int64, device=device)),
         torch.zeros(bs, 0, 4, dtype=_box_dtype(call["targets"]), device=device),
         torch.zeros(q, q, dtype=torch.bool, device=device),
-        {"dn_positive_idx": tuple(torch.zeros(0, dtype=torch.int64, device=device) for _ in range(bs)),
-         "dn_num_group": 1, "dn_num_split": [0, q]},
+        {
+            "dn_positive_idx": tuple(torch.zeros(0, dtype=torch.int64, device=device) for _ in range(bs)),
+            "dn_num_group": 1,
+            "dn_num_split": [0, q],
+        },
     )
 
 
@@ -320,8 +435,13 @@ def _empty_batch(call) -> bool:
 def _dummy(call):
     from dnspec.contract.conventions import dummy_group
 
-    return dummy_group(call["targets"], call["num_classes"], call["num_queries"], call["class_embed"],
-                       logit_space=call["box_noise_scale"] > 0)
+    return dummy_group(
+        call["targets"],
+        call["num_classes"],
+        call["num_queries"],
+        call["class_embed"],
+        logit_space=call["box_noise_scale"] > 0,
+    )
 
 
 @_wraps_reference
@@ -474,44 +594,111 @@ def boxes_in_half_precision(outputs, call):
     return (outputs[0], outputs[1].half(), *outputs[2:])  # BUG: float32 (and bfloat16) inputs lose box precision
 
 
-def float32_box_buffer(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0):
+def float32_box_buffer(
+    targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0
+):
     """RT-DETR's published function as it treats dtypes: its box buffer is
     ``torch.zeros([bs, max_gt, 4])``, float32 whatever the inputs' dtype, so the boxes are
     copied into float32, noised with float32 draws and returned in float32 (the reference
     on float32 copies of the boxes does exactly that); no ``noise=`` keyword, as upstream."""
     targets32 = [{**t, "boxes": t["boxes"].to(torch.float32)} for t in targets]
-    return reference(targets32, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale,
-                     validate=False)  # upstream validates nothing (a bfloat16 box may round past the border)
+    return reference(
+        targets32,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising,
+        label_noise_ratio,
+        box_noise_scale,
+        validate=False,
+    )  # upstream validates nothing (a bfloat16 box may round past the border)
 
 
-def label_noise_defaults_when_zero(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
+def label_noise_defaults_when_zero(
+    targets,
+    num_classes,
+    num_queries,
+    class_embed,
+    num_denoising=100,
+    label_noise_ratio=0.5,
+    box_noise_scale=1.0,
+    *,
+    noise=None,
+):
     """``label_noise_ratio or 0.5``: a ratio of 0 is taken for 'unset' and becomes 0.5."""
     label_noise_ratio = label_noise_ratio or 0.5  # BUG: 0 is falsy: label noise at ratio 0
-    return reference(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise=noise)
+    return reference(
+        targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise=noise
+    )
 
 
-def clamps_targets_in_place(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
+def clamps_targets_in_place(
+    targets,
+    num_classes,
+    num_queries,
+    class_embed,
+    num_denoising=100,
+    label_noise_ratio=0.5,
+    box_noise_scale=1.0,
+    *,
+    noise=None,
+):
     """Caps box sides at 0.5 with an in-place clamp_ on the caller's tensors (the capped
     boxes stay valid: the corners move toward the centre)."""
     for t in targets:
         t["boxes"][:, 2:].clamp_(max=0.5)  # BUG: in place, on the caller's boxes (meant for a copy)
-    return reference(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise=noise)
+    return reference(
+        targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise=noise
+    )
 
 
-def time_seeded_noise(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
+def time_seeded_noise(
+    targets,
+    num_classes,
+    num_queries,
+    class_embed,
+    num_denoising=100,
+    label_noise_ratio=0.5,
+    box_noise_scale=1.0,
+    *,
+    noise=None,
+):
     """Draws its noise from a generator seeded by the clock, not torch's global RNG."""
     generator = torch.Generator().manual_seed(time.perf_counter_ns())  # BUG: torch.manual_seed has no effect
-    return reference(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale,
-                     noise=noise, generator=generator)
+    return reference(
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising,
+        label_noise_ratio,
+        box_noise_scale,
+        noise=noise,
+        generator=generator,
+    )
 
 
-def redraws_signs(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
+def redraws_signs(
+    targets,
+    num_classes,
+    num_queries,
+    class_embed,
+    num_denoising=100,
+    label_noise_ratio=0.5,
+    box_noise_scale=1.0,
+    *,
+    noise=None,
+):
     """Takes an injected draw but redraws its box signs."""
     if noise is not None and noise.box_sign is not None:
         # BUG: the injected signs are ignored
-        sign = torch.randint(0, 2, noise.box_sign.shape, device=noise.box_sign.device).to(noise.box_sign.dtype) * 2.0 - 1.0
+        sign = (
+            torch.randint(0, 2, noise.box_sign.shape, device=noise.box_sign.device).to(noise.box_sign.dtype) * 2.0 - 1.0
+        )
         noise = replace(noise, box_sign=sign)
-    return reference(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise=noise)
+    return reference(
+        targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise=noise
+    )
 
 
 _CALLS = itertools.count()
@@ -530,21 +717,60 @@ def call_counter_leaks(outputs, call):
     return (outputs[0], outputs[1], mask, outputs[3])
 
 
-def always_raises(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
+def always_raises(
+    targets,
+    num_classes,
+    num_queries,
+    class_embed,
+    num_denoising=100,
+    label_noise_ratio=0.5,
+    box_noise_scale=1.0,
+    *,
+    noise=None,
+):
     """Raises on every call."""
     raise RuntimeError("selftest: this implementation always raises")  # BUG
 
 
-def hangs(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
+def hangs(
+    targets,
+    num_classes,
+    num_queries,
+    class_embed,
+    num_denoising=100,
+    label_noise_ratio=0.5,
+    box_noise_scale=1.0,
+    *,
+    noise=None,
+):
     """Never returns in time."""
     time.sleep(60)  # BUG: a hang (the suite stops it with SIGALRM under time_limit_s)
     return NO_OUTPUT
 
 
-def skips_validation(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0, *, noise=None):
+def skips_validation(
+    targets,
+    num_classes,
+    num_queries,
+    class_embed,
+    num_denoising=100,
+    label_noise_ratio=0.5,
+    box_noise_scale=1.0,
+    *,
+    noise=None,
+):
     """Upstream's behaviour on bad input: no validation, so some bad calls return plausible output."""
-    return reference(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale,
-                     noise=noise, validate=False)  # BUG: validate=False
+    return reference(
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising,
+        label_noise_ratio,
+        box_noise_scale,
+        noise=noise,
+        validate=False,
+    )  # BUG: validate=False
 
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -556,7 +782,9 @@ ADVISORIES = {"box_output_space", "no_collapsed_boxes", "label_flip_rate_is_rati
 
 
 def _impl(name, fn, *, accepts_noise=True, **kwargs) -> Implementation:
-    return Implementation(name=f"selftest-{name}", fn=fn, accepts_noise=accepts_noise, description=(fn.__doc__ or "").strip(), **kwargs)
+    return Implementation(
+        name=f"selftest-{name}", fn=fn, accepts_noise=accepts_noise, description=(fn.__doc__ or "").strip(), **kwargs
+    )
 
 
 CONTROLS: dict[str, Implementation] = {
@@ -582,46 +810,95 @@ BROKEN: dict[str, tuple[Implementation, set[str]]] = {
     # attention mask
     "groups_see_each_other": (_impl("groups-see-each-other", groups_see_each_other), {"attention_mask", *DIFF}),
     "object_queries_see_dn": (_impl("object-queries-see-dn", object_queries_see_dn), {"attention_mask", *DIFF}),
-    "group_width_off_by_one": (_impl("group-width-off-by-one", _copy("group_width_off_by_one")), {"attention_mask", *DIFF}),
+    "group_width_off_by_one": (
+        _impl("group-width-off-by-one", _copy("group_width_off_by_one")),
+        {"attention_mask", *DIFF},
+    ),
     # positive indices
-    "positives_include_negatives": (_impl("positives-include-negatives", positives_include_negatives), {"positive_indices", *DIFF}),
+    "positives_include_negatives": (
+        _impl("positives-include-negatives", positives_include_negatives),
+        {"positive_indices", *DIFF},
+    ),
     "positive_idx_flat_list": (_impl("positive-idx-flat-list", positive_idx_flat_list), {"positive_indices", *DIFF}),
     "positive_idx_int32": (_impl("positive-idx-int32", positive_idx_int32), {"positive_indices"}),
     # class queries and label statistics
-    "label_noise_on_padding": (_impl("label-noise-on-padding", _copy("label_noise_on_padding")), {"class_queries", "injected_noise_matches_reference"}),
-    "label_shift": (_impl("label-shift", _copy("label_shift")), {"label_flip_rate", "replacement_uniform", "injected_noise_matches_reference"}),
-    "label_noise_defaults_when_zero": (_impl("label-noise-defaults-when-zero", label_noise_defaults_when_zero), {"class_queries", "noiseless_matches_reference"}),
+    "label_noise_on_padding": (
+        _impl("label-noise-on-padding", _copy("label_noise_on_padding")),
+        {"class_queries", "injected_noise_matches_reference"},
+    ),
+    "label_shift": (
+        _impl("label-shift", _copy("label_shift")),
+        {"label_flip_rate", "replacement_uniform", "injected_noise_matches_reference"},
+    ),
+    "label_noise_defaults_when_zero": (
+        _impl("label-noise-defaults-when-zero", label_noise_defaults_when_zero),
+        {"class_queries", "noiseless_matches_reference"},
+    ),
     "flip_prob_ratio": (_impl("flip-prob-ratio", _draws_noise("flip_prob_ratio")), {"label_flip_rate"}),
-    "replacement_excludes_last": (_impl("replacement-excludes-last", _draws_noise("replacement_excludes_last")), {"replacement_uniform"}),
+    "replacement_excludes_last": (
+        _impl("replacement-excludes-last", _draws_noise("replacement_excludes_last")),
+        {"replacement_uniform"},
+    ),
     # boxes and box statistics
-    "negatives_positive_range": (_impl("negatives-positive-range", _copy("negatives_positive_range")), {"boxes", "box_magnitudes", "injected_noise_matches_reference"}),
+    "negatives_positive_range": (
+        _impl("negatives-positive-range", _copy("negatives_positive_range")),
+        {"boxes", "box_magnitudes", "injected_noise_matches_reference"},
+    ),
     "no_clip": (_impl("no-clip", _copy("no_clip")), {"boxes", "injected_noise_matches_reference"}),
     "padding_boxes_nonzero": (_impl("padding-boxes-nonzero", _copy("padding_boxes_nonzero")), {"boxes", *DIFF}),
-    "scale_twice": (_impl("scale-twice", _copy("scale_twice")), {"boxes", "box_magnitudes", "injected_noise_matches_reference"}),
+    "scale_twice": (
+        _impl("scale-twice", _copy("scale_twice")),
+        {"boxes", "box_magnitudes", "injected_noise_matches_reference"},
+    ),
     "magnitudes_0_9": (_impl("magnitudes-0-9", _draws_noise("magnitudes_0_9")), {"box_magnitudes"}),
     "signs_biased": (_impl("signs-biased", _draws_noise("signs_biased")), {"box_magnitudes"}),
-    "same_noise_all_coords": (_impl("same-noise-all-coords", _draws_noise("same_noise_all_coords")), {"noise_independence"}),
-    "same_noise_every_group": (_impl("same-noise-every-group", _draws_noise("same_noise_every_group")), {"noise_independence"}),
+    "same_noise_all_coords": (
+        _impl("same-noise-all-coords", _draws_noise("same_noise_all_coords")),
+        {"noise_independence"},
+    ),
+    "same_noise_every_group": (
+        _impl("same-noise-every-group", _draws_noise("same_noise_every_group")),
+        {"noise_independence"},
+    ),
     # inputs, determinism, differential
-    "clamps_targets_in_place": (_impl("clamps-targets-in-place", clamps_targets_in_place), {"inputs_untouched", "boxes", *DIFF}),
+    "clamps_targets_in_place": (
+        _impl("clamps-targets-in-place", clamps_targets_in_place),
+        {"inputs_untouched", "boxes", *DIFF},
+    ),
     "time_seeded_noise": (_impl("time-seeded-noise", time_seeded_noise), {"determinism"}),
-    "halves_swapped": (_impl("halves-swapped", _copy("halves_swapped")), {"positive_indices", "boxes", "box_magnitudes", *DIFF}),
+    "halves_swapped": (
+        _impl("halves-swapped", _copy("halves_swapped")),
+        {"positive_indices", "boxes", "box_magnitudes", *DIFF},
+    ),
     "redraws_signs": (_impl("redraws-signs", redraws_signs), {"injected_noise_matches_reference"}),
     # device and dtype agreement
     "call_counter_leaks": (_impl("call-counter-leaks", call_counter_leaks), {"device_agreement[cpu]", "determinism"}),
-    "mutates_injected_draw": (_impl("mutates-injected-draw", _copy("mutates_injected_draw")), {"device_agreement[cpu]", "injected_noise_matches_reference"}),
-    "boxes_in_half_precision": (_impl("boxes-in-half-precision", boxes_in_half_precision),
-                                {"structure", "dtype_agreement[float32]", "dtype_agreement[bfloat16]"}),
+    "mutates_injected_draw": (
+        _impl("mutates-injected-draw", _copy("mutates_injected_draw")),
+        {"device_agreement[cpu]", "injected_noise_matches_reference"},
+    ),
+    "boxes_in_half_precision": (
+        _impl("boxes-in-half-precision", boxes_in_half_precision),
+        {"structure", "dtype_agreement[float32]", "dtype_agreement[bfloat16]"},
+    ),
     # advisories: upstream's quirks under strict; a builder claiming the fixes must hold them without strict
     "upstream_quirks": (_impl("upstream-quirks", reference), {*ADVISORIES, "empty_batch_in_graph"}),
-    "claims_fixes_but_does_not": (_impl("claims-fixes-but-does-not", reference, fixes_advisories=True),
-                                  {*ADVISORIES, "boxes", "noiseless_matches_reference", "label_flip_rate"}),
-    "fixed_but_box_space_at_scale_0": (_impl("fixed-but-box-space-at-scale-0", _copy(fixes=FIXES - {"logit_at_scale_0"}), fixes_advisories=True),
-                                       {"box_output_space", "boxes", "noiseless_matches_reference"}),
-    "fixed_but_collapses": (_impl("fixed-but-collapses", _copy(fixes=FIXES - {"reorder_corners"}), fixes_advisories=True),
-                            {"no_collapsed_boxes", "boxes"}),
-    "fixed_but_flips_to_any_class": (_impl("fixed-but-flips-to-any-class", _copy(fixes=FIXES - {"other_class"}), fixes_advisories=True),
-                                     {"label_flip_rate_is_ratio", "label_flip_rate"}),
+    "claims_fixes_but_does_not": (
+        _impl("claims-fixes-but-does-not", reference, fixes_advisories=True),
+        {*ADVISORIES, "boxes", "noiseless_matches_reference", "label_flip_rate"},
+    ),
+    "fixed_but_box_space_at_scale_0": (
+        _impl("fixed-but-box-space-at-scale-0", _copy(fixes=FIXES - {"logit_at_scale_0"}), fixes_advisories=True),
+        {"box_output_space", "boxes", "noiseless_matches_reference"},
+    ),
+    "fixed_but_collapses": (
+        _impl("fixed-but-collapses", _copy(fixes=FIXES - {"reorder_corners"}), fixes_advisories=True),
+        {"no_collapsed_boxes", "boxes"},
+    ),
+    "fixed_but_flips_to_any_class": (
+        _impl("fixed-but-flips-to-any-class", _copy(fixes=FIXES - {"other_class"}), fixes_advisories=True),
+        {"label_flip_rate_is_ratio", "label_flip_rate"},
+    ),
     "skips_validation": (_impl("skips-validation", skips_validation), {"bad_input"}),
     # training-loop bugs: forward values exactly right
     "detached_class_queries": (_impl("detached-class-queries", detached_class_queries), {"class_embed_gradient"}),
@@ -629,18 +906,31 @@ BROKEN: dict[str, tuple[Implementation, set[str]]] = {
     "grad_under_no_grad": (_impl("grad-under-no-grad", grad_under_no_grad), {"no_grad_outputs"}),
     "autocast_index_put": (_impl("autocast-index-put", _copy("autocast_index_put")), {"autocast_outputs"}),
     # empty-batch conventions broken (test_divergences.py checks each is caught by its own check)
-    "dummy_visible_to_object_queries": (_impl("dummy-visible-to-object-queries", dummy_visible_to_object_queries), {"structure"}),
-    "dummy_row_listed_as_positive": (_impl("dummy-row-listed-as-positive", dummy_row_listed_as_positive), {"structure"}),
+    "dummy_visible_to_object_queries": (
+        _impl("dummy-visible-to-object-queries", dummy_visible_to_object_queries),
+        {"structure"},
+    ),
+    "dummy_row_listed_as_positive": (
+        _impl("dummy-row-listed-as-positive", dummy_row_listed_as_positive),
+        {"structure"},
+    ),
     "meta_only_wrong_split": (_impl("meta-only-wrong-split", meta_only_wrong_split), {"structure"}),
     "dummy_group_out_of_graph": (_impl("dummy-group-out-of-graph", dummy_group_out_of_graph), {"empty_batch_in_graph"}),
     # bugs that live in one regime (properties/selftest/test_divergences.py checks they stay there)
-    "boxes_only_when_noised": (_impl("boxes-only-when-noised", _copy("boxes_only_when_noised")),
-                               {"structure", "boxes", "noiseless_matches_reference"}),
-    "crossed_width_flipped": (_impl("crossed-width-flipped", _copy("crossed_width_flipped")),
-                              {"boxes", "injected_noise_matches_reference"}),
+    "boxes_only_when_noised": (
+        _impl("boxes-only-when-noised", _copy("boxes_only_when_noised")),
+        {"structure", "boxes", "noiseless_matches_reference"},
+    ),
+    "crossed_width_flipped": (
+        _impl("crossed-width-flipped", _copy("crossed_width_flipped")),
+        {"boxes", "injected_noise_matches_reference"},
+    ),
     "off_only_at_zero": (_impl("off-only-at-zero", _copy("off_only_at_zero")), {"structure"}),
     # an implementation that raises, and one that hangs: 'fail' with a clear message, not a crash
-    "always_raises": (_impl("always-raises", always_raises), {"structure", "determinism", "label_flip_rate", "box_output_space"}),
+    "always_raises": (
+        _impl("always-raises", always_raises),
+        {"structure", "determinism", "label_flip_rate", "box_output_space"},
+    ),
     "hangs": (_impl("hangs", hangs), {"structure", "boxes"}),
 }
 
@@ -649,18 +939,30 @@ BROKEN: dict[str, tuple[Implementation, set[str]]] = {
 # that learns to catch one turns its test into an XPASS failure: move it into BROKEN then.
 # Bugs the checks once missed, each closed by a check added for it (see the selftest's
 # report in the commit history): now ordinary expectations.
-BROKEN.update({
-    "negative_reuses_positive_noise": (
-        _impl("negative-reuses-positive-noise", _draws_noise("negative_reuses_positive_noise")), {"noise_independence"}),
-    "corner_signs_mirrored": (
-        _impl("corner-signs-mirrored", _draws_noise("corner_signs_mirrored")), {"noise_independence"}),
-    "signs_biased_per_coordinate": (
-        _impl("signs-biased-per-coordinate", _draws_noise("signs_biased_per_coordinate")), {"box_magnitudes"}),
-    "label_noise_same_every_group": (
-        _impl("label-noise-same-every-group", _draws_noise("label_noise_same_every_group")), {"label_noise_independence"}),
-    "label_noise_positive_rows_only": (
-        _impl("label-noise-positive-rows-only", _draws_noise("label_noise_positive_rows_only")), {"label_flip_rate"}),
-})
+BROKEN.update(
+    {
+        "negative_reuses_positive_noise": (
+            _impl("negative-reuses-positive-noise", _draws_noise("negative_reuses_positive_noise")),
+            {"noise_independence"},
+        ),
+        "corner_signs_mirrored": (
+            _impl("corner-signs-mirrored", _draws_noise("corner_signs_mirrored")),
+            {"noise_independence"},
+        ),
+        "signs_biased_per_coordinate": (
+            _impl("signs-biased-per-coordinate", _draws_noise("signs_biased_per_coordinate")),
+            {"box_magnitudes"},
+        ),
+        "label_noise_same_every_group": (
+            _impl("label-noise-same-every-group", _draws_noise("label_noise_same_every_group")),
+            {"label_noise_independence"},
+        ),
+        "label_noise_positive_rows_only": (
+            _impl("label-noise-positive-rows-only", _draws_noise("label_noise_positive_rows_only")),
+            {"label_flip_rate"},
+        ),
+    }
+)
 
 # Bugs no property catches yet, as strict xfails (closing a gap makes its test fail): none today.
 KNOWN_MISSES: dict[str, tuple[Implementation, set[str], str]] = {}

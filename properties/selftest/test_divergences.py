@@ -7,14 +7,14 @@ on one variant of broken_variants.py and checks the divergences it reports.
 
 from __future__ import annotations
 
-import pytest
-
 from dataclasses import replace
 
+import pytest
+
+from dnspec.checks.suite import GENERATED_KINDS, RunOptions
 from dnspec.contract.conventions import DUMMY_GROUP, EMPTY_GROUP, FOUR_NONES, META_ONLY
 from dnspec.generation.regimes import COMMON, NAMES
 from dnspec.running.runner import run
-from dnspec.checks.suite import GENERATED_KINDS, RunOptions
 
 from .broken_variants import BROKEN, CONTROLS
 from .test_properties_catch_bugs import SEED
@@ -72,7 +72,9 @@ def test_crossed_boxes_that_keep_their_width_are_one_divergence_on_crossed_rows(
     divergence = result.divergences[0]
     assert divergence.in_common_regime
     assert set(divergence.labels) <= {"boxes", "injected_noise_matches_reference"}
-    assert "came back reordered" in divergence.example_message and ("|w|" in divergence.example_message or "|h|" in divergence.example_message)
+    assert "came back reordered" in divergence.example_message and (
+        "|w|" in divergence.example_message or "|h|" in divergence.example_message
+    )
     failing = {o.label for o in result.outcomes if o.status == "fail"}
     assert failing == set(divergence.labels), failing
     boxes = next(o for o in result.outcomes if o.label == "boxes")
@@ -148,11 +150,14 @@ def test_convention_rtdetr_makes_other_conventions_fail(name):
     assert next(o for o in result.outcomes if o.label == "structure").status == "fail"
 
 
-@pytest.mark.parametrize("name, check", [
-    ("dummy_visible_to_object_queries", "structure.empty_batch.dummy_group.visible"),
-    ("dummy_row_listed_as_positive", "structure.empty_batch.dummy_group.positive_row"),
-    ("meta_only_wrong_split", "structure.empty_batch.meta_only.split"),
-])
+@pytest.mark.parametrize(
+    "name, check",
+    [
+        ("dummy_visible_to_object_queries", "structure.empty_batch.dummy_group.visible"),
+        ("dummy_row_listed_as_positive", "structure.empty_batch.dummy_group.positive_row"),
+        ("meta_only_wrong_split", "structure.empty_batch.meta_only.split"),
+    ],
+)
 def test_an_inconsistent_convention_is_caught_by_its_own_check(results, name, check):
     """Each broken convention is one divergence, named by the consistency check meant for
     it (not by a rule that would also reject a correct convention), in the all-empty
@@ -162,11 +167,14 @@ def test_an_inconsistent_convention_is_caught_by_its_own_check(results, name, ch
     assert result.divergences[0].regime_sets == [frozenset({"all_images_empty"})]
 
 
-@pytest.mark.parametrize("name, check", [
-    ("detached_class_queries", "autograd.detached"),
-    ("weight_lookup", "autograd.padding_row"),
-    ("grad_under_no_grad", "autograd.grad_under_no_grad"),
-])
+@pytest.mark.parametrize(
+    "name, check",
+    [
+        ("detached_class_queries", "autograd.detached"),
+        ("weight_lookup", "autograd.padding_row"),
+        ("grad_under_no_grad", "autograd.grad_under_no_grad"),
+    ],
+)
 def test_a_training_loop_bug_is_caught_by_its_own_check(results, name, check):
     """Forward values exactly right, so nothing but the autograd checks can see these."""
     result = results(name)

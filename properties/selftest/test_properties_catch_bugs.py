@@ -20,14 +20,14 @@ import pytest
 import torch
 from hypothesis import settings
 
-from dnspec.generation import profiles
 from dnspec.checks.agreement import available_devices
-from dnspec.generation.cases import CdnCase, make_targets
 from dnspec.checks.invariants import assert_outputs_equal
-from dnspec.generation.regimes import NAMES as REGIMES
-from dnspec.running.runner import evaluate, run
-from dnspec.generation.strategies import pinned_cases
 from dnspec.checks.suite import ADVISORY, BY_NAME, PROPERTIES, RunOptions
+from dnspec.generation import profiles
+from dnspec.generation.cases import CdnCase, make_targets
+from dnspec.generation.regimes import NAMES as REGIMES
+from dnspec.generation.strategies import pinned_cases
+from dnspec.running.runner import evaluate, run
 
 from .broken_variants import BROKEN, CONTROLS, KNOWN_MISSES
 
@@ -130,7 +130,7 @@ def _expected_control_status(impl, prop, variant) -> str:
     return "pass"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _control_outcomes(control_name: str) -> dict:
     """Every property on one control, in one run (a full one: no property stops early)."""
     impl = CONTROLS[control_name]
@@ -146,14 +146,32 @@ def test_controls_pass_every_property(control_name, prop_name, variant):
     impl, prop = CONTROLS[control_name], BY_NAME[prop_name]
     outcome = _control_outcomes(control_name)[prop_name, variant]
     expected = _expected_control_status(impl, prop, variant)
-    assert outcome.status == expected, f"{outcome.label} on {control_name}: {outcome.status} ({outcome.message}), expected {expected}"
+    assert outcome.status == expected, (
+        f"{outcome.label} on {control_name}: {outcome.status} ({outcome.message}), expected {expected}"
+    )
 
 
-@pytest.mark.parametrize("case", [*(c for r in REGIMES for c in pinned_cases(r)), *(
-    CdnCase(targets=make_targets(counts, seed=seed, num_classes=7), num_classes=7, num_queries=5, num_denoising=nd,
-            label_noise_ratio=ratio, box_noise_scale=scale, seed=seed)
-    for seed, (counts, nd, ratio, scale) in enumerate([((3, 0, 5), 20, 0.5, 1.0), ((1, 2), 7, 1.0, 0.4), ((6,), 3, 0.3, 2.0)])
-)], ids=lambda c: c.note or f"counts{list(c.counts)}")
+@pytest.mark.parametrize(
+    "case",
+    [
+        *(c for r in REGIMES for c in pinned_cases(r)),
+        *(
+            CdnCase(
+                targets=make_targets(counts, seed=seed, num_classes=7),
+                num_classes=7,
+                num_queries=5,
+                num_denoising=nd,
+                label_noise_ratio=ratio,
+                box_noise_scale=scale,
+                seed=seed,
+            )
+            for seed, (counts, nd, ratio, scale) in enumerate(
+                [((3, 0, 5), 20, 0.5, 1.0), ((1, 2), 7, 1.0, 0.4), ((6,), 3, 0.3, 2.0)]
+            )
+        ),
+    ],
+    ids=lambda c: c.note or f"counts{list(c.counts)}",
+)
 def test_copy_control_is_the_reference_bit_for_bit(case):
     """The hook-free copy draws and transforms exactly as the reference does (same global RNG
     order), so each _copy variant differs from the reference by its one hook."""
@@ -192,8 +210,12 @@ def test_a_crash_is_a_failure_not_a_crash_of_the_suite():
 def _misses():
     for variant_name, (impl, should_catch, gap) in KNOWN_MISSES.items():
         for label in sorted(should_catch):
-            yield pytest.param(variant_name, label, id=f"{variant_name}-{label}",
-                               marks=pytest.mark.xfail(strict=True, reason=f"gap in the checks: {gap}"))
+            yield pytest.param(
+                variant_name,
+                label,
+                id=f"{variant_name}-{label}",
+                marks=pytest.mark.xfail(strict=True, reason=f"gap in the checks: {gap}"),
+            )
 
 
 @pytest.mark.parametrize("variant_name,label", list(_misses()))

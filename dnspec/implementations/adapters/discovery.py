@@ -15,8 +15,8 @@ import importlib
 import importlib.metadata
 import importlib.util
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def package_root(package: str) -> Path | None:
@@ -39,7 +39,9 @@ def distribution_version(distribution: str) -> str:
         return "?"
 
 
-def find_definitions(root: Path | str, package: str, function: str, under: str = "") -> tuple[tuple[tuple[str, ...], str], ...]:
+def find_definitions(
+    root: Path | str, package: str, function: str, under: str = ""
+) -> tuple[tuple[tuple[str, ...], str], ...]:
     """``((path parts relative to root without .py, module name), ...)`` for every
     ``.py`` file under ``root/under`` whose source defines ``function`` at top level
     (``def function(`` at the start of a line; methods, mentions, imports and names that
@@ -47,7 +49,7 @@ def find_definitions(root: Path | str, package: str, function: str, under: str =
     return _scan(Path(root).resolve(), package, function, under)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scan(root: Path, package: str, function: str, under: str) -> tuple[tuple[tuple[str, ...], str], ...]:
     defines = re.compile(rf"^def {re.escape(function)}\(", re.MULTILINE)
     base = root / under if under else root
@@ -77,7 +79,9 @@ def import_builder(spec: str, module_name: str, function: str, install_hint: str
             f"{install_hint}"
         ) from exc
     except Exception as exc:  # e.g. torchvision's C extension failing beside another torch
-        raise SpecError(f"cannot load SPEC {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
+        raise SpecError(
+            f"cannot load SPEC {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
     builder = getattr(module, function, None)
     if not callable(builder):
         raise SpecError(f"cannot load SPEC {spec!r}: {module_name!r} has no callable {function!r}")

@@ -104,12 +104,17 @@ agrees. An empty targets list raises IndexError at ``targets[0]``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
-from dnspec.implementations.adapters.discovery import distribution_version, find_definitions, import_builder, missing_loader, package_root
+from dnspec.implementations.adapters.discovery import (
+    distribution_version,
+    find_definitions,
+    import_builder,
+    missing_loader,
+    package_root,
+)
 from dnspec.implementations.specs import Implementation, SpecError
 
 PACKAGE = "libreyolo"  # the importable package (dnspec.implementations.adapters.installed reads this)
@@ -122,7 +127,13 @@ _NAMES_WHEN_ABSENT = ("rtdetr", "dfine", "deim", "domedetr", "gtr")
 
 # the upstream parameters, passed under the same names
 UPSTREAM_PARAMETERS = (
-    "targets", "num_classes", "num_queries", "class_embed", "num_denoising", "label_noise_ratio", "box_noise_scale",
+    "targets",
+    "num_classes",
+    "num_queries",
+    "class_embed",
+    "num_denoising",
+    "label_noise_ratio",
+    "box_noise_scale",
 )
 
 
@@ -168,10 +179,23 @@ RECIPE_VARIANTS: dict[str, tuple[object, str, dict[str, str]]] = {
         {
             name: _GROUP_DETR_WHY
             for name in (
-                "structure", "attention_mask", "positive_indices", "class_queries", "boxes",
-                "noiseless_matches_reference", "injected_noise_matches_reference", "device_agreement", "dtype_agreement",
-                "label_flip_rate", "replacement_uniform", "label_noise_independence", "box_magnitudes",
-                "noise_independence", "box_output_space", "no_collapsed_boxes", "label_flip_rate_is_ratio",
+                "structure",
+                "attention_mask",
+                "positive_indices",
+                "class_queries",
+                "boxes",
+                "noiseless_matches_reference",
+                "injected_noise_matches_reference",
+                "device_agreement",
+                "dtype_agreement",
+                "label_flip_rate",
+                "replacement_uniform",
+                "label_noise_independence",
+                "box_magnitudes",
+                "noise_independence",
+                "box_output_space",
+                "no_collapsed_boxes",
+                "label_flip_rate_is_ratio",
             )
         },
     ),
@@ -297,11 +321,15 @@ def _loader(model: str, module_name: str, variant: tuple[str, object] | None = N
         if variant is not None:
             parameter, value = variant
             if parameter not in set_by_adapter:
-                raise SpecError(f"cannot load SPEC {spec!r}: {module_name}.{FUNCTION_NAME} has no parameter {parameter!r}")
+                raise SpecError(
+                    f"cannot load SPEC {spec!r}: {module_name}.{FUNCTION_NAME} has no parameter {parameter!r}"
+                )
             set_by_adapter[parameter] = lambda targets, num_queries, value=value: value
             arguments[parameter] = RECIPE_VARIANTS[parameter][1]
             not_comparable = dict(RECIPE_VARIANTS[parameter][2])
-        described = list(arguments.values()) + [f"{name} left at its default {default!r}" for name, default in left.items()]
+        described = list(arguments.values()) + [
+            f"{name} left at its default {default!r}" for name, default in left.items()
+        ]
         return Implementation(
             name=spec,
             fn=adapt(builder, set_by_adapter),
@@ -332,8 +360,10 @@ def builtin_implementations() -> dict[str, Callable[[], Implementation]]:
     1.6.0's names that raise SpecError saying what to install."""
     root = libreyolo_root()
     if root is None:
-        return {f"libreyolo-{model}": missing_loader(f"libreyolo-{model}", "libreyolo", INSTALL_HINT)
-                for model in _NAMES_WHEN_ABSENT}
+        return {
+            f"libreyolo-{model}": missing_loader(f"libreyolo-{model}", "libreyolo", INSTALL_HINT)
+            for model in _NAMES_WHEN_ABSENT
+        }
     builders = discover_builders(root, PACKAGE)
     if not builders:
         return {"libreyolo-rtdetr": _none_in_this_version()}

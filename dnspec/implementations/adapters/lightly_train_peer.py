@@ -44,9 +44,15 @@ lines 110-127). ``accepts_noise`` is False.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from dnspec.implementations.adapters.discovery import distribution_version, find_definitions, import_builder, missing_loader, package_root
+from dnspec.implementations.adapters.discovery import (
+    distribution_version,
+    find_definitions,
+    import_builder,
+    missing_loader,
+    package_root,
+)
 from dnspec.implementations.specs import Implementation, SpecError
 
 PACKAGE = "lightly_train"  # the importable package (dnspec.implementations.adapters.installed reads this)
@@ -150,8 +156,10 @@ def builtin_implementations() -> dict[str, Callable[[], Implementation]]:
     SpecError saying what to install."""
     root = lightly_train_root()
     if root is None:
-        return {f"lightly-train-{name}": missing_loader(f"lightly-train-{name}", "lightly-train", INSTALL_HINT)
-                for name in _NAMES_WHEN_ABSENT}
+        return {
+            f"lightly-train-{name}": missing_loader(f"lightly-train-{name}", "lightly-train", INSTALL_HINT)
+            for name in _NAMES_WHEN_ABSENT
+        }
     builders = discover_builders(root, PACKAGE)
     if not builders:
         return {"lightly-train-ltdetr": _none_in_this_version()}

@@ -29,9 +29,8 @@ import functools
 import importlib.metadata
 import importlib.util
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -70,7 +69,7 @@ def discover_ports(root: Path | str | None = None, package: str = "transformers"
     return dict(_scan(Path(root).resolve(), package))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scan(root: Path, package: str) -> tuple[tuple[str, str], ...]:
     found: dict[str, str] = {}
     for path in sorted((root / "models").rglob("modeling_*.py")):
@@ -82,7 +81,7 @@ def _scan(root: Path, package: str) -> tuple[tuple[str, str], ...]:
             continue
         relative = path.relative_to(root).with_suffix("")
         module_name = ".".join((package, *relative.parts))
-        model = path.stem[len("modeling_"):]
+        model = path.stem[len("modeling_") :]
         if model in found:  # two files of one model name in different folders
             model = ".".join(relative.parts[1:-1] + (model,))
         found[model] = module_name
@@ -177,8 +176,10 @@ def builtin_implementations() -> dict[str, Callable[[], Implementation]]:
     to install."""
     root = transformers_root()
     if root is None:
-        return {f"transformers-{model}": missing_loader(f"transformers-{model}", "transformers", INSTALL_HINT)
-                for model in _NAMES_WHEN_ABSENT}
+        return {
+            f"transformers-{model}": missing_loader(f"transformers-{model}", "transformers", INSTALL_HINT)
+            for model in _NAMES_WHEN_ABSENT
+        }
     ports = discover_ports(root)
     if not ports:
         return {"transformers-rt_detr": _none_in_this_version()}

@@ -28,8 +28,7 @@ draw shapes): see the README's peers section. The adapter hides none of them.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 

@@ -40,8 +40,12 @@ from dnspec.reports.pictures.box_rows import box_row_data, draw_box_row, offendi
 from dnspec.reports.pictures.inputs import draw_inputs
 from dnspec.reports.pictures.mask import draw_mask
 from dnspec.reports.pictures.statistics import draw_statistics
-from dnspec.reports.pictures.strips import class_strip_data, draw_class_strips, draw_positive_strips, positive_strip_data
-
+from dnspec.reports.pictures.strips import (
+    class_strip_data,
+    draw_class_strips,
+    draw_positive_strips,
+    positive_strip_data,
+)
 
 PLOT_EXTRA = "pip install 'dnspec[plot]'"
 
@@ -151,22 +155,34 @@ def _mask_picture(impl, case, outputs, reference, title: str, name: str) -> Pict
 
     got = outputs[2]
     if not isinstance(got, torch.Tensor) or got.dim() != 2:
-        return Picture(title, note=f"not drawn: attn_mask is {type(got).__name__}"
-                       + (f" of shape {list(got.shape)}" if isinstance(got, torch.Tensor) else ""))
+        return Picture(
+            title,
+            note=f"not drawn: attn_mask is {type(got).__name__}"
+            + (f" of shape {list(got.shape)}" if isinstance(got, torch.Tensor) else ""),
+        )
     layout = layout_of(case)
     expected = _reference_mask(reference, layout)
     source = "the reference's" if reference is not None else "dnspec.contract.layout's"
-    return Picture(title, f"{layout.num_dn_rows} dn rows in {layout.num_groups} groups of 2*max_gt = {2 * layout.max_gt}, "
-                          f"{case.num_queries} object queries; expected: {source} mask",
-                   draw_mask(expected.numpy(), got.detach().cpu().bool().numpy(), num_dn=layout.num_dn_rows,
-                             group_width=2 * layout.max_gt, impl_name=name, heading=title))
+    return Picture(
+        title,
+        f"{layout.num_dn_rows} dn rows in {layout.num_groups} groups of 2*max_gt = {2 * layout.max_gt}, "
+        f"{case.num_queries} object queries; expected: {source} mask",
+        draw_mask(
+            expected.numpy(),
+            got.detach().cpu().bool().numpy(),
+            num_dn=layout.num_dn_rows,
+            group_width=2 * layout.max_gt,
+            impl_name=name,
+            heading=title,
+        ),
+    )
 
 
 def _reference_row(case, outputs, reference, impl):
     """(image, row, axis) of the first real row whose decoded box differs from the
     reference's most, or None."""
-    from dnspec.contract.decode import decode_boxes, expects_logit_space
     from dnspec.checks.invariants import layout_of
+    from dnspec.contract.decode import decode_boxes, expects_logit_space
 
     layout = layout_of(case)
     decoded = decode_boxes(outputs[1].detach().cpu(), expects_logit_space(case.box_noise_scale, impl.fixes_advisories))
@@ -185,14 +201,27 @@ def _strip_picture(kind, case, outputs, reference, title: str, name: str) -> Pic
 
     if kind == POSITIVE_KIND:
         data = positive_strip_data(case, outputs, reference)
-        return Picture(title, "expected: " + ("the reference's dn_positive_idx" if reference is not None else "dnspec.contract.layout's positive rows"),
-                       draw_positive_strips(data, impl_name=name, heading=title))
+        return Picture(
+            title,
+            "expected: "
+            + (
+                "the reference's dn_positive_idx" if reference is not None else "dnspec.contract.layout's positive rows"
+            ),
+            draw_positive_strips(data, impl_name=name, heading=title),
+        )
     if not isinstance(outputs[0], torch.Tensor) or outputs[0].dim() != 3:
         return Picture(title, note="not drawn: input_query_class is not a [bs, N, D] tensor")
     data = class_strip_data(case, outputs, reference)
-    return Picture(title, "expected: " + ("the reference's classes on the same call" if reference is not None
-                                          else "each row's ground-truth label (padding: num_classes)"),
-                   draw_class_strips(data, impl_name=name, heading=title))
+    return Picture(
+        title,
+        "expected: "
+        + (
+            "the reference's classes on the same call"
+            if reference is not None
+            else "each row's ground-truth label (padding: num_classes)"
+        ),
+        draw_class_strips(data, impl_name=name, heading=title),
+    )
 
 
 def _differential(divergence) -> str:
@@ -223,44 +252,95 @@ def pictures_for(impl, divergence, *, seed=None, device: str = "cpu", time_limit
             except KeyboardInterrupt:
                 raise
             except BaseException as error:
-                return [Picture(f"{prop}: observed vs expected", note=f"not drawn: running the workload again raised: {error}")]
-        return [Picture(f"{prop}: observed vs expected",
-                        "the samples the check tests, from its fixed seeded workload run again",
-                        draw_statistics(prop, samples, impl_name=name))]
+                return [
+                    Picture(
+                        f"{prop}: observed vs expected", note=f"not drawn: running the workload again raised: {error}"
+                    )
+                ]
+        return [
+            Picture(
+                f"{prop}: observed vs expected",
+                "the samples the check tests, from its fixed seeded workload run again",
+                draw_statistics(prop, samples, impl_name=name),
+            )
+        ]
     if case is None:
-        return [Picture("no picture", note="this divergence has no example call to redraw (it was seen on a fixed workload only)")]
+        return [
+            Picture(
+                "no picture",
+                note="this divergence has no example call to redraw (it was seen on a fixed workload only)",
+            )
+        ]
     differential = _differential(divergence)
     outputs, reference, problem = _call(impl, case, time_limit_s, differential)
     if kind == INPUTS or outputs is None:
-        what = problem or "calling it again on the example returned outputs (what is wrong with them is in the message above)"
-        return [Picture(f"the inputs of {where}", what + ("; the inputs are drawn instead" if kind != INPUTS else ""), draw_inputs(case))]
+        what = (
+            problem
+            or "calling it again on the example returned outputs (what is wrong with them is in the message above)"
+        )
+        return [
+            Picture(
+                f"the inputs of {where}",
+                what + ("; the inputs are drawn instead" if kind != INPUTS else ""),
+                draw_inputs(case),
+            )
+        ]
     if differential:
-        where += {"noiseless_matches_reference": " (noise-free call) vs the reference",
-                  "injected_noise_matches_reference": " (injected noise draw) vs the reference"}[differential]
+        where += {
+            "noiseless_matches_reference": " (noise-free call) vs the reference",
+            "injected_noise_matches_reference": " (injected noise draw) vs the reference",
+        }[differential]
     if kind == BOXES:
         if not isinstance(outputs[1], torch.Tensor) or outputs[1].dim() != 3 or outputs[1].shape[-1] != 4:
             return [Picture("boxes", note="not drawn: input_query_bbox is not a [bs, N, 4] tensor")]
         chosen = _reference_row(case, outputs, reference, impl) if reference is not None else None
         i, r, axis = chosen or offending_box_row(case, outputs, impl, divergence.example_message or divergence.title)
         data = box_row_data(case, outputs, impl, i, r, reference)
-        return [Picture(f"boxes: the offending row of {where}",
-                        f"{data['role']} row {r} of image {i}: ground truth {[round(v, 4) for v in data['gt']]}, "
-                        f"returned {[round(v, 4) for v in data['got']]} (cxcywh, decoded)"
-                        + (f", the reference's {[round(v, 4) for v in data['reference']]}" if reference is not None else ""),
-                        draw_box_row(data, axis=axis, impl_name=name))]
+        return [
+            Picture(
+                f"boxes: the offending row of {where}",
+                f"{data['role']} row {r} of image {i}: ground truth {[round(v, 4) for v in data['gt']]}, "
+                f"returned {[round(v, 4) for v in data['got']]} (cxcywh, decoded)"
+                + (f", the reference's {[round(v, 4) for v in data['reference']]}" if reference is not None else ""),
+                draw_box_row(data, axis=axis, impl_name=name),
+            )
+        ]
     if kind == MASK:
         pictures = [_mask_picture(impl, case, outputs, reference, f"attention mask of {where}", name)]
     else:
-        pictures = [_strip_picture(kind, case, outputs, reference, f"{'positive indices' if kind == POSITIVE_KIND else 'class queries'} of {where}", name)]
+        pictures = [
+            _strip_picture(
+                kind,
+                case,
+                outputs,
+                reference,
+                f"{'positive indices' if kind == POSITIVE_KIND else 'class queries'} of {where}",
+                name,
+            )
+        ]
     # a minimal example is small; the case as first found often shows the pattern better
     first = divergence.representative.case
-    if first is not None and first is not case and layout_of(case).num_dn_rows < 12 and layout_of(first).num_dn_rows > layout_of(case).num_dn_rows:
+    if (
+        first is not None
+        and first is not case
+        and layout_of(case).num_dn_rows < 12
+        and layout_of(first).num_dn_rows > layout_of(case).num_dn_rows
+    ):
         again, again_reference, _ = _call(impl, first, time_limit_s, differential)
         title = "the case as first found (larger, before shrinking)"
         if again is not None and kind == MASK:
             pictures.append(_mask_picture(impl, first, again, again_reference, f"attention mask of {title}", name))
         elif again is not None:
-            pictures.append(_strip_picture(kind, first, again, again_reference, f"{'positive indices' if kind == POSITIVE_KIND else 'class queries'} of {title}", name))
+            pictures.append(
+                _strip_picture(
+                    kind,
+                    first,
+                    again,
+                    again_reference,
+                    f"{'positive indices' if kind == POSITIVE_KIND else 'class queries'} of {title}",
+                    name,
+                )
+            )
     return pictures
 
 
@@ -275,9 +355,13 @@ def divergence_pictures(impl, divergences, *, seed=None, device: str = "cpu", ti
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out[divergence.number] = pictures_for(impl, divergence, seed=seed, device=device, time_limit_s=time_limit_s)
+                out[divergence.number] = pictures_for(
+                    impl, divergence, seed=seed, device=device, time_limit_s=time_limit_s
+                )
         except KeyboardInterrupt:
             raise
         except BaseException as error:  # a picture must never take the report down
-            out[divergence.number] = [Picture("no picture", note=f"could not be drawn: {type(error).__name__}: {error}")]
+            out[divergence.number] = [
+                Picture("no picture", note=f"could not be drawn: {type(error).__name__}: {error}")
+            ]
     return Pictures(out)

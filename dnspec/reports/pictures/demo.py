@@ -20,8 +20,8 @@ def draw_demo(case, outputs, impl_name: str) -> object:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    from dnspec.contract.decode import decode_boxes, expects_logit_space
     from dnspec.checks.invariants import layout_of
+    from dnspec.contract.decode import decode_boxes, expects_logit_space
 
     layout = layout_of(case)
     groups, m, num_dn = layout.num_groups, layout.max_gt, layout.num_dn_rows
@@ -51,8 +51,18 @@ def draw_demo(case, outputs, impl_name: str) -> object:
                 if min(w, h) < 1e-3:  # corners crossed: collapsed to side 1e-5
                     ax.plot([cx], [cy], marker="x", color=colour, ms=6, mew=1.6, zorder=3)
                     continue
-                ax.add_patch(Rectangle((cx - w / 2, cy - h / 2), w, h, fill=False, edgecolor=colour, lw=1.5,
-                                       ls="--" if bool(negative[r]) else "-", zorder=3))
+                ax.add_patch(
+                    Rectangle(
+                        (cx - w / 2, cy - h / 2),
+                        w,
+                        h,
+                        fill=False,
+                        edgecolor=colour,
+                        lw=1.5,
+                        ls="--" if bool(negative[r]) else "-",
+                        zorder=3,
+                    )
+                )
             ax.set_xlim(-0.03, 1.03)
             ax.set_ylim(1.03, -0.03)
             ax.set_aspect("equal")
@@ -81,20 +91,36 @@ def draw_demo(case, outputs, impl_name: str) -> object:
     ticks = [(g + 0.5) * 2 * m for g in range(groups)] + [(num_dn + mask.shape[0]) / 2]
     mask_ax.set_xticks(ticks, [f"g{g}" for g in range(groups)] + ["obj"], fontsize=8)
     mask_ax.set_yticks(ticks, [f"g{g}" for g in range(groups)] + ["obj"], fontsize=8)
-    mask_ax.set_title(f"attention mask [{mask.shape[0]}, {mask.shape[1]}]: dark = may not attend;\n"
-                      f"each group's own block in its colour ({m} positive rows, dotted line, {m} negative rows)", fontsize=9)
-    handles = [Line2D([], [], color="black", lw=2.4, label="ground-truth box"),
-               Line2D([], [], color="#495057", lw=1.5, ls="-", label="positive query (solid)"),
-               Line2D([], [], color="#495057", lw=1.5, ls="--", label="negative query (dashed)"),
-               Line2D([], [], color="#495057", marker="x", ls="", mew=1.6, label="negative whose corners crossed (collapsed to side 1e-5)"),
-               Line2D([], [], color=SPLIT_LINE, lw=1.8, label=f"dn rows | object queries (N = {num_dn})")]
+    mask_ax.set_title(
+        f"attention mask [{mask.shape[0]}, {mask.shape[1]}]: dark = may not attend;\n"
+        f"each group's own block in its colour ({m} positive rows, dotted line, {m} negative rows)",
+        fontsize=9,
+    )
+    handles = [
+        Line2D([], [], color="black", lw=2.4, label="ground-truth box"),
+        Line2D([], [], color="#495057", lw=1.5, ls="-", label="positive query (solid)"),
+        Line2D([], [], color="#495057", lw=1.5, ls="--", label="negative query (dashed)"),
+        Line2D(
+            [],
+            [],
+            color="#495057",
+            marker="x",
+            ls="",
+            mew=1.6,
+            label="negative whose corners crossed (collapsed to side 1e-5)",
+        ),
+        Line2D([], [], color=SPLIT_LINE, lw=1.8, label=f"dn rows | object queries (N = {num_dn})"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     note = ""
     if empty:
         note += f"; image{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} ha{'ve' if len(empty) > 1 else 's'} no box (padding rows only)"
     if shown_groups < groups:
         note += f"; the first {shown_groups} of {groups} groups drawn"
-    fig.suptitle(f"{short_name(impl_name)}: {case.batch_size} images with {list(case.counts)} boxes, num_denoising {case.num_denoising} -> "
-                 f"{groups} groups of {m} positive + {m} negative rows, {case.num_queries} object queries; "
-                 f"label_noise_ratio {case.label_noise_ratio:g}, box_noise_scale {case.box_noise_scale:g}{note}", fontsize=10)
+    fig.suptitle(
+        f"{short_name(impl_name)}: {case.batch_size} images with {list(case.counts)} boxes, num_denoising {case.num_denoising} -> "
+        f"{groups} groups of {m} positive + {m} negative rows, {case.num_queries} object queries; "
+        f"label_noise_ratio {case.label_noise_ratio:g}, box_noise_scale {case.box_noise_scale:g}{note}",
+        fontsize=10,
+    )
     return fig

@@ -21,7 +21,13 @@ def draw_inputs(case, *, heading: str = "") -> bytes:
             cx, cy, w, h = box
             ax.add_patch(Rectangle((cx - w / 2, cy - h / 2), w, h, fill=False, edgecolor="black", lw=2))
             ax.plot([cx], [cy], marker="+", ms=10, mew=1.5, color=RETURNED)  # a tiny box stays visible
-            ax.text(cx - w / 2, cy - h / 2, f" class {label}: ({cx:.3g}, {cy:.3g}, {w:.3g}, {h:.3g})", va="bottom", fontsize=7)
+            ax.text(
+                cx - w / 2,
+                cy - h / 2,
+                f" class {label}: ({cx:.3g}, {cy:.3g}, {w:.3g}, {h:.3g})",
+                va="bottom",
+                fontsize=7,
+            )
         ax.set_xlim(-0.05, 1.05)
         ax.set_ylim(1.05, -0.05)
         ax.set_aspect("equal")
@@ -29,7 +35,11 @@ def draw_inputs(case, *, heading: str = "") -> bytes:
         ax.set_title(f"image {i}: {count} box{'es' if count != 1 else ''}", fontsize=9)
         ax.tick_params(labelsize=7)
     more = f" (first 4 of {case.batch_size} images)" if case.batch_size > 4 else ""
-    fig.suptitle(heading or f"the call's ground-truth boxes{more} (cxcywh; + marks the centre)\nnum_classes {case.num_classes}, "
-                 f"num_queries {case.num_queries}, num_denoising {case.num_denoising}, label_noise_ratio {case.label_noise_ratio:g}, "
-                 f"box_noise_scale {case.box_noise_scale:g}", fontsize=9)
+    fig.suptitle(
+        heading
+        or f"the call's ground-truth boxes{more} (cxcywh; + marks the centre)\nnum_classes {case.num_classes}, "
+        f"num_queries {case.num_queries}, num_denoising {case.num_denoising}, label_noise_ratio {case.label_noise_ratio:g}, "
+        f"box_noise_scale {case.box_noise_scale:g}",
+        fontsize=9,
+    )
     return png_bytes(fig)

@@ -7,8 +7,18 @@ from __future__ import annotations
 
 import math
 
-from dnspec.reports.pictures.figures import ALLOWED, BLOCKED, GROUP_LINE, LEAK, OVER, SPLIT_LINE, colour_rgb, figure, png_bytes, short_name
-
+from dnspec.reports.pictures.figures import (
+    ALLOWED,
+    BLOCKED,
+    GROUP_LINE,
+    LEAK,
+    OVER,
+    SPLIT_LINE,
+    colour_rgb,
+    figure,
+    png_bytes,
+    short_name,
+)
 
 MAX_MASK_CELLS = 160  # a mask side above this is drawn in blocks
 
@@ -87,7 +97,9 @@ def _draw_mask_axes(ax, mask, expected, num_dn: int, group_width: int, title: st
     ax.tick_params(length=0)
 
 
-def draw_mask(expected, got, *, num_dn: int, group_width: int, impl_name: str = "the implementation", heading: str = "") -> bytes:
+def draw_mask(
+    expected, got, *, num_dn: int, group_width: int, impl_name: str = "the implementation", heading: str = ""
+) -> bytes:
     """The expected and returned masks side by side (bool arrays [S, S]; True = may not
     attend), the wrong cells highlighted in the returned one."""
     import numpy as np
@@ -100,19 +112,27 @@ def draw_mask(expected, got, *, num_dn: int, group_width: int, impl_name: str = 
     block = max(1, math.ceil(side / MAX_MASK_CELLS))
     fig = figure(10, 5.8)
     axes = fig.subplots(1, 2)
-    _draw_mask_axes(axes[0], expected, None, num_dn, group_width, f"expected {list(expected.shape)} (dnspec.contract.layout)", block)
+    _draw_mask_axes(
+        axes[0], expected, None, num_dn, group_width, f"expected {list(expected.shape)} (dnspec.contract.layout)", block
+    )
     wrong = int((expected != got).sum()) if same_shape else None
     title = f"returned {list(got.shape)}"
     if wrong is not None:
         title += f": {wrong} wrong cell{'s' if wrong != 1 else ''} of {got.size}"
     _draw_mask_axes(axes[1], got, expected if same_shape else None, num_dn, group_width, title, block)
-    handles = [Patch(facecolor=ALLOWED, edgecolor="#868e96", label="may attend"),
-               Patch(facecolor=BLOCKED, label="may not attend")]
+    handles = [
+        Patch(facecolor=ALLOWED, edgecolor="#868e96", label="may attend"),
+        Patch(facecolor=BLOCKED, label="may not attend"),
+    ]
     if same_shape:
-        handles += [Patch(facecolor=LEAK, label="returned allows, must block"),
-                    Patch(facecolor=OVER, label="returned blocks, must allow")]
-    handles += [Line2D([], [], color=GROUP_LINE, lw=1, label=f"dn group boundary (every {group_width} rows)"),
-                Line2D([], [], color=SPLIT_LINE, lw=2, label=f"dn rows | object queries (N = {num_dn})")]
+        handles += [
+            Patch(facecolor=LEAK, label="returned allows, must block"),
+            Patch(facecolor=OVER, label="returned blocks, must allow"),
+        ]
+    handles += [
+        Line2D([], [], color=GROUP_LINE, lw=1, label=f"dn group boundary (every {group_width} rows)"),
+        Line2D([], [], color=SPLIT_LINE, lw=2, label=f"dn rows | object queries (N = {num_dn})"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     text = (heading or "attention mask") + f", returned by {short_name(impl_name)}"
     if block > 1:

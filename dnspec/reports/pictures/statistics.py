@@ -25,22 +25,40 @@ def draw_statistics(name: str, samples: dict, *, impl_name: str = "the implement
         for ax, role in zip(axes[:2], ("positive", "negative")):
             entry = samples["magnitudes"][role]
             values = np.sort(entry["values"])
-            ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color=RETURNED, lw=1.5, label="observed (empirical CDF)")
+            ax.step(
+                values,
+                np.arange(1, len(values) + 1) / len(values),
+                where="post",
+                color=RETURNED,
+                lw=1.5,
+                label="observed (empirical CDF)",
+            )
             ax.plot([0, 1], [0, 1], color="black", ls="--", lw=1, label="expected U[0, 1)")
             ax.set_xlim(min(0, values.min()), max(1, values.max()))
             ax.set_ylim(0, 1)
             shift = " - 1" if role == "negative" else ""
-            ax.set_title(f"{role} rows: |u|{shift}, n = {len(values)}\nKS {_p_text(entry['p_value'], alpha)}", fontsize=9,
-                         color=RETURNED if entry["p_value"] < alpha else "black")
+            ax.set_title(
+                f"{role} rows: |u|{shift}, n = {len(values)}\nKS {_p_text(entry['p_value'], alpha)}",
+                fontsize=9,
+                color=RETURNED if entry["p_value"] < alpha else "black",
+            )
             ax.legend(fontsize=8, loc="upper left")
             ax.tick_params(labelsize=8)
         ax = axes[2]
         names = list(samples["signs"])
         shares = [samples["signs"][k]["up"] / max(1, samples["signs"][k]["total"]) for k in names]
-        bars = ax.bar(names, shares, color=[RETURNED if samples["signs"][k]["p_value"] < alpha else "#868e96" for k in names])
+        bars = ax.bar(
+            names, shares, color=[RETURNED if samples["signs"][k]["p_value"] < alpha else "#868e96" for k in names]
+        )
         ax.axhline(0.5, color="black", ls="--", lw=1, label="expected 0.5")
         for bar, k in zip(bars, names):
-            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.02, f"p={samples['signs'][k]['p_value']:.2g}", ha="center", fontsize=7)
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                bar.get_height() + 0.02,
+                f"p={samples['signs'][k]['p_value']:.2g}",
+                ha="center",
+                fontsize=7,
+            )
         ax.set_ylim(0, 1)
         ax.set_title("share of positive displacements per coordinate\n(binomial tests)", fontsize=9)
         ax.legend(fontsize=8)
@@ -50,15 +68,26 @@ def draw_statistics(name: str, samples: dict, *, impl_name: str = "the implement
         ax = fig.subplots()
         roles = list(samples["roles"])
         rates = [samples["roles"][r]["changed"] / max(1, samples["roles"][r]["total"]) for r in roles]
-        bars = ax.bar(roles, rates, color=[RETURNED if samples["roles"][r]["p_value"] < alpha else "#868e96" for r in roles])
-        ax.axhline(samples["expected_rate"], color="black", ls="--", lw=1, label=f"expected {samples['expected_rate']:.4f}")
+        bars = ax.bar(
+            roles, rates, color=[RETURNED if samples["roles"][r]["p_value"] < alpha else "#868e96" for r in roles]
+        )
+        ax.axhline(
+            samples["expected_rate"], color="black", ls="--", lw=1, label=f"expected {samples['expected_rate']:.4f}"
+        )
         for bar, r in zip(bars, roles):
             entry = samples["roles"][r]
-            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.005,
-                    f"{entry['changed']}/{entry['total']}\n{_p_text(entry['p_value'], alpha)}", ha="center", fontsize=7)
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                bar.get_height() + 0.005,
+                f"{entry['changed']}/{entry['total']}\n{_p_text(entry['p_value'], alpha)}",
+                ha="center",
+                fontsize=7,
+            )
         ax.set_ylabel("share of real rows whose label changed", fontsize=9)
         ax.set_ylim(0, max(rates + [samples["expected_rate"]]) * 1.35 + 1e-3)
-        ax.set_title(f"label flip rate (binomial tests); padding rows changed: {samples['padding_changed']}", fontsize=9)
+        ax.set_title(
+            f"label flip rate (binomial tests); padding rows changed: {samples['padding_changed']}", fontsize=9
+        )
         ax.legend(fontsize=8)
         ax.tick_params(labelsize=8)
     elif name == "replacement_uniform":
@@ -70,8 +99,11 @@ def draw_statistics(name: str, samples: dict, *, impl_name: str = "the implement
             ax.axhline(sum(counts) / len(counts), color="black", ls="--", lw=1, label="expected (uniform)")
         ax.set_xlabel("replacement class (every label was 0)", fontsize=9)
         ax.set_ylabel("rows", fontsize=9)
-        ax.set_title(f"replacement labels: chi-square {_p_text(samples['p_value'], alpha)}", fontsize=9,
-                     color=RETURNED if not samples["p_value"] >= alpha else "black")
+        ax.set_title(
+            f"replacement labels: chi-square {_p_text(samples['p_value'], alpha)}",
+            fontsize=9,
+            color=RETURNED if not samples["p_value"] >= alpha else "black",
+        )
         ax.legend(fontsize=8)
         ax.tick_params(labelsize=8)
     else:  # a contingency-table property
@@ -89,12 +121,21 @@ def draw_statistics(name: str, samples: dict, *, impl_name: str = "the implement
             ax.set_xticks(range(table.shape[1]), labels[: table.shape[1]], fontsize=7)
             ax.set_yticks(range(table.shape[0]), labels, fontsize=7)
             for (a, b), value in np.ndenumerate(table):
-                ax.text(b, a, f"{int(value)}", ha="center", va="center", fontsize=7,
-                        color="white" if abs(residual[a, b]) > 3.5 else "black")
+                ax.text(
+                    b,
+                    a,
+                    f"{int(value)}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if abs(residual[a, b]) > 3.5 else "black",
+                )
             ax.set_title(f"{pair}\n{_p_text(p, alpha)}", fontsize=8, color=RETURNED if not p >= alpha else "black")
-        for ax in axes[len(tables):]:
+        for ax in axes[len(tables) :]:
             ax.set_visible(False)
         if image is not None:
-            fig.colorbar(image, ax=list(axes[: len(tables)]), shrink=0.7, label="(observed - expected) / sqrt(expected)")
+            fig.colorbar(
+                image, ax=list(axes[: len(tables)]), shrink=0.7, label="(observed - expected) / sqrt(expected)"
+            )
     fig.suptitle(f"{name}: observed on the fixed seeded workload ({short_name(impl_name)}) vs expected", fontsize=10)
     return png_bytes(fig)

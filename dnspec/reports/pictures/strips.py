@@ -9,7 +9,6 @@ import math
 
 from dnspec.reports.pictures.figures import GROUP_LINE, POSITIVE, RETURNED, colour_rgb, figure, png_bytes, short_name
 
-
 MAX_STRIP_CELLS = 400  # a strip longer than this is drawn in blocks
 MAX_STRIP_IMAGES = 6
 
@@ -32,8 +31,15 @@ def positive_strip_data(case, outputs, reference=None) -> dict:
             got.append([int(v) for v in torch.as_tensor(returned[i]).flatten().tolist()])
         except Exception:  # not one list per image: shown as unreadable
             got.append(None)
-    return {"expected": expected, "got": got, "num_dn": layout.num_dn_rows, "group_width": 2 * layout.max_gt,
-            "real": layout.real_rows().tolist(), "negative": layout.row_is_negative().tolist(), "counts": list(case.counts)}
+    return {
+        "expected": expected,
+        "got": got,
+        "num_dn": layout.num_dn_rows,
+        "group_width": 2 * layout.max_gt,
+        "real": layout.real_rows().tolist(),
+        "negative": layout.row_is_negative().tolist(),
+        "counts": list(case.counts),
+    }
 
 
 def class_strip_data(case, outputs, reference=None) -> dict:
@@ -42,8 +48,8 @@ def class_strip_data(case, outputs, reference=None) -> dict:
     row carries; the class it carries (nearest embedding row), whether it is an exact
     embedding row, and which rows break a rule of the class check (or differ from the
     reference's)."""
-    from dnspec.contract.decode import recover_labels
     from dnspec.checks.invariants import gt_rows, layout_of
+    from dnspec.contract.decode import recover_labels
 
     layout = layout_of(case)
     weight = case.class_embed().weight.detach()
@@ -57,9 +63,17 @@ def class_strip_data(case, outputs, reference=None) -> dict:
     if reference is not None:
         gt_labels = recover_labels(reference[0].detach(), weight)[0].cpu()
         bad |= labels != gt_labels
-    return {"expected": gt_labels.tolist(), "got": labels.tolist(), "exact": exact.tolist(), "bad": bad.tolist(),
-            "changed": (real & (labels != gt_labels)).tolist(), "num_classes": case.num_classes,
-            "group_width": 2 * layout.max_gt, "num_dn": layout.num_dn_rows, "ratio": case.label_noise_ratio}
+    return {
+        "expected": gt_labels.tolist(),
+        "got": labels.tolist(),
+        "exact": exact.tolist(),
+        "bad": bad.tolist(),
+        "changed": (real & (labels != gt_labels)).tolist(),
+        "num_classes": case.num_classes,
+        "group_width": 2 * layout.max_gt,
+        "num_dn": layout.num_dn_rows,
+        "ratio": case.label_noise_ratio,
+    }
 
 
 def _strip_images(bad_rows: list[bool]) -> list[int]:
@@ -151,11 +165,19 @@ def draw_positive_strips(data: dict, *, impl_name: str = "the implementation", h
         rows = [_category_rgb(expected_row, block), _category_rgb(returned_row, block)]
         _strip_axes(ax, rows, ["expected", "returned"], data["group_width"] / block, title)
     axes[-1].set_xlabel("dn row" if block == 1 else f"dn rows, {block} per cell", fontsize=9)
-    handles = [Patch(facecolor=POSITIVE, label="positive row listed"), Patch(facecolor=RETURNED, label="listed, but not a positive row"),
-               Patch(facecolor="#ffc9c9", label="positive row missing"), Patch(facecolor="#dee2e6", label="negative row"),
-               Patch(facecolor="#fff3bf", label="padding row"), Patch(facecolor=GROUP_LINE, label="group boundary")]
+    handles = [
+        Patch(facecolor=POSITIVE, label="positive row listed"),
+        Patch(facecolor=RETURNED, label="listed, but not a positive row"),
+        Patch(facecolor="#ffc9c9", label="positive row missing"),
+        Patch(facecolor="#dee2e6", label="negative row"),
+        Patch(facecolor="#fff3bf", label="padding row"),
+        Patch(facecolor=GROUP_LINE, label="group boundary"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8, frameon=False)
-    fig.suptitle(heading or f"dn_positive_idx, expected (dnspec.contract.layout) vs returned by {short_name(impl_name)}", fontsize=10)
+    fig.suptitle(
+        heading or f"dn_positive_idx, expected (dnspec.contract.layout) vs returned by {short_name(impl_name)}",
+        fontsize=10,
+    )
     return png_bytes(fig)
 
 
@@ -191,7 +213,7 @@ def draw_class_strips(data: dict, *, impl_name: str = "the implementation", head
         labels = ["expected", "returned"]
         outline = num_dn <= 40  # few cells: outline the bad ones; many: a third strip marks them
         if not outline:
-            marks = np.array([any(bad[r:r + block]) for r in range(0, num_dn, block)])
+            marks = np.array([any(bad[r : r + block]) for r in range(0, num_dn, block)])
             rows.append(np.where(marks[:, None], 0.0, 1.0) * np.ones((len(marks), 3)))
             labels.append("breaks a rule")
         count = sum(bad)
@@ -206,9 +228,20 @@ def draw_class_strips(data: dict, *, impl_name: str = "the implementation", head
                 for level, values in ((0, data["expected"][i]), (1, data["got"][i])):
                     ax.text(r + 0.5, level + 0.5, str(values[r]), ha="center", va="center", fontsize=8)
     axes[-1].set_xlabel("dn row" if block == 1 else f"dn rows (every {block}th drawn)", fontsize=9)
-    handles = [Patch(facecolor="white" if num_dn <= 40 else "black", edgecolor="black", lw=2.5, label="breaks a rule (not an embedding row, padding not num_classes, out of range, changed at ratio 0, or unlike the reference)"),
-               Line2D([], [], marker="o", color="black", ls="", ms=3, label="changed by label noise (allowed)"),
-               Line2D([], [], marker="s", color="#e9ecef", ls="", ms=9, label=f"class num_classes = {num_classes} (padding)")]
+    handles = [
+        Patch(
+            facecolor="white" if num_dn <= 40 else "black",
+            edgecolor="black",
+            lw=2.5,
+            label="breaks a rule (not an embedding row, padding not num_classes, out of range, changed at ratio 0, or unlike the reference)",
+        ),
+        Line2D([], [], marker="o", color="black", ls="", ms=3, label="changed by label noise (allowed)"),
+        Line2D([], [], marker="s", color="#e9ecef", ls="", ms=9, label=f"class num_classes = {num_classes} (padding)"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(heading or f"class queries (colour = class), label_noise_ratio {data['ratio']:g}: expected vs returned by {short_name(impl_name)}", fontsize=10)
+    fig.suptitle(
+        heading
+        or f"class queries (colour = class), label_noise_ratio {data['ratio']:g}: expected vs returned by {short_name(impl_name)}",
+        fontsize=10,
+    )
     return png_bytes(fig)
