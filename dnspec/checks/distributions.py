@@ -223,7 +223,10 @@ def box_noise_tables(impl, seed: int = DEFAULT_SEED, device: str = "cpu") -> dic
         )
     twins = (real & ~negative)[:, :-m] & real[:, m:]
     pairs["a positive row and its negative twin"] = (u[:, :-m][twins].flatten(), u[:, m:][twins].flatten())
-    quartiles = lambda x: np.digitize(x, np.quantile(x, [0.25, 0.5, 0.75]))
+
+    def quartiles(x):
+        return np.digitize(x, np.quantile(x, [0.25, 0.5, 0.75]))
+
     tables = {name: contingency(a.numpy(), b.numpy(), quartiles) for name, (a, b) in pairs.items()}
     return {"tables": tables, "alpha": FALSE_ALARM / len(pairs), "bins": ["q1", "q2", "q3", "q4"]}
 

@@ -122,7 +122,7 @@ def check_no_grad_outputs(trial):
     """A call under torch.no_grad (every call of the suite but the autograd ones) returns
     outputs that do not require grad."""
     outputs = outputs_of(trial)
-    for name, value in zip(("input_query_class", "input_query_bbox", "attn_mask"), outputs[:3]):
+    for name, value in zip(("input_query_class", "input_query_bbox", "attn_mask"), outputs[:3], strict=False):
         if isinstance(value, torch.Tensor) and value.requires_grad:
             fail(
                 f"{name} requires grad although the call ran under torch.no_grad: something re-enables autograd "
@@ -137,7 +137,7 @@ def check_autocast_outputs(trial):
     key = CallKey(autocast=True)
     outputs = outputs_of(trial, key)
     case = trial.case_for(key)
-    for name, value in zip(("input_query_class", "input_query_bbox"), outputs[:2]):
+    for name, value in zip(("input_query_class", "input_query_bbox"), outputs[:2], strict=False):
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
             fail(f"under torch.autocast, {name} holds {bad} non-finite values", "autograd.autocast_nonfinite", case)

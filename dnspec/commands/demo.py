@@ -161,7 +161,7 @@ def run(args) -> int:
         print(f"dnspec demo: {impl.name} returned {type(outputs).__name__}, not 4 outputs", file=sys.stderr)
         return 1
     names = ("input_query_class", "input_query_bbox", "attn_mask", "dn_meta")
-    for name, value in zip(names, outputs):
+    for name, value in zip(names, outputs, strict=True):
         out.write(f"  {name:<18} {_describe(value)}\n")
     meta = outputs[3] if isinstance(outputs[3], dict) else {}
     for key, value in meta.items():
