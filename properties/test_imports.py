@@ -71,7 +71,9 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
                     anchor = name.split(".") if is_package else name.split(".")[:-1]
                     anchor = anchor[: len(anchor) - (node.level - 1)]
                     base = ".".join(anchor + ([base] if base else []))
-                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+                targets = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names
+                ]
             edges.update(t for t in targets if t in modules)
         graph[name] = edges
     return graph
@@ -149,7 +151,9 @@ def test_the_walk_finds_a_circle_when_there_is_one(tmp_path):
     (package / "reports" / "records.py").write_text(
         "class Report:\n    def write(self):\n        from .html import page\n"
     )
-    assert circles(import_graph(module_files(package))) == [["pkg.reports.html", "pkg.reports.records", "pkg.reports.html"]]
+    assert circles(import_graph(module_files(package))) == [
+        ["pkg.reports.html", "pkg.reports.records", "pkg.reports.html"]
+    ]
 
 
 def test_report_records_know_none_of_their_writers():
