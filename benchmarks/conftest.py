@@ -14,7 +14,7 @@ the property suite):
   --bench-max-boxes LIST     comma-separated (default 20)
   --bench-num-denoising LIST comma-separated (default 100)
   --bench-device DEV         repeatable (default cpu); cuda skips cleanly without a GPU
-  --bench-threads N          torch intra-op threads (default 1: see dnspec.benchmarks.bench)
+  --bench-threads N          torch intra-op threads (default 1: see dnspec.benchmarks.timing)
   --bench-rounds N           timed calls per test (default 20; warm-up calls are extra)
 
 pytest-benchmark's clock is wall time (``--benchmark-timer``; ``time.thread_time`` gives
@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import pytest
 
-from dnspec.benchmarks import bench
+from dnspec.benchmarks import timing as bench_timing
+from dnspec.benchmarks import workloads as bench_workloads
 
 
 def pytest_addoption(parser):
@@ -40,19 +41,19 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--bench-batch-sizes",
-        default=",".join(map(str, bench.DEFAULT_BATCH_SIZES)),
+        default=",".join(map(str, bench_workloads.DEFAULT_BATCH_SIZES)),
         metavar="LIST",
         help="comma-separated batch sizes (default %(default)s)",
     )
     group.addoption(
         "--bench-max-boxes",
-        default=str(bench.DEFAULT_MAX_BOXES),
+        default=str(bench_workloads.DEFAULT_MAX_BOXES),
         metavar="LIST",
         help="comma-separated max boxes per image (default %(default)s)",
     )
     group.addoption(
         "--bench-num-denoising",
-        default=str(bench.DEFAULT_NUM_DENOISING),
+        default=str(bench_workloads.DEFAULT_NUM_DENOISING),
         metavar="LIST",
         help="comma-separated num_denoising values (default %(default)s)",
     )
@@ -149,6 +150,6 @@ def bench_rounds(request) -> int:
 @pytest.fixture(autouse=True, scope="session")
 def _bench_settings(request):
     """One torch thread (by default) and glibc malloc's steady thresholds for the session."""
-    bench.steady_allocator()
-    with bench.torch_threads(request.config.getoption("bench_threads")):
+    bench_timing.steady_allocator()
+    with bench_timing.torch_threads(request.config.getoption("bench_threads")):
         yield

@@ -19,25 +19,27 @@ import math
 import statistics
 import time
 
-from dnspec.benchmarks import bench
 from dnspec.benchmarks import gate as bench_gate
+from dnspec.benchmarks import results as bench_results
+from dnspec.benchmarks import timing as bench_timing
+from dnspec.benchmarks import workloads as bench_workloads
 from dnspec.implementations.specs import load_implementation
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="gate runs per arm (default 10)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(bench.DEFAULT_BATCH_SIZES))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(bench_workloads.DEFAULT_BATCH_SIZES))
     parser.add_argument("--slowdown", type=float, default=1.3, help="the slowed arm's factor (default 1.3)")
     parser.add_argument("--max-slowdown", default="15%", help="the gate's threshold (default 15%%)")
-    parser.add_argument("--repeats", type=int, default=bench.DEFAULT_ROUNDS)
-    parser.add_argument("--blocks", type=int, default=bench.DEFAULT_BLOCKS)
+    parser.add_argument("--repeats", type=int, default=bench_workloads.DEFAULT_ROUNDS)
+    parser.add_argument("--blocks", type=int, default=bench_workloads.DEFAULT_BLOCKS)
     parser.add_argument("--baseline-repeats", type=int, default=40)
     parser.add_argument("--baseline-blocks", type=int, default=8)
     parser.add_argument("--gate-budget", type=float, default=bench_gate.DEFAULT_GATE_BUDGET_S)
     args = parser.parse_args(argv)
     threshold = bench_gate.parse_slowdown(args.max_slowdown)
-    bench.steady_allocator()
+    bench_timing.steady_allocator()
 
     reference = load_implementation("reference")
 
@@ -48,11 +50,11 @@ def main(argv=None) -> int:
         "identical": identical,
         f"{args.slowdown:g}x slower": bench_gate.slowed(identical, args.slowdown, clock="cpu"),
     }
-    workloads = bench.grid(batch_sizes=tuple(args.batch_sizes))
+    workloads = bench_workloads.grid(batch_sizes=tuple(args.batch_sizes))
 
     def measure(impls, workloads, rounds, blocks):
-        with bench.torch_threads(1):
-            ms = bench.measure(
+        with bench_timing.torch_threads(1):
+            ms = bench_timing.measure(
                 impls,
                 workloads,
                 rounds=rounds,
@@ -61,7 +63,9 @@ def main(argv=None) -> int:
                 memory=False,
                 specs=["reference", "candidate"],
             )
-        return bench.BenchResult(ms, rounds=rounds, threads=1, min_sample_s=bench.DEFAULT_MIN_SAMPLE_S)
+        return bench_results.BenchResult(
+            ms, rounds=rounds, threads=1, min_sample_s=bench_workloads.DEFAULT_MIN_SAMPLE_S
+        )
 
     started = time.perf_counter()
     baseline = measure([reference, identical], workloads, args.baseline_repeats, args.baseline_blocks)

@@ -24,7 +24,7 @@ import random
 import pytest
 import torch
 
-from dnspec.benchmarks.bench import steady_allocator
+from dnspec.benchmarks.timing import steady_allocator
 from dnspec.contract import reference
 from dnspec.generation.cases import make_targets
 from dnspec.implementations import fast
@@ -52,7 +52,7 @@ def _batch(batch_size: int, seed: int = 0) -> list[dict]:
 @pytest.mark.parametrize("images", [1, 4, 16, 64, 256])
 @pytest.mark.parametrize("implementation", list(IMPLEMENTATIONS))
 def test_time_per_call(benchmark, implementation, images):
-    steady_allocator()  # no page faults on fresh memory in the timed calls (see dnspec.benchmarks.bench)
+    steady_allocator()  # no page faults on fresh memory in the timed calls (see dnspec.benchmarks.timing)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

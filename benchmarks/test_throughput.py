@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import pytest
 
-from dnspec.benchmarks import bench
+from dnspec.benchmarks import memory as bench_memory
+from dnspec.benchmarks import timing as bench_timing
+from dnspec.benchmarks import workloads as bench_workloads
 
 pytest.importorskip("pytest_benchmark", reason="pip install 'dnspec[test]' (pytest-benchmark) to run the benchmarks")
 
@@ -28,26 +30,26 @@ pytest.importorskip("pytest_benchmark", reason="pip install 'dnspec[test]' (pyte
 def test_throughput(
     benchmark, bench_spec, bench_impl, batch_size, max_boxes, num_denoising, bench_device, bench_rounds
 ):
-    workload = bench.Workload(
+    workload = bench_workloads.Workload(
         batch_size=batch_size, max_boxes=max_boxes, num_denoising=num_denoising, device=bench_device
     )
-    fn, translate, note = bench.timed_callable(bench_impl)
-    caller = bench.Caller(fn, workload, translate)
-    bench._warm_up(caller, bench.DEFAULT_WARMUP, bench.DEFAULT_WARMUP_S, "wall")
+    fn, translate, note = bench_workloads.timed_callable(bench_impl)
+    caller = bench_workloads.Caller(fn, workload, translate)
+    bench_timing._warm_up(caller, bench_workloads.DEFAULT_WARMUP, bench_workloads.DEFAULT_WARMUP_S, "wall")
 
     def setup():
         prepared = caller.prepare(1)
         caller.seed()
-        bench.synchronize(bench_device)
+        bench_workloads.synchronize(bench_device)
         return (prepared,), {}
 
     def call(prepared):
         out = caller.run(prepared)
-        bench.synchronize(bench_device)
+        bench_workloads.synchronize(bench_device)
         return out
 
     benchmark.group = f"{workload.short} {bench_device}"
-    peak, output, method = bench.peak_memory(caller)
+    peak, output, method = bench_memory.peak_memory(caller)
     benchmark.extra_info.update(
         {
             "implementation": getattr(bench_impl, "label", bench_spec),

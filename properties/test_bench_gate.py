@@ -23,14 +23,17 @@ import textwrap
 import pytest
 import torch
 
-from dnspec.benchmarks import bench
 from dnspec.benchmarks import gate as bench_gate
+from dnspec.benchmarks import memory as bench_memory
 from dnspec.benchmarks import report as bench_report
+from dnspec.benchmarks import results as bench_results
+from dnspec.benchmarks import timing as bench_timing
+from dnspec.benchmarks import workloads as bench_workloads
 from dnspec.cli import main
 from dnspec.implementations.specs import load_implementation
 
 RUNS = 5
-GATE_WORKLOADS = bench.grid(batch_sizes=(4, 32))
+GATE_WORKLOADS = bench_workloads.grid(batch_sizes=(4, 32))
 QUICK = ["--repeats", "12", "--blocks", "3"]
 BASELINE_ROUNDS, BASELINE_BLOCKS = 96, 8  # the baseline's own error enters every comparison: make it small
 SETTLE_BUDGET_S = 60.0
@@ -41,12 +44,14 @@ def reference():
     return load_implementation("reference")
 
 
-def _measure(impls, workloads=GATE_WORKLOADS, rounds=12, blocks=3) -> bench.BenchResult:
-    with bench.torch_threads(1):
-        measurements = bench.measure(
+def _measure(impls, workloads=GATE_WORKLOADS, rounds=12, blocks=3) -> bench_results.BenchResult:
+    with bench_timing.torch_threads(1):
+        measurements = bench_timing.measure(
             impls, workloads, rounds=rounds, blocks=blocks, clock="cpu", memory=False, specs=["reference", "candidate"]
         )
-    return bench.BenchResult(measurements, rounds=rounds, threads=1, min_sample_s=bench.DEFAULT_MIN_SAMPLE_S)
+    return bench_results.BenchResult(
+        measurements, rounds=rounds, threads=1, min_sample_s=bench_workloads.DEFAULT_MIN_SAMPLE_S
+    )
 
 
 def _gate(impls, baseline) -> list[bench_gate.GateRow]:
@@ -91,36 +96,36 @@ def test_slowed_spins_for_the_asked_fraction_of_the_calls_own_time(monkeypatch):
         ticks[0] += 0.01
         return "out"
 
-    monkeypatch.setitem(bench.CLOCKS, "test", clock)
+    monkeypatch.setitem(bench_timing.CLOCKS, "test", clock)
     slow = bench_gate.slowed(work, 1.5, clock="test")
     start = clock()
     assert slow() == "out"
     assert clock() - start == pytest.approx(0.015, abs=5e-6)
 
 
-def _made_up(workload, candidate_times, blocks=None) -> list[bench.Measurement]:
+def _made_up(workload, candidate_times, blocks=None) -> list[bench_results.Measurement]:
     """The reference at 1.0 s per call and a candidate at the given times, round by round."""
     blocks = blocks or [0] * len(candidate_times)
     return [
-        bench.Measurement(spec=spec, label=spec, workload=workload, samples=list(times), blocks=list(blocks))
+        bench_results.Measurement(spec=spec, label=spec, workload=workload, samples=list(times), blocks=list(blocks))
         for spec, times in (("reference", [1.0] * len(candidate_times)), ("candidate", candidate_times))
     ]
 
 
-def _made_up_result(workload, candidate_times, blocks=None) -> bench.BenchResult:
-    return bench.BenchResult(
+def _made_up_result(workload, candidate_times, blocks=None) -> bench_results.BenchResult:
+    return bench_results.BenchResult(
         _made_up(workload, candidate_times, blocks), rounds=len(candidate_times), threads=1, min_sample_s=0.004
     )
 
 
 def test_settle_gate_measures_more_only_where_the_verdict_is_unclear():
-    quiet, noisy = bench.Workload(batch_size=4), bench.Workload(batch_size=32)
-    baseline = bench.BenchResult(
+    quiet, noisy = bench_workloads.Workload(batch_size=4), bench_workloads.Workload(batch_size=32)
+    baseline = bench_results.BenchResult(
         _made_up(quiet, [1.0] * 12) + _made_up(noisy, [1.0] * 12), rounds=12, threads=1, min_sample_s=0.004
     )
     blocks = [0] * 6 + [1] * 6
     # quiet: 1.0 every round (clear: ok); noisy: rounds alternate 0.9 and 1.5 (median 1.2 give or take 0.3)
-    current = bench.BenchResult(
+    current = bench_results.BenchResult(
         _made_up(quiet, [1.0] * 12, blocks) + _made_up(noisy, [0.9, 1.5] * 6, blocks),
         rounds=12,
         threads=1,
@@ -145,7 +150,7 @@ def test_settle_gate_measures_more_only_where_the_verdict_is_unclear():
 
 
 def test_settle_gate_without_budget_keeps_the_unclear_verdict():
-    w = bench.Workload(batch_size=4)
+    w = bench_workloads.Workload(batch_size=4)
     baseline = _made_up_result(w, [1.0] * 12)
     current = _made_up_result(w, [0.9, 1.5] * 6, [0] * 6 + [1] * 6)
 
@@ -162,7 +167,7 @@ def test_settle_gate_without_budget_keeps_the_unclear_verdict():
 def test_ratio_stat_is_the_median_of_block_medians_with_their_spread():
     ref = [1.0] * 12
     impl = [1.2] * 6 + [1.3] * 6
-    stat = bench.ratio_stat(impl, ref, blocks=[0] * 6 + [1] * 6)
+    stat = bench_results.ratio_stat(impl, ref, blocks=[0] * 6 + [1] * 6)
     assert stat.blocks == 2 and stat.n == 12
     assert stat.log_ratio == pytest.approx((math.log(1.2) + math.log(1.3)) / 2)
     assert stat.se == pytest.approx(abs(math.log(1.3) - math.log(1.2)) / 2)  # stdev of 2 values / sqrt(2)
@@ -171,9 +176,9 @@ def test_ratio_stat_is_the_median_of_block_medians_with_their_spread():
 def test_ratio_stat_ignores_an_outlier_and_unmeasured_rounds():
     ref = [1.0] * 9 + [None]
     impl = [2.0] * 8 + [50.0, 2.0]
-    stat = bench.ratio_stat(impl, ref)
+    stat = bench_results.ratio_stat(impl, ref)
     assert stat.n == 9 and stat.ratio == pytest.approx(2.0)
-    assert stat.se == bench.SE_FLOOR
+    assert stat.se == bench_results.SE_FLOOR
 
 
 @pytest.mark.parametrize(
@@ -187,12 +192,12 @@ def test_ratio_stat_ignores_an_outlier_and_unmeasured_rounds():
     ],
 )
 def test_gate_verdicts(now, se, verdict):
-    w = bench.Workload(batch_size=4)
+    w = bench_workloads.Workload(batch_size=4)
     row = bench_gate.GateRow(
         spec="x",
         workload=w,
-        baseline=bench.RatioStat(0.0, 0.0, 20),
-        current=bench.RatioStat(math.log(now), se, 20),
+        baseline=bench_results.RatioStat(0.0, 0.0, 20),
+        current=bench_results.RatioStat(math.log(now), se, 20),
         threshold=0.15,
         z=bench_gate.gate_z(1),
     )
@@ -211,12 +216,12 @@ def test_parse_slowdown(text, value):
 
 @pytest.mark.parametrize("text", ["abc", "0%", "-5%"])
 def test_parse_slowdown_rejects(text):
-    with pytest.raises(bench.BenchError):
+    with pytest.raises(bench_workloads.BenchError):
         bench_gate.parse_slowdown(text)
 
 
 def test_workload_counts_are_ragged_and_seeded():
-    w = bench.Workload(batch_size=16, max_boxes=20)
+    w = bench_workloads.Workload(batch_size=16, max_boxes=20)
     counts = w.counts()
     assert counts[0] == 20 and max(counts) == 20 and len(set(counts)) > 3 and counts == w.counts()
     assert w.dn_queries == 2 * 20 * 5
@@ -224,7 +229,7 @@ def test_workload_counts_are_ragged_and_seeded():
 
 def test_output_bytes_counts_shared_storage_once():
     base = torch.zeros(10, dtype=torch.int64)
-    assert bench.output_bytes((torch.zeros(4, 4), {"idx": torch.split(base, [3, 7])})) == 64 + 80
+    assert bench_memory.output_bytes((torch.zeros(4, 4), {"idx": torch.split(base, [3, 7])})) == 64 + 80
 
 
 # --- the command line ---------------------------------------------------------------------
@@ -285,7 +290,7 @@ def test_cli_writes_json_markdown_and_png(tmp_path, capsys):
     code, out, err = bench_cli(capsys, *argv)
     assert code == 0, out + err
     assert "images/s" in out and "time / reference" in out
-    result = bench.load_result(str(files["json"]))
+    result = bench_results.load_result(str(files["json"]))
     assert result.specs() == ["reference", spec]
     assert [w.batch_size for w in result.workloads()] == [2, 8]
     for m in result.measurements:
@@ -380,9 +385,11 @@ def test_cli_plot_without_matplotlib_says_what_to_install(tmp_path, capsys, monk
 
 
 def test_cli_scaling_fits_and_writes(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "SCALING_CENTRE", {"batch_size": 4, "max_boxes": 5, "num_denoising": 20})
+    monkeypatch.setattr(bench_workloads, "SCALING_CENTRE", {"batch_size": 4, "max_boxes": 5, "num_denoising": 20})
     monkeypatch.setattr(
-        bench, "SCALING_SWEEPS", {"batch_size": (1, 4, 16), "max_boxes": (1, 5, 20), "num_denoising": (10, 20, 60)}
+        bench_workloads,
+        "SCALING_SWEEPS",
+        {"batch_size": (1, 4, 16), "max_boxes": (1, 5, 20), "num_denoising": (10, 20, 60)},
     )
     argv = [
         "reference",
@@ -411,16 +418,16 @@ def test_cli_scaling_fits_and_writes(tmp_path, capsys, monkeypatch):
 
 def _result(log_ratios_by_run, spec="fast"):
     """One BenchResult per run: the reference at 1.0 s a round, ``spec`` at exp(log) s."""
-    w = bench.Workload(batch_size=4)
+    w = bench_workloads.Workload(batch_size=4)
     runs = []
     for logs in log_ratios_by_run:
-        ref = bench.Measurement(
+        ref = bench_results.Measurement(
             spec="reference", label="reference", workload=w, samples=[1.0] * len(logs), blocks=list(range(len(logs)))
         )
-        impl = bench.Measurement(
+        impl = bench_results.Measurement(
             spec=spec, label=spec, workload=w, samples=[math.exp(x) for x in logs], blocks=list(range(len(logs)))
         )
-        runs.append(bench.BenchResult(measurements=[ref, impl], rounds=len(logs), threads=1, min_sample_s=0.0))
+        runs.append(bench_results.BenchResult(measurements=[ref, impl], rounds=len(logs), threads=1, min_sample_s=0.0))
     return w, runs
 
 
@@ -438,18 +445,18 @@ def test_a_baseline_from_several_runs_records_their_spread_and_the_gate_adds_it(
     _, (now,) = _result([[0.20, 0.201, 0.199, 0.2]])
     (row,) = bench_gate.gate(now, merged, 0.15)
     assert row.run_sd == sd and row.verdict != "slower"
-    without = bench.BenchResult(measurements=merged.measurements, rounds=4, threads=1, min_sample_s=0.0)
+    without = bench_results.BenchResult(measurements=merged.measurements, rounds=4, threads=1, min_sample_s=0.0)
     (bare,) = bench_gate.gate(now, without, 0.15)
     assert bare.run_sd == 0.0 and bare.se < row.se
 
 
 def test_settling_stops_where_only_the_spread_between_runs_keeps_the_verdict_unclear():
-    w = bench.Workload(batch_size=4)
+    w = bench_workloads.Workload(batch_size=4)
     unclear = bench_gate.GateRow(
         spec="x",
         workload=w,
-        baseline=bench.RatioStat(0.0, 0.01, 20),
-        current=bench.RatioStat(math.log(1.15), 0.01, 20),
+        baseline=bench_results.RatioStat(0.0, 0.01, 20),
+        current=bench_results.RatioStat(math.log(1.15), 0.01, 20),
         threshold=0.15,
         z=2.5,
         run_sd=0.1,

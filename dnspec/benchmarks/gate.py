@@ -34,7 +34,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from dnspec.benchmarks.bench import CLOCKS, BenchError, BenchResult, Measurement, RatioStat, Workload, synchronize
+from dnspec.benchmarks.results import BenchResult, Measurement, RatioStat
+from dnspec.benchmarks.timing import CLOCKS
+from dnspec.benchmarks.workloads import BenchError, Workload, synchronize
 
 # family-wise false-alarm level of one gate run
 GATE_ALPHA = 0.01

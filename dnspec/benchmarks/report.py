@@ -8,9 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dnspec.benchmarks import bench as _bench
-from dnspec.benchmarks.bench import CLOCK_TEXT, MEMORY_METHODS, BenchResult, Workload
+from dnspec.benchmarks import workloads as bench_workloads
 from dnspec.benchmarks.gate import GateRow
+from dnspec.benchmarks.memory import MEMORY_METHODS
+from dnspec.benchmarks.results import BenchResult
+from dnspec.benchmarks.timing import CLOCK_TEXT
+from dnspec.benchmarks.workloads import Workload
 
 PLOT_INSTALL = "plots need matplotlib: pip install 'dnspec[plot]'"
 
@@ -392,7 +395,7 @@ def sweep_points(result: BenchResult, spec: str, knob: str) -> list[tuple[int, f
     points = []
     for m in result.measurements:
         w = m.workload
-        others = {k: v for k, v in _bench.SCALING_CENTRE.items() if k != knob}
+        others = {k: v for k, v in bench_workloads.SCALING_CENTRE.items() if k != knob}
         if m.spec == spec and m.median_s and all(getattr(w, k) == v for k, v in others.items()):
             points.append((getattr(w, knob), m.median_s))
     return sorted(points)
@@ -410,7 +413,7 @@ KNOB_LABEL = {
 def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
     """Markdown: per implementation and sweep, the measured time and the fitted share of
     each term at each size, and a sentence on the dominant term at the ends."""
-    centre = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in _bench.SCALING_CENTRE.items())
+    centre = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in bench_workloads.SCALING_CENTRE.items())
     lines = [
         f"Each sweep varies one knob around {centre}. The cost model time = sum of coefficient x term is fitted "
         "to each implementation's medians by non-negative least squares in relative error; the shares below are "
@@ -422,13 +425,13 @@ def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
         lines.append("")
         header = ["sweep", "value", "measured", "fitted"] + list(TERMS)
         body = []
-        for knob, values in _bench.SCALING_SWEEPS.items():
+        for knob, values in bench_workloads.SCALING_SWEEPS.items():
             for value, seconds in sweep_points(result, spec, knob):
                 w = next(
                     w
                     for w in fit.workloads
                     if getattr(w, knob) == value
-                    and all(getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob)
+                    and all(getattr(w, k) == v for k, v in bench_workloads.SCALING_CENTRE.items() if k != knob)
                 )
                 predicted = fit.predicted[fit.workloads.index(w)]
                 shares = fit.shares(w)
@@ -445,7 +448,7 @@ def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
 
 def dominance_sentence(result: BenchResult, fit: Fit) -> str:
     sentences = []
-    for knob in _bench.SCALING_SWEEPS:
+    for knob in bench_workloads.SCALING_SWEEPS:
         points = sweep_points(result, fit.spec, knob)
         if len(points) < 2:
             continue
@@ -457,7 +460,7 @@ def dominance_sentence(result: BenchResult, fit: Fit) -> str:
                 w
                 for w in fit.workloads
                 if getattr(w, knob) == value
-                and all(getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob)
+                and all(getattr(w, k) == v for k, v in bench_workloads.SCALING_CENTRE.items() if k != knob)
             )
             shares = fit.shares(w)
             top = max(shares, key=shares.get)
@@ -475,7 +478,7 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
     plt = _pyplot()
     if plt is None:
         raise RuntimeError(PLOT_INSTALL)
-    knobs = list(_bench.SCALING_SWEEPS)
+    knobs = list(bench_workloads.SCALING_SWEEPS)
     columns = min(3, len(knobs))
     rows_ = math.ceil(len(knobs) / columns)
     fig, grid = plt.subplots(rows_, columns, figsize=(4.7 * columns, 4.0 * rows_), squeeze=False)
@@ -498,19 +501,19 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
                         w
                         for w in fit.workloads
                         if getattr(w, knob) == value
-                        and all(getattr(w, k) == v for k, v in _bench.SCALING_CENTRE.items() if k != knob)
+                        and all(getattr(w, k) == v for k, v in bench_workloads.SCALING_CENTRE.items() if k != knob)
                     )
                     model.append(fit.predicted[fit.workloads.index(w)] * 1e3)
                 ax.plot([p[0] for p in points], model, linestyle="--", color=colour, alpha=0.6)
         ax.set_title(f"time vs {KNOB_LABEL[knob]}", fontsize=9)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _plain_numbers(ax, _bench.SCALING_SWEEPS[knob])
+        _plain_numbers(ax, bench_workloads.SCALING_SWEEPS[knob])
         ax.set_xlabel(KNOB_LABEL[knob])
         ax.set_ylabel("median time per call (ms)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    centre = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in _bench.SCALING_CENTRE.items())
+    centre = ", ".join(f"{KNOB_LABEL[k]} {v}" for k, v in bench_workloads.SCALING_CENTRE.items())
     device = result.workloads()[0].device if result.workloads() else ""
     fig.suptitle(
         f"CDN query builder scaling on {device}: one knob at a time around {centre} (dashed: fitted cost model)",

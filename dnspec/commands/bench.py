@@ -20,8 +20,8 @@ from dnspec.running.progress import ProgressBar
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from dnspec.benchmarks import bench
     from dnspec.benchmarks import gate as bench_gate
+    from dnspec.benchmarks import workloads as bench_workloads
 
     parser = subparsers.add_parser(
         "bench",
@@ -50,45 +50,48 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="N",
-        help=f"images per call (default {' '.join(map(str, bench.DEFAULT_BATCH_SIZES))})",
+        help=f"images per call (default {' '.join(map(str, bench_workloads.DEFAULT_BATCH_SIZES))})",
     )
     grid.add_argument(
         "--max-boxes",
         nargs="+",
         default=None,
         metavar="M",
-        help=f"boxes in the fullest image (default {bench.DEFAULT_MAX_BOXES}); several give several grids",
+        help=f"boxes in the fullest image (default {bench_workloads.DEFAULT_MAX_BOXES}); several give several grids",
     )
     grid.add_argument(
         "--num-denoising",
         nargs="+",
         default=None,
         metavar="D",
-        help=f"num_denoising (default {bench.DEFAULT_NUM_DENOISING})",
+        help=f"num_denoising (default {bench_workloads.DEFAULT_NUM_DENOISING})",
     )
     grid.add_argument(
         "--num-queries",
         type=int,
         default=None,
         metavar="Q",
-        help=f"object queries (default {bench.DEFAULT_NUM_QUERIES})",
+        help=f"object queries (default {bench_workloads.DEFAULT_NUM_QUERIES})",
     )
     grid.add_argument(
         "--embed-dim",
         type=int,
         default=None,
         metavar="D",
-        help=f"class embedding width (default {bench.DEFAULT_EMBED_DIM})",
+        help=f"class embedding width (default {bench_workloads.DEFAULT_EMBED_DIM})",
     )
     grid.add_argument("--device", default=None, help="device of the inputs (default cpu)")
     grid.add_argument(
-        "--dtype", default=None, choices=sorted(bench.DTYPES), help="dtype of boxes and embedding (default float32)"
+        "--dtype",
+        default=None,
+        choices=sorted(bench_workloads.DTYPES),
+        help="dtype of boxes and embedding (default float32)",
     )
     grid.add_argument(
         "--scaling",
         action="store_true",
         help="instead of the grid, sweep batch size, max boxes and num_denoising one at a time around "
-        f"{bench.SCALING_CENTRE} and fit which cost term dominates at which size",
+        f"{bench_workloads.SCALING_CENTRE} and fit which cost term dominates at which size",
     )
     timing = parser.add_argument_group("timing")
     timing.add_argument(
@@ -96,14 +99,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help=f"interleaved rounds per workload (default {bench.DEFAULT_ROUNDS})",
+        help=f"interleaved rounds per workload (default {bench_workloads.DEFAULT_ROUNDS})",
     )
     timing.add_argument(
         "--blocks",
         type=int,
         default=None,
         metavar="B",
-        help=f"split the rounds into B blocks with fresh inputs each (default {bench.DEFAULT_BLOCKS})",
+        help=f"split the rounds into B blocks with fresh inputs each (default {bench_workloads.DEFAULT_BLOCKS})",
     )
     timing.add_argument(
         "--threads",
@@ -123,13 +126,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="MS",
-        help=f"calls per sample are chosen so a sample lasts this long (default {bench.DEFAULT_MIN_SAMPLE_S * 1e3:g})",
+        help=f"calls per sample are chosen so a sample lasts this long (default {bench_workloads.DEFAULT_MIN_SAMPLE_S * 1e3:g})",
     )
     timing.add_argument("--no-memory", action="store_true", help="skip the peak-memory call")
     timing.add_argument(
         "--default-allocator",
         action="store_true",
-        help="leave glibc malloc's dynamic thresholds alone (noisier; see dnspec.benchmarks.bench.steady_allocator)",
+        help="leave glibc malloc's dynamic thresholds alone (noisier; see dnspec.benchmarks.timing.steady_allocator)",
     )
     timing.add_argument(
         "--through-adapters",
@@ -266,8 +269,8 @@ def _baseline_from_runs(args, stdout) -> int:
     import subprocess
     import tempfile
 
-    from dnspec.benchmarks import bench
     from dnspec.benchmarks import gate as bench_gate
+    from dnspec.benchmarks import results as bench_results
 
     argv = _without(
         getattr(args, "argv", None) or sys.argv[1:],
@@ -287,7 +290,7 @@ def _baseline_from_runs(args, stdout) -> int:
                     f"--write-baseline: run {k + 1} of {args.baseline_runs} exited {done.returncode}"
                     + (f": {tail[0]}" if tail else "")
                 )
-            results.append(bench.load_result(path))
+            results.append(bench_results.load_result(path))
             stdout.print(f"run {k + 1}/{args.baseline_runs} measured", markup=False, highlight=False)
     merged = bench_gate.merge_runs(results)
     merged.command = "dnspec " + " ".join(
@@ -326,9 +329,11 @@ def _run(args) -> int:
     import torch
     from rich.console import Console
 
-    from dnspec.benchmarks import bench
     from dnspec.benchmarks import gate as bench_gate
     from dnspec.benchmarks import report as bench_report
+    from dnspec.benchmarks import results as bench_results
+    from dnspec.benchmarks import timing as bench_timing
+    from dnspec.benchmarks import workloads as bench_workloads
     from dnspec.implementations.specs import SpecError, load_implementation
 
     started = time.perf_counter()
@@ -353,9 +358,9 @@ def _run(args) -> int:
     threshold = None
     if args.baseline:
         try:
-            baseline = bench.load_result(args.baseline)
+            baseline = bench_results.load_result(args.baseline)
             threshold = bench_gate.parse_slowdown(args.max_slowdown)
-        except bench.BenchError as problem:
+        except bench_workloads.BenchError as problem:
             raise Usage(f"--baseline: {problem}" if args.baseline in str(problem) else str(problem)) from None
         if args.scaling:
             raise Usage("--scaling and --baseline do not go together: the gate reruns the baseline's workloads")
@@ -384,15 +389,15 @@ def _run(args) -> int:
     )
     clock_name = args.clock or (baseline.environment.get("clock") if baseline else None) or "auto"
     try:
-        clock = bench.resolve_clock(clock_name, device, threads)
-    except bench.BenchError as problem:
+        clock = bench_timing.resolve_clock(clock_name, device, threads)
+    except bench_workloads.BenchError as problem:
         raise Usage(str(problem)) from None
-    rounds = args.repeats or (baseline.rounds if baseline else bench.DEFAULT_ROUNDS)
-    blocks = args.blocks or (baseline.environment.get("blocks") if baseline else None) or bench.DEFAULT_BLOCKS
+    rounds = args.repeats or (baseline.rounds if baseline else bench_workloads.DEFAULT_ROUNDS)
+    blocks = args.blocks or (baseline.environment.get("blocks") if baseline else None) or bench_workloads.DEFAULT_BLOCKS
     min_sample_s = (
         args.min_sample_ms / 1e3
         if args.min_sample_ms is not None
-        else (baseline.min_sample_s if baseline else bench.DEFAULT_MIN_SAMPLE_S)
+        else (baseline.min_sample_s if baseline else bench_workloads.DEFAULT_MIN_SAMPLE_S)
     )
     if baseline and rounds < bench_gate.MIN_GATE_ROUNDS:
         raise Usage(f"--repeats {rounds}: the gate needs at least {bench_gate.MIN_GATE_ROUNDS} rounds per workload")
@@ -406,7 +411,7 @@ def _run(args) -> int:
         if batch_sizes or max_boxes or num_denoising:
             raise Usage("--scaling sweeps its own sizes; drop --batch-sizes, --max-boxes and --num-denoising")
         workloads = []
-        for sweep in bench.scaling_workloads(device, dtype).values():
+        for sweep in bench_workloads.scaling_workloads(device, dtype).values():
             for w in sweep:
                 w = _with_common(w, common)
                 if w not in workloads:
@@ -414,11 +419,16 @@ def _run(args) -> int:
     elif baseline and not (batch_sizes or max_boxes or num_denoising or common or args.device or args.dtype):
         workloads = baseline.workloads()
     else:
-        workloads = bench.grid(
+        workloads = bench_workloads.grid(
             batch_sizes=batch_sizes
-            or (sorted({w.batch_size for w in baseline.workloads()}) if baseline else bench.DEFAULT_BATCH_SIZES),
-            max_boxes=max_boxes or ((base_w.max_boxes,) if base_w else (bench.DEFAULT_MAX_BOXES,)),
-            num_denoising=num_denoising or ((base_w.num_denoising,) if base_w else (bench.DEFAULT_NUM_DENOISING,)),
+            or (
+                sorted({w.batch_size for w in baseline.workloads()})
+                if baseline
+                else bench_workloads.DEFAULT_BATCH_SIZES
+            ),
+            max_boxes=max_boxes or ((base_w.max_boxes,) if base_w else (bench_workloads.DEFAULT_MAX_BOXES,)),
+            num_denoising=num_denoising
+            or ((base_w.num_denoising,) if base_w else (bench_workloads.DEFAULT_NUM_DENOISING,)),
             device=device,
             dtype=dtype,
             **common,
@@ -437,11 +447,11 @@ def _run(args) -> int:
             raise Usage(f"{error}{where}") from None
 
     # --- measuring ---
-    allocator = "" if args.default_allocator else bench.steady_allocator()
+    allocator = "" if args.default_allocator else bench_timing.steady_allocator()
 
     def measure(workloads, memory: bool) -> list:
-        with bench.torch_threads(threads), _Progress(stderr, len(workloads) * rounds) as progress:
-            return bench.measure(
+        with bench_timing.torch_threads(threads), _Progress(stderr, len(workloads) * rounds) as progress:
+            return bench_timing.measure(
                 impls,
                 workloads,
                 rounds=rounds,
@@ -457,9 +467,9 @@ def _run(args) -> int:
             )
 
     measurements = measure(workloads, memory=not args.no_memory)
-    env = bench.environment(threads)
+    env = bench_results.environment(threads)
     env.update({"clock": clock, "blocks": blocks, "allocator": allocator})
-    result = bench.BenchResult(
+    result = bench_results.BenchResult(
         measurements=measurements,
         rounds=rounds,
         threads=threads,

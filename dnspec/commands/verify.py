@@ -357,15 +357,9 @@ def run(args) -> int:
 
 def _run(args) -> int:
     from dnspec.generation import profiles
-    from dnspec.reports.records import (
-        REPORT_SUFFIXES,
-        DivergenceRecord,
-        OutcomeRecord,
-        VerifyReport,
-        wants_pictures,
-        write_report,
-    )
+    from dnspec.reports.records import DivergenceRecord, OutcomeRecord, VerifyReport
     from dnspec.reports.text import verdict_lines
+    from dnspec.reports.writers import REPORT_SUFFIXES, wants_pictures, write_report
 
     started = time.perf_counter()
     stdout, stderr = sys.stdout, sys.stderr

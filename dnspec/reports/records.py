@@ -199,35 +199,7 @@ def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-# --- files -------------------------------------------------------------------------------
-
-
-REPORT_SUFFIXES = (".json", ".md", ".xml", ".html")  # JSON, markdown, JUnit XML, a self-contained page
-
-
-def write_report(report: VerifyReport, path: str | Path, pictures=None) -> None:
-    """Write ``report`` in the format its file's suffix names (see REPORT_SUFFIXES);
-    ``pictures`` (a :class:`dnspec.reports.pictures.Pictures`) go into an .html page."""
-    path = Path(path)
-    if path.suffix == ".json":
-        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    elif path.suffix == ".xml":
-        from dnspec.reports.junit import junit_xml
-
-        path.write_text(junit_xml(report), encoding="utf-8")
-    elif path.suffix == ".html":
-        from dnspec.reports.html import html_page
-
-        path.write_text(html_page(report, pictures), encoding="utf-8")
-    else:
-        from dnspec.reports.text import markdown
-
-        path.write_text(markdown(report))
-
-
-def wants_pictures(paths) -> bool:
-    """Whether any of the report files is a page with pictures (.html)."""
-    return any(Path(p).suffix == ".html" for p in paths or [])
+# --- files (writing them, one format per suffix, is dnspec.reports.writers) ---------------
 
 
 def read_report(path: str | Path) -> VerifyReport:
