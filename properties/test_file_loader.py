@@ -115,7 +115,8 @@ def test_the_dfine_pattern_reports_the_scale_0_crash_once(capsys):
     blocks = [line for line in out.splitlines() if line.startswith("DIVERGENCE ")]
     assert len(blocks) == 2, blocks
     crash = next(b for b in blocks if "UnboundLocalError" in b)
-    assert crash.endswith("in box_noise_scale == 0") and "denoising_dfine.py:" in crash
+    assert crash.endswith("in box_noise_scale == 0  [id raises:UnboundLocalError@box_noise_scale_0]")
+    assert "denoising_dfine.py:" in crash
     assert any(b.startswith("DIVERGENCE") and "boxes.crossed, in the common regime" in b for b in blocks)
     assert out.count("cannot access local variable") == 1  # the crash's message, once
     structure = next(line for line in out.splitlines() if line.startswith("FAIL") and line.split()[1] == "structure")

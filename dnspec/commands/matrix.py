@@ -9,6 +9,10 @@ interpreter, exhausts memory or hangs inside C code (where the per-call SIGALRM 
 cannot reach) costs its own row, never the table; a subprocess that ends without a report
 gets an error row with its exit status and last line of output.
 
+Each SPEC's accepted divergences come from ``[tool.dnspec]`` (:mod:`dnspec.config`: the
+nearest pyproject.toml, or ``--config FILE``), so its cells say KNOWN where a divergence is
+accepted (:mod:`dnspec.running.accept`).
+
 Exit status: 0 when the table was written (whatever it says: divergences of peers are
 what it is for), 2 when it could not be (no implementation, unusable option).
 """
@@ -84,8 +88,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes inside each verify run (default: its own default, one per core)",
     )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="read [tool.dnspec] (its accepted divergences) from FILE (default: the nearest pyproject.toml with one)",
+    )
     parser.set_defaults(func=run)
     return parser
+
+
+def accepted_for(spec: str, config) -> list:
+    """The accepted divergences of ``spec`` in the configuration (those naming no SPEC
+    apply to every SPEC)."""
+    from dnspec.running.accept import for_spec
+
+    return for_spec(config.accept, spec) if config is not None else []
 
 
 def default_specs() -> list[str]:
@@ -110,6 +128,8 @@ def verify_command(spec: str, report_path: str, args) -> list[str]:
         command += ["--only", *args.only]
     if args.jobs is not None:
         command += ["--jobs", str(args.jobs)]
+    if getattr(args, "config", None):
+        command += ["--config", args.config]
     return command
 
 
@@ -157,9 +177,16 @@ def run(args) -> int:
     from rich.console import Console
 
     from dnspec.commands.verify import environment
+    from dnspec.config import ConfigError, load
     from dnspec.reports.conformance import matrix_markdown
     from dnspec.reports.text import summary_line
+    from dnspec.running import accept
 
+    try:
+        config = load(getattr(args, "config", None))
+    except ConfigError as problem:
+        print(f"dnspec matrix: {problem}", file=sys.stderr)
+        return 2
     specs = args.specs or default_specs()
     if not specs:
         print("dnspec matrix: no implementation to run", file=sys.stderr)
@@ -170,6 +197,8 @@ def run(args) -> int:
         for index, spec in enumerate(specs, 1):
             with console.status(f"[{index}/{len(specs)}] dnspec verify {spec}"):
                 report = run_one(spec, args, workdir)
+            if not report.error:
+                accept.apply(report, accepted_for(spec, config))
             reports.append(report)
             line = f"ERROR {spec}: {report.error}" if report.error else summary_line(report)
             console.print(f"[{index}/{len(specs)}] {line}")

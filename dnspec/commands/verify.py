@@ -60,7 +60,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "2: the SPEC cannot be loaded or an option is unusable."
         ),
     )
-    parser.add_argument("spec", metavar="SPEC", help="the implementation to check")
+    parser.add_argument(
+        "spec",
+        metavar="SPEC",
+        nargs="?",
+        default=None,
+        help="the implementation to check (default: the spec(s) of [tool.dnspec] in pyproject.toml)",
+    )
     parser.add_argument(
         "--profile",
         choices=PROFILES,
@@ -82,12 +88,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="seed for Hypothesis and the statistical batches (replays a run)",
     )
     parser.add_argument(
-        "--device", default="cpu", help="device the generated cases live on: cpu, cuda, cuda:1, mps (default cpu)"
+        "--device", default=None, help="device the generated cases live on: cpu, cuda, cuda:1, mps (default cpu)"
     )
     parser.add_argument(
         "--dtype",
         choices=DTYPE_NAMES,
-        default="float32",
+        default=None,
         help="dtype of the generated boxes and class embedding (default float32)",
     )
     parser.add_argument(
@@ -96,7 +102,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--time-limit",
         type=float,
-        default=DEFAULT_TIME_LIMIT_S,
+        default=None,
         metavar="SECONDS",
         help=f"stop any single call of the implementation after this long (default {DEFAULT_TIME_LIMIT_S:g}; 0 = no limit)",
     )
@@ -153,8 +159,44 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="torch intra-op threads during the run (default 1: the cases are small, and waking threads "
         "costs more than they save)",
     )
+    add_accept_arguments(parser)
     parser.set_defaults(func=run)
     return parser
+
+
+def add_accept_arguments(parser) -> None:
+    """--config, and the accepted divergences' options (:mod:`dnspec.running.accept`)."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="read [tool.dnspec] from FILE (default: the nearest pyproject.toml with one, from the working folder up)",
+    )
+    parser.add_argument(
+        "--accept",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="accept the divergence ID (boxes.crossed@common; without @REGIME: in any regime): it prints as "
+        "KNOWN and does not fail; repeatable, added to the accept list of [tool.dnspec]",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REPORT.json",
+        help="accept every divergence of an earlier --report JSON file",
+    )
+    parser.add_argument(
+        "--write-accept",
+        action="store_true",
+        help="after the verdict, print the accept = [...] block of today's divergences for [tool.dnspec], "
+        "with reasons to fill in",
+    )
+    parser.add_argument(
+        "--strict-accept",
+        action="store_true",
+        help="an accepted divergence that no longer happens (FIXED) fails the run (exit 1), as a strict xfail does",
+    )
 
 
 # --- checks before the run ----------------------------------------------------------------
@@ -339,7 +381,87 @@ class _Screen:
         console.print(styled)
 
 
+def configured_runs(args) -> list:
+    """One argument namespace per SPEC to verify: the command line over ``[tool.dnspec]``
+    (:mod:`dnspec.config`), each with ``accepted`` (its accepted divergences). Raises
+    ConfigError or UsageProblem (exit 2, one line)."""
+    import copy
+
+    from dnspec import config as config_module
+    from dnspec.running import accept
+
+    config = config_module.load(args.config)
+    for name, value in (
+        ("profile", config.profile),
+        ("device", config.device or "cpu"),
+        ("dtype", config.dtype or "float32"),
+        ("regime", config.regimes),
+        ("convention", config.convention),
+        ("jobs", config.jobs),
+        ("time_limit", config.time_limit if config.time_limit is not None else DEFAULT_TIME_LIMIT_S),
+        ("report", config.reports or None),
+    ):
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    accepted = list(config.accept) + accept.from_command_line(getattr(args, "accept", None))
+    if getattr(args, "baseline", None):
+        try:
+            accepted += accept.from_baseline(args.baseline)
+        except ValueError as error:
+            raise UsageProblem(str(error)) from None
+    for entry in accepted:
+        problem = accept.id_problem(entry.id)
+        if problem:
+            raise UsageProblem(f"{entry.source} {problem}")
+    specs = [args.spec] if args.spec else list(config.specs)
+    if not specs:
+        where = f"in {config.path}" if config.path else "(no pyproject.toml with [tool.dnspec] here or above)"
+        raise UsageProblem(f"no SPEC: name one (dnspec verify SPEC) or set spec in [tool.dnspec] {where}")
+    runs = []
+    for index, spec in enumerate(specs, 1):
+        one = copy.copy(args)
+        one.spec = spec
+        one.accepted = accept.for_spec(accepted, spec)
+        if len(specs) > 1 and args.report:  # one report file per SPEC: dnspec.xml -> dnspec-2.xml
+            one.report = [_numbered(path, index) for path in args.report]
+        runs.append(one)
+    return runs
+
+
+def _numbered(path: str, index: int) -> str:
+    stem, suffix = os.path.splitext(path)
+    return f"{stem}-{index}{suffix}" if index > 1 else path
+
+
+def judged_fixed(entries: list, args, names) -> list:
+    """Of the accepted entries that matched nothing, those this run could have seen: their
+    check's property ran (not left out by --only) and their regimes were swept."""
+    from dnspec.running.accept import split_id
+
+    out = []
+    for entry in entries:
+        kind, regimes = split_id(entry["id"])
+        if names and "." in kind and not kind.startswith(("raises:", "died:")) and kind.split(".")[0] not in names:
+            continue
+        if args.regime and regimes is not None and not (regimes or {"common"}) <= set(args.regime):
+            continue
+        out.append(entry)
+    return out
+
+
 def run(args) -> int:
+    from dnspec.config import ConfigError
+
+    try:
+        runs = configured_runs(args)
+    except (ConfigError, UsageProblem) as problem:
+        print(f"dnspec verify: {problem}", file=sys.stderr)
+        return 2
+    codes = [_run_one(one) for one in runs]
+    return max(codes, default=0) if 130 not in codes else 130
+
+
+def _run_one(args) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -514,11 +636,36 @@ def _run(args) -> int:
                 else "(use --report FILE.md to see its beginning)"
             )
         )
+    from dnspec.running import accept
+
+    report.options["accepted"] = [entry.id for entry in getattr(args, "accepted", [])]
+    accept.apply(report, getattr(args, "accepted", []))
+    report.fixed = judged_fixed(report.fixed, args, names)
     code = 1 if any(r.status == "fail" for r in report.outcomes) else 0
+    if report.fixed and getattr(args, "strict_accept", False):
+        code = 1
     report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)
     for text in verdict_lines(report):
         screen.line(text, _status_of(text))
+    if getattr(args, "write_accept", False):
+        screen.line("")
+        for text in write_accept_lines(report):
+            screen.line(text)
     return finish(code)
+
+
+def write_accept_lines(report) -> list[str]:
+    """``--write-accept``: the accept block of today's divergences, ready to paste under
+    ``[tool.dnspec]`` (the reason of each one already accepted kept)."""
+    from dnspec.running.accept import accept_block
+
+    if not report.divergences:
+        return ["# no divergence to accept: [tool.dnspec] needs no accept list"]
+    reasons = {d.id: d.accepted for d in report.divergences if d.accepted}
+    return [
+        "# today's divergences, for [tool.dnspec] in pyproject.toml (fill in each reason):",
+        *accept_block([d.id for d in report.divergences], reasons).splitlines(),
+    ]
 
 
 def _status_of(line: str) -> str | None:

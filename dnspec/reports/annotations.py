@@ -1,5 +1,6 @@
 """CI annotations: on GitHub Actions (``GITHUB_ACTIONS=true``), ``dnspec verify`` prints
-one ``::error`` workflow command per divergence and one ``::warning`` per advisory, which
+one ``::error`` workflow command per divergence and one ``::warning`` per advisory, per
+known (accepted) divergence and per accepted id that no longer happens, which
 GitHub shows as annotations on the run and the pull request.
 
 The format is GitHub's documented one, ``::error file={name},line={line},title={title}::{message}``,
@@ -69,12 +70,22 @@ def annotations(report: VerifyReport, workspace: str | None = None) -> list[str]
             body.append(f"minimal example ({d.example_property} in {d.example_regime}): {example}")
         if d.replay:
             body.append(f"replay: {d.replay}")
+        if d.known:
+            body.insert(0, f"KNOWN ({d.accepted_by}): {d.accepted}")
         lines.append(
             command(
-                "error",
+                "warning" if d.known else "error",
                 "\n".join(body),
-                title=f"dnspec {label}: divergence {d.number}: {d.display_name}",
+                title=f"dnspec {label}: {'known divergence' if d.known else 'divergence'} {d.number}: {d.id}",
                 **_location(d.where_details, workspace),
+            )
+        )
+    for entry in report.fixed:
+        lines.append(
+            command(
+                "warning",
+                f"{entry['id']} no longer happens; remove it from accept ({entry.get('source', '')})",
+                title=f"dnspec {label}: FIXED {entry['id']}",
             )
         )
     for record in report.outcomes:

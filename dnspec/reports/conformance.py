@@ -41,10 +41,18 @@ def family_cell(records: list[OutcomeRecord], report: VerifyReport | None = None
         numbers = list(dict.fromkeys(n for r in by_status["fail"] for n in r.divergences))
         named = [report.divergence(n) for n in numbers] if report is not None else []
         if named and all(named):
-            return "**fail**: " + "; ".join(f"D{d.number} `{d.display_name}` ({d.regimes_text})" for d in named)
+            return "**fail**: " + "; ".join(
+                f"D{d.number} `{d.display_name}` ({d.regimes_text})" for d in named if not d.known
+            )
         first = by_status["fail"][0]
         more = f" (+{len(by_status['fail']) - 1} more)" if len(by_status["fail"]) > 1 else ""
         return f"**fail**: `{first.label}`: {one_line(first.message)}{more}"
+    if by_status["known"]:
+        numbers = list(dict.fromkeys(n for r in by_status["known"] for n in r.divergences))
+        named = [report.divergence(n) for n in numbers] if report is not None else []
+        if named and all(named):
+            return "KNOWN: " + "; ".join(f"D{d.number} `{d.id}`" for d in named)
+        return "KNOWN: " + ", ".join(f"`{r.label}`" for r in by_status["known"])
     if by_status["advisory"]:
         return "advisory: " + ", ".join(f"`{r.label}`" for r in by_status["advisory"])
     if by_status["pass"]:
@@ -90,7 +98,8 @@ def matrix_markdown(reports: list[VerifyReport], command: str = "", environment:
         out += ["Environment: " + ", ".join(f"{k} {v}" for k, v in environment.items()) + ".", ""]
     out += [conformance_table(reports), ""]
     out += [
-        "Cells: **fail** names each divergence (Dk, listed below) and the regimes where it happens; advisory: "
+        "Cells: **fail** names each divergence (Dk, listed below, by its id) and the regimes where it happens; "
+        "KNOWN: divergences accepted in the project's `[tool.dnspec]` configuration; advisory: "
         "upstream advisories this implementation shares (reported, not failing unless `--strict`); pass; skipped "
         "or not comparable (with the reason).",
         "",
@@ -98,16 +107,18 @@ def matrix_markdown(reports: list[VerifyReport], command: str = "", environment:
     detail = []
     for report in reports:
         interesting = [r for r in report.outcomes if r.status in ("advisory", "skip")]
-        if not (report.error or report.divergences or interesting or report.notes):
+        if not (report.error or report.divergences or interesting or report.notes or report.fixed):
             continue
         detail += ["", f"### {report.label}", ""]
         if report.error:
             detail.append(f"- error: {report.error}")
         for d in report.divergences:
+            known = f"KNOWN ({cell(one_line(d.accepted, 300))}): " if d.known else ""
             detail.append(
-                f"- D{d.number} `{d.display_name}` in {d.regimes_text} ({', '.join(d.properties)}): "
-                f"{cell(one_line(d.title, 600))}"
+                f"- D{d.number} `{d.id}` in {d.regimes_text} ({', '.join(d.properties)}): "
+                f"{known}{cell(one_line(d.title, 600))}"
             )
+        detail += [f"- FIXED `{e['id']}`: no longer happens; remove it from accept" for e in report.fixed]
         for r in interesting:
             detail.append(f"- {STATUS_WORD[r.status]} `{r.label}`: {cell(one_line(r.message, 2000))}")
         detail += [f"- note: {cell(note)}" for note in report.notes]

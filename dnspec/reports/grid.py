@@ -6,7 +6,8 @@ the grid as a heat map.
 A cell's status is the property's status in that regime as the run recorded it
 (``OutcomeRecord.regimes``): "pass", "fail" (a divergence was seen there), "skip" (the
 property did not apply; every cell of a skipped property) or, for a fixed workload,
-"advisory". A property that failed although no regime of it is marked failing (every
+"advisory", or "known" (it failed there, but only by divergences the project accepts:
+:mod:`dnspec.running.accept`). A property that failed although no regime of it is marked failing (every
 call it makes is in a regime it forces, so its own regimes could not judge it) fails in
 the cells where its divergences were seen, so that a failing property always has a
 failing cell.
@@ -28,7 +29,7 @@ class GridCell:
 
     outcome: OutcomeRecord
     regime: str
-    status: str  # "pass" | "fail" | "skip" | "advisory"
+    status: str  # "pass" | "fail" | "skip" | "advisory" | "known"
     divergences: list = field(default_factory=list)  # numbers of the divergences seen here
     message: str = ""  # why it failed or was skipped, one paragraph
 
@@ -88,8 +89,8 @@ def cells_of(report: VerifyReport, outcome: OutcomeRecord) -> list[GridCell]:
         return [GridCell(outcome, FIXED, outcome.status, list(outcome.divergences), message)]
     order = {regime: i for i, regime in enumerate(swept_regimes(report))}
     regimes = sorted(outcome.regimes, key=lambda r: order.get(r, len(order)))
-    statuses = {regime: outcome.regimes[regime] for regime in regimes}
-    if outcome.status == "fail" and "fail" not in statuses.values():
+    statuses = {regime: "fail" if outcome.regimes[regime] == "known" else outcome.regimes[regime] for regime in regimes}
+    if outcome.status in ("fail", "known") and "fail" not in statuses.values():
         seen = [r for r in regimes if _seen_in(report, outcome, r)]
         for regime in seen or regimes[:1]:
             statuses[regime] = "fail"
@@ -101,14 +102,19 @@ def cells_of(report: VerifyReport, outcome: OutcomeRecord) -> list[GridCell]:
         seen = _seen_in(report, outcome, regime)
         if not seen:
             seen = [(d, d.title) for d in (report.divergence(n) for n in outcome.divergences) if d]
-        cells.append(GridCell(outcome, regime, "fail", [d.number for d, _ in seen], _failure_text(outcome, seen)))
+        status = "known" if seen and all(d.known for d, _ in seen) else "fail"
+        cells.append(GridCell(outcome, regime, status, [d.number for d, _ in seen], _failure_text(outcome, seen)))
     return cells
 
 
 def _failure_text(outcome: OutcomeRecord, seen) -> str:
     parts = []
     for divergence, message in seen:
-        lines = [f"divergence {divergence.number} ({divergence.display_name}, in {divergence.regimes_text}): {message}"]
+        known = f"KNOWN, accepted: {divergence.accepted}; " if divergence.known else ""
+        lines = [
+            f"divergence {divergence.number} ({divergence.display_name}, in {divergence.regimes_text}; "
+            f"id {divergence.id}): {known}{message}"
+        ]
         if divergence.where_details:
             lines.append(f"raised at: {divergence.where_details}")
         if divergence.example:

@@ -58,6 +58,7 @@ table.props { width: 100%; table-layout: fixed; } table.props td, table.props th
 .heat th.prop { text-align: right; padding: 0 8px; font-weight: 500; white-space: nowrap; }
 .heat td { width: 30px; height: 20px; text-align: center; border: 2px solid white; font-weight: 700; font-size: 11px; }
 .heat td.pass { background: #8ce99a; } .heat td.fail { background: #fa5252; color: white; }
+.heat td.known { background: #ffd43b; color: #5c3c00; } .status.known { color: #5c3c00; background: #fff3bf; }
 .heat td.skip { background: #e9ecef; color: #868e96; } .heat td.advisory { background: #da77f2; color: white; }
 .heat td.none { background: white; color: #ced4da; }
 .heat td a { color: inherit; text-decoration: none; display: block; }
@@ -106,7 +107,7 @@ def heat_map(report: VerifyReport) -> str:
     out = ['<table class="heat"><tr><th></th>']
     out += [f'<th class="regime" title="{_e(c)}"><div>{_e(_regime_title(c))}</div></th>' for c in cols]
     out.append("</tr>")
-    marks = {"pass": "", "fail": "", "skip": "&ndash;", "advisory": "A"}
+    marks = {"pass": "", "fail": "", "skip": "&ndash;", "advisory": "A", "known": "K"}
     for outcome, cells in grid(report):
         out.append(f'<tr><th class="prop">{_e(outcome.label)}</th>')
         for column in cols:
@@ -129,6 +130,7 @@ def heat_map(report: VerifyReport) -> str:
         '<span><i style="background:#fa5252"></i>divergence (its number)</span>'
         '<span><i style="background:#e9ecef"></i>skipped</span>'
         '<span><i style="background:#da77f2"></i>advisory (RT-DETR violates it too)</span>'
+        '<span><i style="background:#ffd43b"></i>known divergence (accepted)</span>'
         '<span><i style="background:white;border:1px solid #ced4da"></i>not run there</span></p>'
     )
     return "\n".join(out)
@@ -194,14 +196,26 @@ def html_page(report: VerifyReport, pictures: Pictures | None = None) -> str:
         out.append(f'<div class="compat">{_e(line[0].upper() + line[1:])}.</div>')
     if pictures is not None and pictures.unavailable:
         out.append(f'<p class="note">{_e(pictures.unavailable)}.</p>')
-    if report.divergences:
+    for title, group in (
+        ("", [d for d in report.divergences if not d.known]),
+        ("Known divergences (accepted)", [d for d in report.divergences if d.known]),
+    ):
+        if not group:
+            continue
+        if title:
+            out.append(f"<h3>{_e(title)}</h3>")
         out.append('<ol class="divlist">')
-        for d in report.divergences:
+        for d in group:
+            why = f" <b>KNOWN</b> ({_e(d.accepted_by)}): {_e(d.accepted)}." if d.known else ""
             out.append(
-                f'<li><a href="#divergence-{d.number}"><code>{_e(d.display_name)}</code></a>, in {_e(d.regimes_text)}: '
-                f"{_e(one_line(d.title, 220))}</li>"
+                f'<li value="{d.number}"><a href="#divergence-{d.number}"><code>{_e(d.id)}</code></a>, in {_e(d.regimes_text)}: '
+                f"{_e(one_line(d.title, 220))}{why}</li>"
             )
         out.append("</ol>")
+    for entry in report.fixed:
+        out.append(
+            f'<p class="note">FIXED: <code>{_e(entry["id"])}</code> no longer happens; remove it from accept.</p>'
+        )
 
     out.append("<h2>Property x regime</h2>")
     out.append(heat_map(report))
@@ -210,10 +224,14 @@ def html_page(report: VerifyReport, pictures: Pictures | None = None) -> str:
         out.append("<h2>Divergences</h2>")
     for d in report.divergences:
         out.append(f'<section class="divergence" id="divergence-{d.number}">')
-        out.append(f"<h3>{d.number}. <code>{_e(d.display_name)}</code>, in {_e(d.regimes_text)}</h3>")
+        known = " (KNOWN)" if d.known else ""
+        out.append(f"<h3>{d.number}. <code>{_e(d.display_name)}</code>, in {_e(d.regimes_text)}{known}</h3>")
         out.append(f'<div class="what">{_e(d.title)}</div>')
         out.append('<dl class="facts">')
         out.append(f"<dt>properties</dt><dd>{', '.join(f'<code>{_e(p)}</code>' for p in d.properties)}</dd>")
+        out.append(f"<dt>id</dt><dd><code>{_e(d.id)}</code></dd>")
+        if d.known:
+            out.append(f"<dt>accepted</dt><dd>{_e(d.accepted)} ({_e(d.accepted_by)})</dd>")
         out.append(f"<dt>kind</dt><dd>{_e(d.kind)}</dd>")
         if d.where:
             out.append(f"<dt>raised at</dt><dd><code>{_e(d.where)}</code></dd>")

@@ -15,8 +15,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "advisory": "ADVISORY"}
-STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "advisory": "magenta"}
+STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "advisory": "ADVISORY", "known": "KNOWN"}
+STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "advisory": "magenta", "known": "yellow"}
 
 CELL_CHARS = 90  # length of a one-line reason in a conformance-table cell
 
@@ -78,6 +78,19 @@ class DivergenceRecord:
     example_regime: str = ""
     replay: str = ""
     cells: list = field(default_factory=list)  # [{"property", "regime", "message", "example"}] first failure per cell
+    id: str = ""  # the stable id, "boxes.crossed@common" (dnspec.running.divergences.divergence_id)
+    accepted: str = ""  # the reason, when the id is accepted (a KNOWN divergence; dnspec.running.accept)
+    accepted_by: str = ""  # where it was accepted: "pyproject.toml", "--accept", "--baseline old.json"
+
+    def __post_init__(self):
+        if not self.id:  # a report written before ids: the same id from the same data
+            from dnspec.running.divergences import divergence_id
+
+            self.id = divergence_id(self.kind, self.name, self.regimes)
+
+    @property
+    def known(self) -> bool:
+        return bool(self.accepted)
 
     @classmethod
     def from_divergence(cls, divergence, replay: str = "") -> DivergenceRecord:
@@ -110,6 +123,7 @@ class DivergenceRecord:
             example_regime=divergence.example_regime,
             replay=replay,
             cells=list(cells.values()),
+            id=divergence.id,
         )
 
     @property
@@ -139,16 +153,17 @@ class VerifyReport:
     seconds: float = 0.0
     calls: int = 0  # calls of the implementation on generated cases
     hypothesis_seed: int | None = None
+    fixed: list = field(default_factory=list)  # accepted ids that no longer happen: [{"id", "reason", "source"}]
 
     @property
     def label(self) -> str:
         return self.implementation.get("label") or self.spec
 
     def counts(self) -> dict[str, int]:
-        counts = {status: 0 for status in STATUS_WORD}
+        counts = {status: 0 for status in STATUS_WORD if status != "known"}
         for record in self.outcomes:
             counts[record.status] = counts.get(record.status, 0) + 1
-        return counts
+        return counts  # "known" only when some property failed by known divergences alone
 
     def divergence(self, number: int) -> DivergenceRecord | None:
         return next((d for d in self.divergences if d.number == number), None)

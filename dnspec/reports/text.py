@@ -28,7 +28,12 @@ def outcome_line(record: OutcomeRecord, width: int = 34) -> str:
 
 def divergence_block(divergence: DivergenceRecord) -> list[str]:
     """The lines of one divergence."""
-    lines = [f"DIVERGENCE {divergence.number}: {divergence.display_name}, in {divergence.regimes_text}"]
+    word = "KNOWN" if divergence.known else "DIVERGENCE"
+    lines = [
+        f"{word} {divergence.number}: {divergence.display_name}, in {divergence.regimes_text}  [id {divergence.id}]"
+    ]
+    if divergence.known:
+        lines.append(f"    accepted ({divergence.accepted_by}): {one_line(divergence.accepted, 400)}")
     lines.append(f"    what: {one_line(divergence.title, 400)}")
     if divergence.where_details:
         lines += [
@@ -80,8 +85,19 @@ def convention_lines(report: VerifyReport) -> list[str]:
 
 
 def closing_lines(report: VerifyReport) -> list[str]:
-    """The notes (signature, hang, printed output) and the one-line verdict."""
-    return [f"NOTE      {note}" for note in report.notes] + [summary_line(report)]
+    """The notes (signature, hang, printed output), the accepted ids that no longer
+    happen, and the one-line verdict."""
+    return (
+        [f"NOTE      {note}" for note in report.notes]
+        + [fixed_line(entry) for entry in report.fixed]
+        + [summary_line(report)]
+    )
+
+
+def fixed_line(entry: dict) -> str:
+    """``FIXED: boxes.crossed no longer happens; remove it from accept``"""
+    source = f" ({entry['source']})" if entry.get("source") else ""
+    return f"FIXED: {entry['id']} no longer happens; remove it from accept{source}"
 
 
 def summary_line(report: VerifyReport) -> str:
@@ -90,10 +106,15 @@ def summary_line(report: VerifyReport) -> str:
         f"{counts[s]} {word.lower()}"
         for s, word in (("pass", "passed"), ("fail", "failed"), ("advisory", "advisory"), ("skip", "skipped"))
     ]
+    if counts.get("known"):
+        parts.insert(2, f"{counts['known']} known")
     verdict = "conforms" if counts["fail"] == 0 else "does NOT conform"
-    if report.divergences:
-        n = len(report.divergences)
-        verdict += f": {n} divergence{'s' if n != 1 else ''}"
+    known = sum(1 for d in report.divergences if d.known)
+    new = len(report.divergences) - known
+    if new:
+        verdict += f": {new} {'new ' if known else ''}divergence{'s' if new != 1 else ''}"
+    if known:
+        verdict += f"{',' if new else ''} apart from {known} known divergence{'s' if known != 1 else ''}"
     return f"{report.label}: {verdict} ({', '.join(parts)}) in {report.seconds:.1f} s"
 
 
@@ -127,10 +148,17 @@ def markdown(report: VerifyReport) -> str:
         out.append(
             f"| {STATUS_WORD.get(r.status, r.status)} | `{r.label}` | {r.family} | {cell(one_line(text, 300))} |"
         )
-    if report.divergences:
-        out += ["", "## Divergences"]
-        for d in report.divergences:
-            out += ["", f"### {d.number}. `{d.display_name}`, in {d.regimes_text}", "", d.title, ""]
+    new = [d for d in report.divergences if not d.known]
+    known = [d for d in report.divergences if d.known]
+    for heading, group in (("Divergences", new), ("Known divergences (accepted)", known)):
+        if not group:
+            continue
+        out += ["", f"## {heading}"]
+        for d in group:
+            out += ["", f"### {d.number}. `{d.display_name}`, in {d.regimes_text}", "", f"Id: `{d.id}`", ""]
+            if d.known:
+                out += [f"Accepted ({d.accepted_by}): {d.accepted}", ""]
+            out += [d.title, ""]
             if d.where_details:
                 out += ["Raised at:", "", "```", d.where_details, "```", ""]
             out += [f"Properties: {', '.join(f'`{p}`' for p in d.properties)}.", ""]
@@ -154,6 +182,8 @@ def markdown(report: VerifyReport) -> str:
         out += ["", "## Advisories"]
         for r in advisories:
             out += ["", f"### `{r.label}`", "", r.details.rstrip() or r.message]
+    if report.fixed:
+        out += ["", "## Fixed", ""] + [f"- {cell(fixed_line(entry))}" for entry in report.fixed]
     if report.notes:
         out += ["", "## Notes", ""] + [f"- {cell(note)}" for note in report.notes]
     if report.captured_output.get("chars"):

@@ -126,6 +126,39 @@ def crash_signature(error: BaseException) -> tuple[Signature, str, str]:
     )
 
 
+# --- ids ----------------------------------------------------------------------------------
+
+WORKER_DIED = "worker process died"
+
+
+def id_kind(kind: str, key: str) -> str:
+    """The kind part of a divergence id, from its signature: the check id for a violated
+    check, ``raises:<ExceptionType>`` (never the raising line), ``died:<how>``, ``hangs``."""
+    if kind == HANGS:
+        return "hangs"
+    if key.startswith("died:"):
+        return key
+    if key.startswith(WORKER_DIED):
+        how = key[len(WORKER_DIED) :].strip(" :()")
+        return f"died:{how or 'crash'}"
+    if kind == RAISES:
+        return "raises:" + key.split("@", 1)[0]
+    return key
+
+
+def regimes_part(regime_sets) -> str:
+    """The regime part of a divergence id: every regime name in its minimal regime sets,
+    sorted, joined by ``+``; ``common`` when none (it happens in the common regime)."""
+    names = sorted({name for regimes in regime_sets for name in regimes})
+    return "+".join(names) if names else regime_registry.COMMON
+
+
+def divergence_id(kind: str, key: str, regime_sets) -> str:
+    """``<kind>@<regimes>`` (see the module docstring): the same bug gives the same id
+    whatever the seed, the example, or the line it raised on."""
+    return f"{id_kind(kind, key)}@{regimes_part(regime_sets)}"
+
+
 # --- divergences ----------------------------------------------------------------------------
 
 
@@ -151,6 +184,11 @@ class Divergence:
     @property
     def regime_sets(self) -> list[frozenset[str]]:
         return regime_registry.minimal_regime_sets(f.regimes for f in self.findings)
+
+    @property
+    def id(self) -> str:
+        """The stable id (:func:`divergence_id`): ``boxes.crossed@common``."""
+        return divergence_id(self.signature.kind, self.signature.key, self.regime_sets)
 
     @property
     def in_common_regime(self) -> bool:
