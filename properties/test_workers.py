@@ -7,6 +7,7 @@ and is reported, not the run."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -81,15 +82,25 @@ def test_an_implementation_that_kills_its_interpreter_is_one_divergence(tmp_path
     out = capsys.readouterr().out
     assert code == 1 and "Traceback" not in out
     (died,) = data["divergences"]
-    assert died["name"] == "worker process died" and set(died["properties"]) == {"structure", "label_flip_rate"}
-    assert "no example: the worker process died" in out
+    assert died["name"] == "died: exited with status 139" and set(died["properties"]) == {
+        "structure",
+        "label_flip_rate",
+    }
+    assert died["example"].startswith("CdnCase(")  # the worker noted the case before the call that killed it
 
 
 def _square(x):
     return x * x
 
 
-def test_tasks_run_in_this_process_with_one_job():
+def _pid(x):
+    return os.getpid()
+
+
+def test_one_job_is_one_worker_and_in_process_is_here():
     finished = []
     assert run_tasks([1, 2, 3], _square, jobs=1, on_done=finished.append) == [1, 4, 9]
     assert finished == [1, 2, 3]
+    (worker,) = set(run_tasks([1, 2, 3], _pid, jobs=1))
+    assert worker != os.getpid()
+    assert run_tasks([1, 2], _pid, jobs=2, in_process=True) == [os.getpid()] * 2

@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dnspec.checks import advisories, agreement, box_checks, distributions, gradients, invariants
+from dnspec.checks import (
+    advisories,
+    agreement,
+    box_checks,
+    distributions,
+    fresh_noise,
+    gradients,
+    invariants,
+    process_state,
+)
 from dnspec.checks import bad_input as bad_input_family
 
 CONTRACT, AGREEMENT, STATISTICAL, ADVISORY = "contract", "agreement", "statistical", "advisory"
@@ -40,7 +49,8 @@ class RunOptions:
     time_limit_s: float | None = None
     threads: int = 1  # torch intra-op threads while checking (the cases are small: waking threads costs more)
     convention: str | None = None  # an empty-batch convention every all-empty batch must follow (None: any known one)
-    jobs: int = 1  # worker processes for the sweeps and fixed batches (dnspec.running.workers; 1: this process)
+    jobs: int = 1  # worker processes for the sweeps, fixed batches and shrinks (dnspec.running.workers)
+    in_process: bool = False  # call the implementation in this process (dnspec verify --in-process, for pdb)
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,20 @@ PROPERTIES: tuple[Property, ...] = (
         CONTRACT,
         "a call under torch.autocast (bfloat16 on the CPU, float16 on CUDA) works and returns finite class queries and boxes",
         gradients.check_autocast_outputs,
+    ),
+    Property(
+        "fresh_noise",
+        "noise",
+        CONTRACT,
+        "with noise on, two consecutive calls on the same inputs draw different noise, and the RNG state a call leaves depends on the state it found (no reseeding, no replayed noise)",
+        fresh_noise.check_fresh_noise,
+    ),
+    Property(
+        "process_state",
+        "process state",
+        CONTRACT,
+        "after each call, grad mode, inference mode, default dtype, autocast, deterministic algorithms, intra-op threads and anomaly detection are what they were",
+        process_state.check_process_state,
     ),
     Property(
         "label_flip_rate",

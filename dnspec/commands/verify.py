@@ -152,6 +152,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "use; 1: none, everything in this process)",
     )
     parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="call the implementation in dnspec's own process, for debugging with pdb (default: always in worker "
+        "processes, so that nothing it does, exit, crash, hang, can decide the verdict); the verdict says so",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -463,7 +469,10 @@ def run(args) -> int:
 
 def _run_one(args) -> int:
     try:
-        return _run(args)
+        code = _run(args)
+        if getattr(args, "in_process", False):
+            _exit_past_leftover_threads(code)
+        return code
     except KeyboardInterrupt:
         print("dnspec verify: interrupted", file=sys.stderr)
         return 130
@@ -475,6 +484,17 @@ def _run_one(args) -> int:
             file=sys.stderr,
         )
         return 3
+
+
+def _exit_past_leftover_threads(code: int) -> None:
+    """Under --in-process, a non-daemon thread the implementation started must not keep
+    dnspec running once the verdict is out: exit now, past it."""
+    import threading
+
+    if any(t.is_alive() and not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _run(args) -> int:
@@ -562,7 +582,13 @@ def _run(args) -> int:
         threads=args.threads,
         jobs=args.jobs if args.jobs is not None else workers.default_jobs(),
         convention="four_nones" if args.convention == "rtdetr" else None,
+        in_process=args.in_process,
     )
+    if args.in_process:  # the only route where the implementation shares this process
+        report.notes.append(
+            "in-process: --in-process called the implementation in dnspec's own process (for debugging): an exit or "
+            "crash of it ends this run, and this verdict is not isolated from it"
+        )
     report.implementation = _implementation_info(impl)
     report.options = {
         "profile": profile,
@@ -607,9 +633,17 @@ def _run(args) -> int:
     if wants_pictures(args.report):  # redrawn from the live implementation, each call under the time limit
         from dnspec.reports.pictures import divergence_pictures
 
-        pictures = divergence_pictures(
-            tested, result.divergences, seed=args.seed, device=args.device, time_limit_s=time_limit
-        )
+        pictures = workers.run_tasks(  # redrawn in a worker too: the implementation never runs here
+            ["pictures"],
+            lambda task: divergence_pictures(
+                tested, result.divergences, seed=args.seed, device=args.device, time_limit_s=time_limit
+            ),
+            jobs=1,
+            device=args.device,
+            in_process=args.in_process,
+        )[0]
+        if isinstance(pictures, workers.WorkerDied):
+            pictures = None
 
     report.compatibility, report.compatibility_level = result.compatibility, result.compatibility_level
     report.conventions = dict(result.conventions)

@@ -1,11 +1,19 @@
 """Calling an implementation under test without letting it take the suite down.
 
-An implementation that raises is a failure of the property that called it
-(:class:`ImplementationError`, with the original exception chained); one that runs past
+An implementation that raises anything (any ``BaseException``: ``SystemExit`` and
+``KeyboardInterrupt`` raised inside the implementation are the implementation raising) is
+a failure of the property that called it (:class:`ImplementationError`, with the original
+exception chained); one that runs past
 the per-call time limit is stopped with :class:`ImplementationTimeout`. Once a call has
 hung, every later call of that implementation in the same run fails at once, so that
 Hypothesis' shrinking does not wait the limit out again and again; the first hanging
 case is kept in ``HangRecord`` for the report.
+
+Around the implementation's own call (innermost, inside any no_grad or autocast context
+dnspec opens) the caller's torch process state is snapshotted and restored
+(:mod:`dnspec.checks.process_state`), and the global RNG states before and after are kept:
+:data:`LAST_CALL` holds what the latest call changed, for the ``process_state`` and
+``fresh_noise`` properties.
 """
 
 from __future__ import annotations
@@ -38,6 +46,40 @@ class HangRecord:
 HANGS = HangRecord()
 
 
+@dataclass
+class CallRecord:
+    """What the latest call did to the process: ``leaks`` (what it left changed, in words,
+    e.g. "left grad mode disabled"), the global RNG states before and after it."""
+
+    leaks: list = field(default_factory=list)
+    rng_before: object = None
+    rng_after: object = None
+
+
+LAST_CALL = CallRecord()
+
+# In a worker running a fixed batch: called with each call's case before the call, so that a
+# process that dies names it (dnspec.running.workers.note); None elsewhere (sweeps note per case).
+NOTE_EACH_CALL = None
+
+
+def watched(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with the process state it leaves changed recorded in
+    :data:`LAST_CALL` (and put back), and the global RNG state before and after."""
+    from dnspec.checks import process_state
+
+    before = process_state.snapshot()
+    LAST_CALL.rng_before = process_state.rng_state()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        LAST_CALL.rng_after = process_state.rng_state()
+        after = process_state.snapshot()
+        if after != before:
+            LAST_CALL.leaks.extend(process_state.differences(before, after))
+            process_state.restore(before)
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None, what: str):
     """Raise ImplementationTimeout in the main thread after ``seconds`` (SIGALRM).
@@ -67,10 +109,14 @@ def time_limit(seconds: float | None, what: str):
         signal.signal(signal.SIGALRM, previous)
 
 
-def call_implementation(impl, case, *, time_limit_s: float | None = None, class_embed=None, args=None, **kwargs):
-    """``case.call(impl)`` (or ``impl(*args)`` when ``args`` is given), turning a raise
-    into ImplementationError and a hang into ImplementationTimeout; either carries the
-    case of the call as ``.case`` (where it failed is read off it)."""
+def call_implementation(
+    impl, case, *, time_limit_s: float | None = None, class_embed=None, args=None, reseed: bool = True, **kwargs
+):
+    """``case.call(impl)`` (or ``impl(*args)`` when ``args`` is given, seeded with the case's
+    seed unless ``reseed`` is False: a call that continues from the RNG state the previous
+    one left), turning a raise (any BaseException) into ImplementationError and a hang into
+    ImplementationTimeout; either carries the case of the call as ``.case`` (where it
+    failed is read off it)."""
     name = getattr(impl, "name", repr(impl))
     if name in HANGS.hung:
         refused = ImplementationTimeout(
@@ -81,6 +127,9 @@ def call_implementation(impl, case, *, time_limit_s: float | None = None, class_
         raise refused
     if time_limit_s is None:
         time_limit_s = DEFAULT_TIME_LIMIT_S_ACTIVE
+    LAST_CALL.leaks = []
+    if NOTE_EACH_CALL is not None:
+        NOTE_EACH_CALL(case)
     try:
         with time_limit(time_limit_s, f"{name}"):
             if args is not None:
@@ -88,9 +137,12 @@ def call_implementation(impl, case, *, time_limit_s: float | None = None, class_
 
                 from dnspec.generation.cases import seed_torch
 
-                seed_torch(case.seed)
+                if reseed:
+                    seed_torch(case.seed)
                 with torch.no_grad():
-                    return impl(*args, **kwargs)
+                    if getattr(impl, "watches_itself", False):
+                        return impl(*args, **kwargs)
+                    return watched(impl, *args, **kwargs)
             return case.call(impl, class_embed=class_embed, **kwargs)
     except ImplementationTimeout as timeout:
         HANGS.hung.setdefault(name, case)
@@ -99,7 +151,7 @@ def call_implementation(impl, case, *, time_limit_s: float | None = None, class_
     except ImplementationError as error:
         error.case = getattr(error, "case", case)
         raise
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit: the implementation raised
         error = ImplementationError(f"{name} raised {type(exc).__name__}: {exc}")
         error.case = case
         raise error from exc

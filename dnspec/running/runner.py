@@ -16,6 +16,16 @@
 5. report     :class:`RunResult` holds one :class:`~dnspec.running.verdict.Outcome` per property (how it fared in
               each regime) and the divergences; :mod:`dnspec.reports.records` renders them.
 
+Every call of the implementation runs in a worker process (:mod:`dnspec.running.workers`),
+never in the process that decides the verdict, unless ``options.in_process``: sweeps,
+fixed batches and shrinks are worker tasks, and :func:`sweep`, :func:`shrink` and
+:func:`fixed_workload` (the pytest plugin's entry points) each run in a worker of their
+own. A task whose worker dies (a segfault, an abort, ``os._exit``, SIGKILL) is run again
+with a process forked per case (:func:`dnspec.running.workers.in_child`), so that each
+case that kills its process is one finding with its case and regime (``died: killed by
+SIGSEGV``), the rest of the regime is still judged, and its shrink (each try in a fresh
+process) finds a minimal example.
+
 Sweeps and shrinks of one regime share Hypothesis' seed (derandomized under the ci profile,
 else the run's ``hypothesis_seed``), so a shrink starts from the very case the sweep
 found, and ``--seed`` replays a run.
@@ -39,7 +49,8 @@ from dnspec.generation import regimes as regime_registry
 from dnspec.generation.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
 from dnspec.running import workers
 from dnspec.running.calling import HANGS, ImplementationError
-from dnspec.running.divergences import RAISES, VIOLATES, Divergence, Finding, Signature, classify, crash_signature
+from dnspec.running.divergences import RAISES as _RAISES
+from dnspec.running.divergences import VIOLATES, Divergence, Finding, Signature, classify, crash_signature
 from dnspec.running.trial import Trial
 from dnspec.running.verdict import Outcome, compatibility, generated_outcome, property_line
 
@@ -112,6 +123,10 @@ def findings_from(error: BaseException, prop_label: str, regime: str, case) -> l
             )
         elif isinstance(leaf, AssertionError):
             found.append(Finding(prop_label, Signature(VIOLATES, base), str(leaf), case, regime))
+        elif not isinstance(leaf, Exception):  # SystemExit, KeyboardInterrupt: only the implementation raises those
+            signature, where, details = crash_signature(leaf)
+            message = f"the implementation raised {type(leaf).__name__}: {leaf}"
+            found.append(Finding(prop_label, signature, message, case, regime, where, details))
         else:  # a check could not read the output (a malformed value it did not expect)
             found.append(
                 Finding(
@@ -194,6 +209,108 @@ def _check(prop: Property, variant, trial):
     return prop.check(trial) if variant is None else prop.check(trial, variant)
 
 
+DIED = "died: "  # the key of a divergence whose process died starts so: "died: killed by SIGSEGV"
+
+
+def death_finding(prop_label: str, how: str, detail: str, case, regime: str, impl=None, call_regimes=None) -> Finding:
+    """The finding of a call whose process died (``how``: "killed by SIGSEGV")."""
+    name = getattr(impl, "name", "the implementation")
+    return Finding(
+        prop_label,
+        Signature(_RAISES, DIED + how),
+        f"{name} ended its process: {detail}",
+        case,
+        regime,
+        call_regimes=call_regimes,
+    )
+
+
+def _judge(impl, case, regime: str, pending, options: RunOptions, compare_reference: bool) -> dict:
+    """Every pending check on one case: {"results": {label: None (held) or [Finding]},
+    "calls", "observed", "same_seed": (equal, compared)}."""
+    trial = Trial(impl, case, required_convention=options.convention)
+    results = {}
+    for prop, variant in pending:
+        name = label(prop, variant)
+        try:
+            _check(prop, variant, trial)
+            results[name] = None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # an implementation may raise anything; checks raise AssertionErrors
+            results[name] = findings_from(error, name, regime, case)
+    same = (0, 0)
+    if compare_reference and trial.called_main():
+        try:
+            assert_outputs_equal(trial.outputs(), trial.reference(), "same seed")
+            same = (1, 1)
+        except Exception:  # whatever the outputs are, they are not the reference's numbers
+            same = (0, 1)
+    return {"results": results, "calls": trial.calls, "observed": dict(trial.observations), "same_seed": same}
+
+
+def _judge_isolated(impl, case, regime: str, pending, options: RunOptions, compare_reference: bool) -> dict:
+    """:func:`_judge` in a process forked for this case alone; a death is a finding of
+    every pending check on this case (one divergence: the same signature)."""
+    try:
+        return workers.in_child(lambda: _judge(impl, case, regime, pending, options, compare_reference))
+    except workers.ChildDied as died:
+        return {
+            "results": {
+                label(p, v): [death_finding(label(p, v), died.how, died.detail, case, regime, impl)] for p, v in pending
+            },
+            "calls": 1,
+            "observed": {},
+            "same_seed": (0, 0),
+        }
+
+
+def _sweep_here(
+    impl,
+    regime: str,
+    checks: list[tuple[Property, object]],
+    options: RunOptions,
+    *,
+    max_examples: int,
+    seed=None,
+    stop_early: bool = False,
+    compare_reference: bool = False,
+    isolate_cases: bool = False,
+) -> tuple[dict, dict]:
+    """:func:`sweep`, in this process (a worker's); ``isolate_cases``: each case in a
+    process of its own (an implementation known to kill its process)."""
+    cells = {label(p, v): Cell(label(p, v), regime) for p, v in checks}
+    stats = {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}}
+    explicit = Phase.explicit in settings.default.phases
+    judge = _judge_isolated if isolate_cases else _judge
+
+    def one_case(case):
+        pending = [(p, v) for p, v in checks if not (stop_early and cells[label(p, v)].findings)]
+        if not pending:
+            return
+        for bucket in edge_case_buckets(case):
+            event(bucket)
+        workers.note((regime, case))  # a worker that dies now names this case
+        judged = judge(impl, case, regime, pending, options, compare_reference)
+        stats["cases"] += 1
+        for name, found in judged["results"].items():
+            cell = cells[name]
+            cell.cases += 1
+            if found is None:
+                cell.judged += 1
+            for finding in found or ():
+                cell.add(finding)
+        stats["same_seed"] = [a + b for a, b in zip(stats["same_seed"], judged["same_seed"], strict=False)]
+        stats["calls"] += judged["calls"]
+        for name, seen in judged["observed"].items():
+            stats["observed"].setdefault(name, {}).setdefault(seen, case)
+
+    test = _hypothesis_test(one_case, regime, impl, options, max_examples, seed, explicit, shrink=False)
+    with calls_limited(options):
+        test()
+    return cells, stats
+
+
 def sweep(
     impl,
     regime: str,
@@ -205,53 +322,103 @@ def sweep(
     stop_early: bool = False,
     compare_reference: bool = False,
 ) -> tuple[dict, dict]:
-    """Run every check on every case of ``regime`` (never stopping at a failure).
+    """Run every check on every case of ``regime`` (never stopping at a failure), in a
+    worker process (see the module docstring).
     Returns ``({label: Cell}, stats)`` with stats ``calls``, ``cases``, ``same_seed``
     (cases whose main call equals the reference's under the same seed, and cases compared).
     ``stop_early``: stop checking a property at its first failure (a verdict is all that
     is wanted: the self-test)."""
-    cells = {label(p, v): Cell(label(p, v), regime) for p, v in checks}
-    stats = {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}}
-    explicit = Phase.explicit in settings.default.phases
+    task = ("sweep", regime)
 
-    def one_case(case):
-        pending = [(p, v) for p, v in checks if not (stop_early and cells[label(p, v)].findings)]
-        if not pending:
-            return
-        for bucket in edge_case_buckets(case):
-            event(bucket)
-        trial = Trial(impl, case, required_convention=options.convention)
-        stats["cases"] += 1
-        for prop, variant in pending:
-            cell = cells[label(prop, variant)]
-            cell.cases += 1
-            try:
-                _check(prop, variant, trial)
-                cell.judged += 1
-            except KeyboardInterrupt:
-                raise
-            except BaseException as error:  # an implementation may raise anything; checks raise AssertionErrors
-                for finding in findings_from(error, cell.label, regime, case):
-                    cell.add(finding)
-        if compare_reference and trial.called_main():
-            stats["same_seed"][1] += 1
-            try:
-                assert_outputs_equal(trial.outputs(), trial.reference(), "same seed")
-                stats["same_seed"][0] += 1
-            except Exception:  # whatever the outputs are, they are not the reference's numbers
-                pass
-        stats["calls"] += trial.calls
-        for name, seen in trial.observations.items():
-            stats["observed"].setdefault(name, {}).setdefault(seen, case)
+    def execute(task):
+        return _sweep_here(
+            impl,
+            regime,
+            checks,
+            options,
+            max_examples=max_examples,
+            seed=seed,
+            stop_early=stop_early,
+            compare_reference=compare_reference,
+            isolate_cases=len(task) > 2,
+        )
 
-    test = _hypothesis_test(one_case, regime, impl, options, max_examples, seed, explicit, shrink=False)
-    with calls_limited(options):
-        test()
-    return cells, stats
+    value = _run_isolated([task], execute, options, jobs=1)[0]
+    return _died(task, value, checks) if isinstance(value, workers.WorkerDied) else value
+
+
+def _run_isolated(tasks: list, execute, options: RunOptions, *, jobs: int, capture=None, on_done=None, skip=None):
+    """``[execute(task) for task in tasks]`` on worker processes
+    (:func:`dnspec.running.workers.run_tasks`); a sweep or shrink whose worker died is run
+    again with each case in a process of its own (``execute`` gets the task with
+    ``"isolated"`` appended), and keeps its :class:`~dnspec.running.workers.WorkerDied`
+    only if that dies too."""
+    values = workers.run_tasks(
+        tasks,
+        execute,
+        jobs=jobs,
+        device=options.device,
+        capture=capture,
+        on_done=on_done,
+        skip=skip,
+        in_process=options.in_process,
+    )
+    dead = [
+        i
+        for i, (t, v) in enumerate(zip(tasks, values, strict=False))
+        if isinstance(v, workers.WorkerDied) and t[0] != "fixed"
+    ]
+    if dead:
+        again = workers.run_tasks(
+            [(*tasks[i], "isolated") for i in dead],
+            execute,
+            jobs=jobs,
+            device=options.device,
+            capture=capture,
+            in_process=options.in_process,
+        )
+        for i, value in zip(dead, again, strict=False):
+            if not isinstance(value, workers.WorkerDied):
+                values[i] = value
+    return values
 
 
 class _Reproduced(Exception):
     """Raised inside a shrink run when the case shows the signature being shrunk."""
+
+
+def _shrink_here(
+    impl,
+    prop: Property,
+    variant,
+    regime: str,
+    signature: Signature,
+    options: RunOptions,
+    *,
+    max_examples: int,
+    seed=None,
+    isolate_cases: bool = False,
+):
+    """:func:`shrink`, in this process (a worker's); ``isolate_cases``: each try in a
+    process of its own (a signature of a death, or an implementation known to die)."""
+    last: list[Finding] = []
+
+    def one_case(case):
+        workers.note((regime, case))
+        judge = _judge_isolated if isolate_cases else _judge
+        judged = judge(impl, case, regime, [(prop, variant)], options, False)
+        for finding in judged["results"][label(prop, variant)] or ():
+            if finding.signature == signature:
+                last[:] = [finding]
+                raise _Reproduced() from None
+
+    test = _hypothesis_test(one_case, regime, impl, options, max_examples, seed, explicit=False, shrink=True)
+    with calls_limited(options):
+        try:
+            test()
+        except _Reproduced:
+            return last[0] if last else None
+    return None
 
 
 def shrink(
@@ -266,40 +433,49 @@ def shrink(
     seed=None,
 ):
     """Find and shrink a case of ``regime`` on which ``prop`` fails with ``signature``
-    (other failures do not count). Returns the minimal Finding, or None when generation
+    (other failures do not count), in a worker process (each try in a process of its own
+    when the signature is a death). Returns the minimal Finding, or None when generation
     does not reproduce it (it was seen on a pinned case only)."""
-    last: list[Finding] = []
 
-    def one_case(case):
-        trial = Trial(impl, case, required_convention=options.convention)
-        try:
-            _check(prop, variant, trial)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as error:
-            for finding in findings_from(error, label(prop, variant), regime, case):
-                if finding.signature == signature:
-                    last[:] = [finding]
-                    raise _Reproduced() from None
+    def execute(task):
+        return _shrink_here(
+            impl,
+            prop,
+            variant,
+            regime,
+            signature,
+            options,
+            max_examples=max_examples,
+            seed=seed,
+            isolate_cases=len(task) > 2 or signature.key.startswith(DIED),
+        )
 
-    test = _hypothesis_test(one_case, regime, impl, options, max_examples, seed, explicit=False, shrink=True)
-    with calls_limited(options):
-        try:
-            test()
-        except _Reproduced:
-            return last[0] if last else None
-    return None
+    value = _run_isolated([("shrink", regime)], execute, options, jobs=1)[0]
+    return None if isinstance(value, workers.WorkerDied) else value
 
 
 # --- the whole run ---------------------------------------------------------------------------
 
 
 def fixed_workload(prop: Property, impl, options: RunOptions):
-    """Run a statistical property or an advisory: (status, message, findings)."""
+    """Run a statistical property or an advisory in a worker process: (status, message,
+    details, findings); a worker that died is a failure."""
+    task = ("fixed", prop)
+    value = _run_isolated([task], lambda task: _fixed_here(prop, impl, options), options, jobs=1)[0]
+    return _died(task, value, []) if isinstance(value, workers.WorkerDied) else value
+
+
+def _fixed_here(prop: Property, impl, options: RunOptions):
+    """:func:`fixed_workload`, in this process (a worker's)."""
     from dnspec.checks.distributions import DEFAULT_SEED
+
+    workers.note((regime_registry.COMMON, None))
+    from dnspec.running import calling
 
     seed = DEFAULT_SEED if options.seed is None else options.seed
     try:
+        if workers.IN_WORKER:
+            calling.NOTE_EACH_CALL = lambda case: workers.note((regime_registry.COMMON, case))
         with calls_limited(options):
             note = prop.check(impl, seed=seed, device=options.device)
     except KeyboardInterrupt:
@@ -310,6 +486,8 @@ def fixed_workload(prop: Property, impl, options: RunOptions):
         if not enforced(prop, impl, options) and not crashed:
             return "advisory", _first_line(str(error)), str(error), []
         return "fail", _first_line(str(error)), str(error), found
+    finally:
+        calling.NOTE_EACH_CALL = None
     return "pass", note or "", "", []
 
 
@@ -358,10 +536,10 @@ def run(
     tasks += [("fixed", prop) for prop, variant, skip in selected if prop.kind not in GENERATED and not skip]
 
     def execute(task):
-        kind, what = task
+        kind, what = task[:2]
         started = time.perf_counter()
         if kind == "sweep":
-            value = sweep(
+            value = _sweep_here(
                 impl,
                 what,
                 checks,
@@ -370,27 +548,22 @@ def run(
                 seed=seed,
                 stop_early=stop_early,
                 compare_reference=compare,
+                isolate_cases=len(task) > 2,
             )
         else:
-            value = fixed_workload(what, impl, options)
+            value = _fixed_here(what, impl, options)
         return value, time.perf_counter() - started
 
-    done: dict = {}
-    if stop_early or options.jobs < 2:
-        for task in tasks:
-            on_stage(
-                ("sweeping " + regime_registry.title(task[1])) if task[0] == "sweep" else f"checking {task[1].name}"
-            )
-            if stop_early and task[0] == "sweep" and _every_check_failed(checks, done):
-                continue  # a verdict is all that is wanted, and every property has one
-            done[task] = execute(task)
-            on_advance()
-    else:
-        on_stage(f"checking {len(tasks)} regimes and fixed batches on {min(options.jobs, len(tasks))} worker processes")
-        values = workers.run_tasks(
-            tasks, execute, jobs=options.jobs, device=options.device, capture=capture, on_done=lambda task: on_advance()
-        )
-        done = dict(zip(tasks, values))
+    def skip(task, finished):  # a verdict is all that is wanted, and every property has one
+        return stop_early and task[0] == "sweep" and _every_check_failed(checks, finished)
+
+    jobs = 1 if stop_early else max(1, options.jobs)
+    where = "in this process (--in-process)" if options.in_process else f"on {min(jobs, len(tasks))} worker processes"
+    on_stage(f"checking {len(tasks)} regimes and fixed batches {where}")
+    values = _run_isolated(
+        tasks, execute, options, jobs=jobs, capture=capture, on_done=lambda task: on_advance(), skip=skip
+    )
+    done = {task: value for task, value in zip(tasks, values, strict=False) if value is not None}
 
     cells: dict[str, dict[str, Cell]] = {}
     fixed: dict[str, tuple] = {}
@@ -415,20 +588,24 @@ def run(
         for name, seen in stats["observed"].items():
             for observation, case in seen.items():
                 observed.setdefault(name, {}).setdefault(observation, (what, case))
-        same_seed = [a + b for a, b in zip(same_seed, stats["same_seed"])]
+        same_seed = [a + b for a, b in zip(same_seed, stats["same_seed"], strict=False)]
         for name in found:
             seconds[name] = seconds.get(name, 0.0) + elapsed / max(1, len(found))
     findings = [f for by_label in cells.values() for cell in by_label.values() for f in cell.findings.values()]
     findings += _mixed_conventions(observed)
     findings += [f for status, _, _, found in fixed.values() for f in found]
+    _locate_caseless(findings)
     divergences = classify(findings, {label(p, v): i for i, (p, v, _) in enumerate(selected)})
-    if not stop_early and Phase.shrink in settings.default.phases:
-        for divergence in divergences:
-            on_stage(f"shrinking divergence {divergence.number}")
-            _choose_example(divergence, impl, options, base, seed)
-    else:
-        for divergence in divergences:
-            _choose_example(divergence, impl, options, base, seed, shrink_it=False)
+    _choose_examples(
+        divergences,
+        impl,
+        options,
+        base,
+        seed,
+        shrink_them=not stop_early and Phase.shrink in settings.default.phases,
+        on_stage=on_stage,
+        capture=capture,
+    )
     outcomes = []
     for prop, variant, skip in selected:
         name = label(prop, variant)
@@ -461,33 +638,52 @@ def run(
 
 def _every_check_failed(checks, done: dict) -> bool:
     """Every check has failed in some regime swept so far (the self-test's early stop)."""
-    swept = [value[0][0] for task, value in done.items() if task[0] == "sweep"]
+    swept = [
+        value[0][0] for task, value in done.items() if task[0] == "sweep" and not isinstance(value, workers.WorkerDied)
+    ]
     return bool(swept) and all(any(cells[label(p, v)].findings for cells in swept) for p, v in checks)
 
 
 def _died(task, died, checks):
-    """What a task whose worker process died counts as: for a sweep, a crash of every
-    check in that regime; for a fixed batch, a failed property."""
-    kind, what = task
-    signature = Signature(RAISES, "worker process died")
+    """What a task whose worker process died (twice: the second time with each case in a
+    process of its own) counts as: for a sweep, one death finding of every check on the
+    case the worker noted last (else in that regime); for a fixed batch, a failed property."""
+    kind, what = task[:2]
     if kind == "fixed":
-        finding = Finding(what.name, signature, f"checking {what.name}: {died.detail}")
-        return ("fail", f"checking {what.name}: {died.detail}", died.detail, [finding])
+        case = died.record[1] if isinstance(died.record, tuple) and hasattr(died.record[1], "targets") else None
+        finding = death_finding(what.name, died.how, died.detail, case, regime_registry.COMMON)
+        return ("fail", f"checking {what.name}: {finding.message}", finding.message, [finding])
+    regime, case = died.record if isinstance(died.record, tuple) and len(died.record) == 2 else (what, None)
+    if not hasattr(case, "targets"):
+        case = None
     cells = {}
     for prop, variant in checks:
         cell = Cell(label(prop, variant), what)
         cell.add(
-            Finding(
+            death_finding(
                 cell.label,
-                signature,
-                f"checking {regime_registry.title(what)}: {died.detail}",
-                None,
+                died.how,
+                died.detail,
+                case,
                 what,
-                call_regimes=REGIME_SETS[what],
+                call_regimes=None if case is not None else REGIME_SETS[what],
             )
         )
         cells[cell.label] = cell
     return cells, {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}}
+
+
+def _locate_caseless(findings: list[Finding]) -> None:
+    """A crash or death seen on a fixed batch without its case (a bad-input call, a worker
+    that died between cases) is filed where the generated cases with the same signature
+    located it, not in the common regime."""
+    located = {}
+    for finding in findings:
+        if finding.signature.kind != VIOLATES and (finding.case is not None or finding.call_regimes is not None):
+            located.setdefault(finding.signature, finding.regimes)
+    for finding in findings:
+        if finding.case is None and finding.call_regimes is None and finding.signature in located:
+            finding.call_regimes = located[finding.signature]
 
 
 def _mixed_conventions(observed: dict) -> list[Finding]:
@@ -506,22 +702,32 @@ def _mixed_conventions(observed: dict) -> list[Finding]:
     return [Finding("structure", Signature(VIOLATES, "structure.empty_batch.mixed"), message, case, regime)]
 
 
-def _choose_example(divergence: Divergence, impl, options, base, seed, shrink_it: bool = True) -> None:
-    """Set the divergence's example: its representative failure shrunk in its own regime
-    (the first case seen when shrinking is off, the workload of a statistical property,
-    or a pinned case that generation does not reproduce)."""
-    finding = divergence.representative
-    shrunk = None
-    prop = next((p for p in PROPERTIES if p.name == finding.label.split("[")[0]), None)
-    if (
-        shrink_it
-        and prop is not None
-        and prop.kind in GENERATED
-        and finding.signature.kind != "hangs"
-        and finding.case is not None
-    ):
-        variant = _variant_of(prop, finding.label, impl, options)
-        shrunk = shrink(
+def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: bool, on_stage, capture=None) -> None:
+    """Set each divergence's example: its representative failure shrunk in its own regime,
+    each shrink a worker task (with each try in a process of its own when the
+    implementation killed a process in this run); the first case seen when shrinking is
+    off, the workload of a statistical property, or a pinned case that generation does
+    not reproduce."""
+    wanted = []
+    for divergence in divergences:
+        finding = divergence.representative
+        prop = next((p for p in PROPERTIES if p.name == finding.label.split("[")[0]), None)
+        if (
+            shrink_them
+            and prop is not None
+            and prop.kind in GENERATED
+            and finding.signature.kind != "hangs"
+            and finding.case is not None
+        ):
+            wanted.append((divergence, prop, _variant_of(prop, finding.label, impl, options)))
+    died = any(d.signature.key.startswith(DIED) for d in divergences)
+    tasks = [("shrink", divergence.number) for divergence, _, _ in wanted]
+    by_task = dict(zip(tasks, wanted, strict=False))
+
+    def execute(task):
+        divergence, prop, variant = by_task[task[:2]]
+        finding = divergence.representative
+        return _shrink_here(
             impl,
             prop,
             variant,
@@ -530,14 +736,22 @@ def _choose_example(divergence: Divergence, impl, options, base, seed, shrink_it
             options,
             max_examples=examples_for(finding.regime, base),
             seed=seed,
+            isolate_cases=died or len(task) > 2,
         )
-    chosen = shrunk or finding
-    divergence.example_case = chosen.case
-    divergence.example = repr(chosen.case) if chosen.case is not None else ""
-    divergence.example_shrunk = shrunk is not None
-    divergence.example_message = chosen.message
-    divergence.example_label = chosen.label
-    divergence.example_regime = chosen.regime
+
+    if tasks:
+        on_stage(f"shrinking {len(tasks)} divergence{'s' if len(tasks) > 1 else ''}")
+    shrunk = _run_isolated(tasks, execute, options, jobs=max(1, options.jobs), capture=capture) if tasks else []
+    results = {task[1]: value for task, value in zip(tasks, shrunk, strict=False) if isinstance(value, Finding)}
+    for divergence in divergences:
+        found = results.get(divergence.number)
+        chosen = found or divergence.representative
+        divergence.example_case = chosen.case
+        divergence.example = repr(chosen.case) if chosen.case is not None else ""
+        divergence.example_shrunk = found is not None
+        divergence.example_message = chosen.message
+        divergence.example_label = chosen.label
+        divergence.example_regime = chosen.regime
 
 
 def _variant_of(prop: Property, name: str, impl, options):

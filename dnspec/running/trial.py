@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from dnspec.contract.noise import NoiseDraw, draw_noise
+from dnspec.running import calling
 from dnspec.running.calling import call_implementation
 
 NOISE_FREE = "noise-free"
@@ -54,6 +55,9 @@ class Trial:
         self.calls = 0  # calls of the implementation made so far
         self.main_args = None  # the arguments the main call was given (after it returned)
         self.modified_draws: dict[CallKey, str] = {}  # injected calls that changed the draw they were given
+        self.state_leaks: list[tuple[str, str]] = []  # (what, in words) each call left changed (process_state)
+        self.rng: dict[CallKey, tuple] = {}  # the global RNG states (before, after) each call
+        self._consecutive = None
         self._weight = None
 
     # --- the cases of the calls ---------------------------------------------------------
@@ -123,16 +127,21 @@ class Trial:
             self._reference[key] = self._call(get_contrastive_denoising_training_group, key)
         return _unwrap(self._reference[key])
 
-    def _call(self, fn, key: CallKey, keep_args: bool = False):
+    def _call(self, fn, key: CallKey, keep_args: bool = False, reseed: bool = True):
         case = self.case_for(key)
         args = case.args()
         kwargs = {"noise": self.draw(case)} if key.injected and _produces_output(case) else {}
+        theirs = fn is self.impl
         if key.grad or key.autocast:
             fn = _Under(fn, key, torch.device(case.device).type)
         try:
-            outputs = call_implementation(fn, case, args=args, **kwargs)
+            outputs = call_implementation(fn, case, args=args, reseed=reseed, **kwargs)
         except AssertionError as error:  # ImplementationError, ImplementationTimeout
             return _Raised(error)
+        finally:
+            if theirs:
+                self.state_leaks.extend(calling.LAST_CALL.leaks)
+                self.rng[key] = (calling.LAST_CALL.rng_before, calling.LAST_CALL.rng_after)
         self.args[key] = args
         if keep_args:
             self.main_args = args
@@ -145,10 +154,39 @@ class Trial:
     def called_main(self) -> bool:
         return CallKey() in self._outputs
 
+    def consecutive(self):
+        """For ``fresh_noise``: the main call, then a second call on the same inputs that
+        continues from the RNG state the main call left (no reseeding between): returns
+        ``(main outputs, second outputs, rng (before, after) of the main call, of the
+        second)``. Raises the calls' ImplementationError."""
+        main = self.outputs()
+        if self._consecutive is None:
+            key = CallKey(repeat=-1)
+            self._consecutive = (self._call(self.impl, key, reseed=False), self.rng.get(key))
+            self.calls += 1
+        second, rng = self._consecutive
+        return main, _unwrap(second), self.rng.get(CallKey()), rng
+
+    def from_other_state(self, seed: int):
+        """For ``fresh_noise``: a call on the same inputs after ``torch.manual_seed(seed)``
+        (a start state other than the main call's); returns the RNG (before, after)."""
+        from dnspec.generation.cases import seed_torch
+
+        key = CallKey(repeat=-2)
+        seed_torch(seed)
+        result = self._call(self.impl, key, reseed=False)
+        self.calls += 1
+        _unwrap(result)
+        return self.rng.get(key)
+
 
 class _Under:
     """``fn`` called with autograd on (dnspec.running.calling calls under torch.no_grad) and/or
-    under torch.autocast; keeps ``fn``'s name (the hang record is keyed by it)."""
+    under torch.autocast; keeps ``fn``'s name (the hang record is keyed by it), and watches
+    the process state around ``fn`` itself, inside those contexts (whose exit would hide a
+    leak)."""
+
+    watches_itself = True
 
     AUTOCAST_DTYPE = {"cpu": torch.bfloat16, "cuda": torch.float16}
 
@@ -166,7 +204,7 @@ class _Under:
                 stack.enter_context(
                     torch.autocast(self.device_type, dtype=self.AUTOCAST_DTYPE.get(self.device_type, torch.bfloat16))
                 )
-            return self.fn(*args, **kwargs)
+            return calling.watched(self.fn, *args, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -1,44 +1,98 @@
-"""Running a verify run's independent pieces on every core: one sweep per input regime and
-one fixed seeded batch per statistical property or advisory, each a task in a worker
-process forked from the run (stdlib ``concurrent.futures``).
+"""Where the implementation's calls run: in worker processes, never in the process that
+decides and prints the verdict (nothing an implementation does, raise, exit, crash, hang
+in C code, leave a thread or a child process running, can take the verdict with it).
 
-A forked worker inherits the loaded implementation, the options and the task list (a
+A run's independent pieces (one sweep per input regime, one fixed seeded batch per
+statistical property or advisory, one shrink per divergence) are tasks. :func:`run_tasks`
+runs them on ``jobs`` worker processes (one job is still one worker) forked from the run:
+a worker inherits the loaded implementation, the options and the task list (a
 module-level state set just before the fork), so only a task's index goes out and its
 result comes back pickled, with what the implementation printed during the task (the
-worker's :class:`~dnspec.running.output_capture.BoundedOutput` snapshot, absorbed by the run's)
-and the calls that hung (:data:`dnspec.running.calling.HANGS`, merged). The per-call time limit
-works in a worker as in the run (SIGALRM in the worker's main thread); a hang stops that
-worker's later calls, not other workers' (each learns of it when it hangs itself).
+worker's :class:`~dnspec.running.output_capture.BoundedOutput` snapshot, absorbed by the
+run's) and the calls that hung (:data:`dnspec.running.calling.HANGS`, merged).
 
-A worker that dies (the implementation crashed the interpreter: a segfault, ``os._exit``)
-breaks the pool; every task it left unfinished is run again alone, in a pool of one, so
-that only the task that kills its worker is reported, as :class:`WorkerDied`.
+Before it calls the implementation on a case, a worker notes that case (:func:`note`) in
+a file of its own, so that when the worker dies (a segfault, an abort, ``os._exit`` with
+any status, SIGKILL from the out-of-memory killer) the task gets a :class:`WorkerDied`
+naming how it died and the case it was working on. :func:`in_child` runs one piece of
+work in a process forked for it alone (a fresh worker per case, for sweeps and shrinks of
+an implementation known to kill its process), raising :class:`ChildDied` when it dies.
 
-Tasks run in this process instead, one after another, where forking is not safe or not
-worth it: one job, fewer than two tasks, not Linux, a device other than the CPU, or CUDA
-already initialized (a forked child cannot use it).
+Workers are killed when the tasks are done (SIGKILL: a thread or child process the
+implementation left running must not keep dnspec waiting); they ignore SIGINT, which the
+run handles. Workers are forked on Linux when no CUDA context exists in this process;
+elsewhere (CUDA initialized here, macOS, Windows) they are started with ``forkserver`` or
+``spawn`` and must be given a picklable ``execute`` (see :func:`start_method`).
+``in_process`` (``dnspec verify --in-process``, for pdb) runs the tasks here instead, in
+order: the only route where the implementation shares the verdict's process.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
+import faulthandler
 import multiprocessing
 import os
+import pickle
+import signal
 import sys
-from concurrent.futures.process import BrokenProcessPool
+import tempfile
+import traceback
+from collections import deque
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 
 from dnspec.running.calling import HANGS
 
 _STATE: dict = {}  # what a forked worker reads: the tasks, how to execute one, the capture buffer
+IN_WORKER = False  # True in a worker process (and its per-case children): calls run where they are
+_RECORD_FD: int | None = None  # the worker's record file (see note)
 
 
 @dataclass(frozen=True)
 class WorkerDied:
-    """A task whose worker process died, twice (alone the second time)."""
+    """A task whose worker process died: ``how`` in a few words (the divergence's key:
+    ``killed by SIGSEGV``, ``exited with status 0``), ``detail`` in a sentence, and
+    ``record`` what the worker noted last before calling the implementation (``(regime,
+    case)`` or None)."""
 
     task: object
     detail: str
+    how: str = "died"
+    record: object = None
+
+
+class ChildDied(Exception):
+    """A process forked for one piece of work (:func:`in_child`) died before answering."""
+
+    def __init__(self, how: str, detail: str):
+        super().__init__(detail)
+        self.how, self.detail = how, detail
+
+
+class WorkerError(RuntimeError):
+    """dnspec's own code failed inside a worker (a dnspec bug, not the implementation's):
+    the worker's traceback is the message."""
+
+
+def describe_exit(exitcode: int | None) -> tuple[str, str]:
+    """(how, detail) for a process that ended with ``exitcode`` (multiprocessing's: minus
+    the signal number for a signal) without answering."""
+    if exitcode is None:
+        return "did not end", "the process did not end"
+    if exitcode < 0:
+        number = -exitcode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        text = signal.strsignal(number) or name
+        extra = " (as the out-of-memory killer does)" if name == "SIGKILL" else ""
+        return f"killed by {name}", f"the process was killed by {name} ({text}){extra} during a call"
+    return (
+        f"exited with status {exitcode}",
+        f"the process exited with status {exitcode} during a call (os._exit, or exit() in C code)",
+    )
 
 
 def default_jobs() -> int:
@@ -49,72 +103,242 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def can_fork(device: str) -> bool:
-    """Whether forked workers are safe here (see the module docstring)."""
+def can_fork(device: str = "cpu") -> bool:
+    """Whether workers can be forked from this process: Linux, and no CUDA context here
+    (a forked child cannot use one its parent made)."""
     import torch
 
     return (
         sys.platform.startswith("linux")
         and "fork" in multiprocessing.get_all_start_methods()
-        and device == "cpu"
         and not (torch.cuda.is_available() and torch.cuda.is_initialized())
     )
 
 
-def run_tasks(tasks: list, execute, *, jobs: int, device: str = "cpu", capture=None, on_done=None) -> list:
-    """``[execute(task) for task in tasks]``, on ``jobs`` worker processes when that is
-    safe (else here, in order); ``on_done(task)`` is called as each finishes. A task whose
-    worker died gets a :class:`WorkerDied` instead of its result."""
+def start_method(device: str = "cpu") -> str:
+    """``fork`` where :func:`can_fork`, else ``forkserver`` (POSIX) or ``spawn``."""
+    if can_fork(device):
+        return "fork"
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+# --- in a worker -----------------------------------------------------------------------------
+
+
+def note(record) -> None:
+    """In a worker: remember ``record`` (what is about to be called: ``(regime, case)``) in
+    the worker's record file, read back if the worker dies. Elsewhere: nothing."""
+    if _RECORD_FD is None:
+        return
+    try:
+        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # an unpicklable case: its repr still names it
+        data = pickle.dumps((record[0], repr(record[1])) if isinstance(record, tuple) else repr(record))
+    os.pwrite(_RECORD_FD, len(data).to_bytes(8, "little") + data, 0)
+
+
+def _read_record(path: str):
+    try:
+        with open(path, "rb") as file:
+            size = int.from_bytes(file.read(8), "little")
+            return pickle.loads(file.read(size)) if size else None
+    except Exception:
+        return None
+
+
+def _clear_record(path: str) -> None:
+    with open(path, "r+b") as file:
+        file.write(b"\0" * 8)
+
+
+def _worker_main(conn, record_path: str, state=None) -> None:
+    """A worker's loop: run the task whose index arrives, send back (kind, value, output,
+    hung) pickled; None ends it."""
+    global IN_WORKER, _RECORD_FD
+    IN_WORKER = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.disable()  # a crash is reported as a divergence, not as a dump on the terminal
+    if state is not None:  # spawned or forkserver: the state came pickled
+        _STATE.update(state)
+    _RECORD_FD = os.open(record_path, os.O_WRONLY)
+    capture = _STATE.get("capture")
+    while True:
+        index = conn.recv()
+        if index is None:
+            os._exit(0)
+        try:
+            if capture is not None:
+                capture.reset()
+            value = _STATE["execute"](_STATE["tasks"][index])
+            payload = ("ok", value, capture.snapshot() if capture is not None else None, dict(HANGS.hung))
+            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # dnspec's own failure (the implementation's are findings)
+            data = pickle.dumps(("error", traceback.format_exc(), None, {}))
+        conn.send_bytes(data)
+
+
+def in_child(fn, capture=None):
+    """``fn()`` in a process forked for it alone (its result pickled back); what the
+    implementation printed there is absorbed into ``capture`` and its hangs merged. Raises
+    :class:`ChildDied` when the process dies before answering."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, then end without running anything else of this process
+        try:
+            os.close(read_fd)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            faulthandler.disable()
+            try:
+                if capture is not None:
+                    capture.reset()
+                payload = ("ok", fn(), capture.snapshot() if capture is not None else None, dict(HANGS.hung))
+                data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException:
+                data = pickle.dumps(("error", traceback.format_exc(), None, {}))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view) :]
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    with os.fdopen(read_fd, "rb") as source:
+        while chunk := source.read(1 << 20):
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    if not data:
+        how, detail = describe_exit(_exitcode(status))
+        raise ChildDied(how, detail)
+    kind, value, output, hung = pickle.loads(data)
+    if kind == "error":
+        raise WorkerError(value)
+    if capture is not None and output is not None:
+        capture.absorb(output)
+    for name, case in hung.items():
+        HANGS.hung.setdefault(name, case)
+    return value
+
+
+def _exitcode(status: int) -> int:
+    """multiprocessing's convention: minus the signal for a signal, else the exit status."""
+    return os.waitstatus_to_exitcode(status)
+
+
+# --- in the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Worker:
+    process: object
+    conn: object
+    record: str
+    index: int | None = None
+
+
+def run_tasks(
+    tasks: list,
+    execute,
+    *,
+    jobs: int,
+    device: str = "cpu",
+    capture=None,
+    on_done=None,
+    skip=None,
+    in_process: bool = False,
+) -> list:
+    """``[execute(task) for task in tasks]``, each on one of ``jobs`` worker processes
+    (see the module docstring); ``on_done(task)`` is called as each finishes, and a task
+    for which ``skip(task, finished)`` is true (``finished``: {task: value} so far) is
+    not run (its value is None). A task whose worker died gets a :class:`WorkerDied`.
+    ``in_process`` (or already in a worker): here, in order."""
     on_done = on_done or (lambda task: None)
-    if jobs < 2 or len(tasks) < 2 or not can_fork(device):
-        results = []
-        for task in tasks:
-            results.append(execute(task))
+    skip = skip or (lambda task, finished: False)
+    results: list = [None] * len(tasks)
+    finished: dict = {}
+    if in_process or IN_WORKER:
+        for index, task in enumerate(tasks):
+            if skip(task, finished):
+                continue
+            results[index] = finished[task] = execute(task)
             on_done(task)
         return results
-    results: list = [None] * len(tasks)
+    method = start_method(device)
+    context = multiprocessing.get_context(method)
+    state = None if method == "fork" else {"tasks": tasks, "execute": execute, "capture": capture}
+    queue = deque(range(len(tasks)))
+    pool: list[_Worker] = []
+    limit = max(1, min(jobs, len(tasks)))
     _STATE.update(tasks=tasks, execute=execute, capture=capture)
     try:
-        unfinished = _pool_pass(range(len(tasks)), min(jobs, len(tasks)), results, capture, on_done)
-        for index in unfinished:  # the pool broke: each again alone, so the culprit is found
-            if _pool_pass([index], 1, results, capture, on_done):
-                results[index] = WorkerDied(
-                    tasks[index],
-                    "its worker process died (the implementation crashed the "
-                    "interpreter: a segfault, an abort or os._exit)",
-                )
+        while queue or any(w.index is not None for w in pool):
+            for worker in [w for w in pool if w.index is None] + [None] * (limit - len(pool)):
+                index = _next(queue, tasks, skip, finished)
+                if index is None:
+                    break
+                if worker is None:
+                    worker = _start(context, state)
+                    pool.append(worker)
+                _clear_record(worker.record)
+                worker.conn.send(index)
+                worker.index = index
+            busy = [w for w in pool if w.index is not None]
+            if not busy:
+                break
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                if worker.conn not in ready and worker.process.sentinel not in ready:
+                    continue
+                index, worker.index = worker.index, None
+                try:
+                    kind, value, output, hung = pickle.loads(worker.conn.recv_bytes())
+                except (EOFError, OSError):  # it died before answering
+                    worker.process.join()
+                    how, detail = describe_exit(worker.process.exitcode)
+                    results[index] = WorkerDied(tasks[index], detail, how, _read_record(worker.record))
+                    finished[tasks[index]] = results[index]
+                    _end(worker)
+                    pool.remove(worker)
+                    on_done(tasks[index])
+                    continue
+                if kind == "error":
+                    raise WorkerError(f"a dnspec worker failed on {tasks[index]!r}:\n{value}")
+                if capture is not None and output is not None:
+                    capture.absorb(output)
+                for name, case in hung.items():
+                    HANGS.hung.setdefault(name, case)
+                results[index] = finished[tasks[index]] = value
                 on_done(tasks[index])
     finally:
+        for worker in pool:
+            _end(worker)
         _STATE.clear()
     return results
 
 
-def _pool_pass(indices, workers: int, results: list, capture, on_done) -> list[int]:
-    """Run ``indices`` on a fresh pool; return those left unfinished by a broken pool."""
-    unfinished = []
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {pool.submit(_work, index): index for index in indices}
-        for future in concurrent.futures.as_completed(futures):
-            index = futures[future]
-            try:
-                value, output, hung = future.result()
-            except BrokenProcessPool:
-                unfinished.append(index)
-                continue
-            if capture is not None and output is not None:
-                capture.absorb(output)
-            for name, case in hung.items():
-                HANGS.hung.setdefault(name, case)
-            results[index] = value
-            on_done(_STATE["tasks"][index])
-    return sorted(unfinished)
+def _next(queue: deque, tasks: list, skip, finished: dict):
+    while queue:
+        index = queue.popleft()
+        if not skip(tasks[index], finished):
+            return index
+    return None
 
 
-def _work(index: int):
-    """In a worker: run one task; return its result, what was printed, and what hung."""
-    capture = _STATE["capture"]
-    if capture is not None:
-        capture.reset()
-    value = _STATE["execute"](_STATE["tasks"][index])
-    return value, capture.snapshot() if capture is not None else None, dict(HANGS.hung)
+def _start(context, state) -> _Worker:
+    parent_end, child_end = context.Pipe()
+    handle, record = tempfile.mkstemp(prefix="dnspec-worker-", suffix=".record")
+    os.close(handle)
+    process = context.Process(target=_worker_main, args=(child_end, record, state), daemon=True)
+    process.start()
+    child_end.close()
+    return _Worker(process, parent_end, record)
+
+
+def _end(worker: _Worker) -> None:
+    """Kill a worker (whatever it left running) and remove its record file."""
+    if worker.process.is_alive():
+        worker.process.kill()
+    worker.process.join()
+    worker.conn.close()
+    with contextlib.suppress(OSError):
+        os.unlink(worker.record)

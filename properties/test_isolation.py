@@ -1,0 +1,166 @@
+"""Never fail open: the implementation's calls run in worker processes, never in the
+process that decides the verdict, and every way it can stop is one divergence with its
+regime and example (properties/selftest/stopping_variants.py misbehave on batches of one
+image only).
+
+- ``os._exit(0)``, ``sys.exit(0)`` and a segfault: ``dnspec verify`` (default jobs and
+  ``--jobs 1``) exits 1 with exactly one divergence, in that regime, with its shrunk
+  example and a replay command for that regime; the pytest route (plain and with
+  pytest-xdist) fails;
+- the grad-mode leak, the reseeding and the noise-caching builders are one divergence
+  each, of the property that names them;
+- a correct builder that leaves a non-daemon thread running conforms, and every route
+  exits in the time of a normal run;
+- ``--in-process`` (for pdb) is the one exception, and the verdict says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dnspec.cli import main
+from dnspec.running import workers
+
+VARIANTS = Path(__file__).parent / "selftest" / "stopping_variants.py"
+QUICK = ["--profile", "ci", "--max-examples", "4", "--seed", "0"]
+FORKS = pytest.mark.skipif(not workers.can_fork("cpu"), reason="these checks fork worker processes (Linux)")
+ROUTE_TIMEOUT_S = 300  # a normal run of these takes well under a minute; a hang is stopped here
+
+
+def _verify(tmp_path, name, *argv):
+    path = tmp_path / f"report-{name}-{len(list(tmp_path.iterdir()))}.json"
+    code = main(["verify", f"{VARIANTS}:{name}", *QUICK, *argv, "--report", str(path)])
+    return code, json.loads(path.read_text())
+
+
+@FORKS
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "1"]], ids=["default-jobs", "jobs-1"])
+@pytest.mark.parametrize(
+    "name, key",
+    [("os_exit", "died: exited with status 0"), ("sys_exit", "SystemExit@"), ("segfault", "died: killed by SIGSEGV")],
+)
+def test_a_process_that_stops_in_one_regime_is_one_divergence_there(tmp_path, capsys, name, key, jobs):
+    code, data = _verify(tmp_path, name, *jobs)
+    out = capsys.readouterr().out
+    assert code == 1 and "Traceback" not in out
+    (divergence,) = data["divergences"]
+    assert divergence["name"].startswith(key)
+    assert divergence["regimes"] == [["batch_of_one"]] and divergence["regimes_text"] == "batch of one image"
+    assert divergence["example"].startswith("CdnCase(targets=({") and divergence["example"].count("'labels'") == 1
+    assert "--regime batch_of_one" in divergence["replay"]
+    assert any(o["status"] == "pass" for o in data["outcomes"])  # the rest was still judged
+
+
+@FORKS
+@pytest.mark.parametrize(
+    "name, key, text",
+    [
+        ("grad_mode_leak", "process_state.grad_mode", "left grad mode disabled"),
+        ("reseeding", "fresh_noise.reseeds", "reseeds the global RNG"),
+        ("noise_caching", "fresh_noise.replays", "replays noise drawn earlier"),
+    ],
+)
+def test_a_leak_or_reused_noise_is_one_divergence_naming_it(tmp_path, capsys, name, key, text):
+    code, data = _verify(tmp_path, name)
+    capsys.readouterr()
+    assert code == 1
+    (divergence,) = data["divergences"]
+    assert divergence["name"] == key and text in divergence["title"]
+    assert divergence["regimes"] == [["batch_of_one"]] and divergence["regimes_text"] == "batch of one image"
+
+
+@FORKS
+@pytest.mark.parametrize("name", ["state_restoring", "other_draw_order"])
+def test_correct_builders_written_differently_conform(tmp_path, capsys, name):
+    code, data = _verify(tmp_path, name)
+    capsys.readouterr()
+    assert code == 0 and data["divergences"] == []
+
+
+def _route(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=ROUTE_TIMEOUT_S,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+DNSPEC = [sys.executable, "-m", "dnspec", "verify"]
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--dnspec-profile", "ci"]
+CONTRACT = str(Path(__file__).parent / "test_contract.py")
+
+
+@FORKS
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
+@pytest.mark.parametrize("name", ["os_exit", "sys_exit", "segfault"])
+def test_the_pytest_route_fails_for_a_process_that_stops(name, xdist):
+    done = _route([*PYTEST, *xdist, CONTRACT, "--impl", f"{VARIANTS}:{name}", "--regime", "batch_of_one"])
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "failed" in done.stdout
+
+
+@FORKS
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [*DNSPEC, f"{VARIANTS}:thread_leaving", *QUICK],
+        [*DNSPEC, f"{VARIANTS}:thread_leaving", *QUICK, "--jobs", "1"],
+        [*DNSPEC, f"{VARIANTS}:thread_leaving", *QUICK, "--in-process", "--only", "structure"],
+        [*PYTEST, CONTRACT, "--impl", f"{VARIANTS}:thread_leaving", "--regime", "common"],
+    ],
+    ids=["verify", "verify-jobs-1", "verify-in-process", "pytest"],
+)
+def test_a_thread_left_running_does_not_keep_dnspec_running(argv):
+    """Each route ends (no hang until the timeout) and the correct builder conforms."""
+    done = _route(argv)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_in_process_is_said_in_the_verdict(tmp_path, capsys):
+    code, data = _verify(tmp_path, "state_restoring", "--in-process", "--only", "structure")
+    capsys.readouterr()
+    assert code == 0
+    assert any(note.startswith("in-process: ") for note in data["notes"])
+
+
+@FORKS
+@pytest.mark.parametrize(
+    "stop, how",
+    [
+        (lambda: os._exit(3), "exited with status 3"),
+        (lambda: os._exit(0), "exited with status 0"),
+        (lambda: os.abort(), "killed by SIGABRT"),
+        (lambda: os.kill(os.getpid(), signal.SIGKILL), "killed by SIGKILL"),
+        (lambda: os.kill(os.getpid(), signal.SIGSEGV), "killed by SIGSEGV"),
+    ],
+    ids=["exit-3", "exit-0", "abort", "sigkill", "sigsegv"],
+)
+def test_each_way_a_process_dies_is_named(stop, how):
+    with pytest.raises(workers.ChildDied) as died:
+        workers.in_child(stop)
+    assert died.value.how == how
+    assert ("out-of-memory" in died.value.detail) == (how == "killed by SIGKILL")
+    assert workers.in_child(lambda: 6 * 7) == 42
+
+
+def _dies_on_two(task):
+    if task == 2:
+        os._exit(0)
+    return task
+
+
+@FORKS
+def test_a_dead_worker_names_its_task_and_the_others_finish():
+    results = workers.run_tasks([1, 2, 3], _dies_on_two, jobs=1)
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], workers.WorkerDied) and results[1].how == "exited with status 0"
