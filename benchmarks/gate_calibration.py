@@ -79,7 +79,7 @@ def main(argv=None) -> int:
                 result,
                 baseline,
                 threshold,
-                lambda pending: measure(impls, pending, args.repeats, args.blocks).measurements,
+                lambda pending, impls=impls: measure(impls, pending, args.repeats, args.blocks).measurements,
                 budget_s=args.gate_budget,
             )
             seen[name] += rows

@@ -45,7 +45,7 @@ def _assert_same_outputs(ours, theirs, where: str) -> None:
     assert theirs[3]["dn_num_split"] == ours[3]["dn_num_split"], where
     assert isinstance(theirs[3]["dn_positive_idx"], tuple), where
     assert len(theirs[3]["dn_positive_idx"]) == len(ours[3]["dn_positive_idx"]), where
-    for a, b in zip(ours[3]["dn_positive_idx"], theirs[3]["dn_positive_idx"]):
+    for a, b in zip(ours[3]["dn_positive_idx"], theirs[3]["dn_positive_idx"], strict=True):
         assert torch.equal(a, b), f"{where}: dn_positive_idx differs"
 
 
@@ -91,7 +91,7 @@ def test_transformers_box_buffer_stays_float32_for_float64_input():
 @pytest.mark.skipif(not HAVE_TRANSFORMERS, reason=NO_TRANSFORMERS)
 def test_discovery_finds_rt_detr_and_only_modules_with_the_function():
     assert PORTS.get("rt_detr") == "transformers.models.rt_detr.modeling_rt_detr"
-    for model, module_name in PORTS.items():
+    for module_name in PORTS.values():
         assert module_name.startswith("transformers.models.") and ".modeling_" in module_name
         assert callable(importlib.import_module(module_name).get_contrastive_denoising_training_group)
     root = transformers_peers.transformers_root()
@@ -142,7 +142,7 @@ def test_without_transformers_the_names_say_what_to_install(monkeypatch):
     monkeypatch.setattr(transformers_peers, "transformers_root", lambda: None)
     loaders = transformers_peers.builtin_implementations()
     assert "transformers-rt_detr" in loaders
-    for name, load in loaders.items():
+    for load in loaders.values():
         with pytest.raises(SpecError, match=r"install transformers \(pip install 'dnspec\[peers\]'\)"):
             load()
 
@@ -199,7 +199,7 @@ def test_transformers_adapter_renames_inputs_and_converts_the_mask_exactly():
     assert (num_classes, num_queries, class_embed) == (3, 1, embed)
     assert port.kwargs == {"num_denoising_queries": 9, "label_noise_ratio": 0.25, "box_noise_scale": 0.75}
     assert [list(t) for t in sent] == [["class_labels", "boxes", "image_id"], ["class_labels", "boxes"]]
-    for mine, theirs in zip(targets, sent):
+    for mine, theirs in zip(targets, sent, strict=True):
         assert theirs["class_labels"] is mine["labels"] and theirs["boxes"] is mine["boxes"]
     assert "labels" in targets[0]  # the caller's dicts are not renamed in place
 
@@ -238,7 +238,7 @@ def test_ultralytics_adapter_builds_its_batch_and_renames_meta_only():
     assert out[0] is query_class and out[1] is query_bbox and out[2] is mask
     assert list(out[3]) == ["dn_positive_idx", "dn_gt_idx", "dn_num_group", "dn_num_split"]
     assert isinstance(out[3]["dn_positive_idx"], tuple)
-    assert all(a is b for a, b in zip(out[3]["dn_positive_idx"], dn_pos_idx))
+    assert all(a is b for a, b in zip(out[3]["dn_positive_idx"], dn_pos_idx, strict=True))
     assert out[3]["dn_gt_idx"] is dn_gt_idx and out[3]["dn_num_group"] == 2 and out[3]["dn_num_split"] == [8, 1]
     assert ultralytics_peer.adapt(_Recorder((None,) * 4))(targets, 3, 1, embed) == (None,) * 4
 
@@ -321,7 +321,7 @@ def test_ultralytics_negatives_land_on_the_contracts_negative_rows(ultralytics_i
     u = ((corners - gt_corners).abs() / (gt[..., 2:].repeat(1, 1, 2) / 2).clamp(min=1e-9)).amax(-1)
     assert bool((u[layout.negative_rows()] >= 1 - 1e-3).all()), u
     assert bool((u[layout.positive_rows()] < 1).all()), u
-    for got, expected in zip(case.call(ultralytics_impl)[3]["dn_positive_idx"], layout.positive_idx()):
+    for got, expected in zip(case.call(ultralytics_impl)[3]["dn_positive_idx"], layout.positive_idx(), strict=True):
         assert torch.equal(got, expected)
 
 

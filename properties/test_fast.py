@@ -66,7 +66,7 @@ def _assert_same(got, expected, note=""):
     if expected[0] is None:
         assert got == expected, note
         return
-    for name, x, y in zip(("query_class", "query_bbox", "attn_mask"), got[:3], expected[:3]):
+    for name, x, y in zip(("query_class", "query_bbox", "attn_mask"), got[:3], expected[:3], strict=True):
         assert x.dtype == y.dtype and x.device == y.device and x.shape == y.shape, (name, note)
         assert torch.equal(x, y), (name, note)
     meta, expected_meta = got[3], expected[3]
@@ -74,7 +74,7 @@ def _assert_same(got, expected, note=""):
     assert meta["dn_num_split"] == expected_meta["dn_num_split"], note
     assert isinstance(meta["dn_positive_idx"], tuple), note
     assert len(meta["dn_positive_idx"]) == len(expected_meta["dn_positive_idx"]), note
-    for x, y in zip(meta["dn_positive_idx"], expected_meta["dn_positive_idx"]):
+    for x, y in zip(meta["dn_positive_idx"], expected_meta["dn_positive_idx"], strict=True):
         assert x.dtype == y.dtype == torch.int64 and x.device == y.device and torch.equal(x, y), note
 
 
@@ -168,9 +168,11 @@ def test_inputs_and_the_draw_are_not_modified():
     saved = [t.clone() for t in (noise.label_flip, noise.replacement_label, noise.box_sign, noise.box_magnitude)]
     targets = case.fresh_targets()
     fast(targets, 5, 9, case.class_embed(), noise=noise)
-    for before, after in zip(saved, (noise.label_flip, noise.replacement_label, noise.box_sign, noise.box_magnitude)):
+    for before, after in zip(
+        saved, (noise.label_flip, noise.replacement_label, noise.box_sign, noise.box_magnitude), strict=True
+    ):
         assert torch.equal(before, after)
-    for t, original in zip(targets, case.targets):
+    for t, original in zip(targets, case.targets, strict=True):
         assert torch.equal(t["labels"], original["labels"]) and torch.equal(t["boxes"], original["boxes"])
 
 
@@ -230,7 +232,8 @@ def test_max_gt_wider_than_the_batch_pads_every_image():
     assert meta["dn_num_group"] == layout.num_groups and query_class.shape[1] == layout.num_dn_rows
     assert query_bbox.shape == (4, layout.num_dn_rows, 4)
     assert torch.equal(attn_mask, layout.attn_mask())
-    for got, expected in zip(meta["dn_positive_idx"], layout.positive_idx()):
+    # the layout's fifth image (10 boxes) only sets the padded width: the batch has four
+    for got, expected in zip(meta["dn_positive_idx"], layout.positive_idx()[:4], strict=True):
         assert torch.equal(got, expected)
 
 
@@ -478,7 +481,7 @@ def test_cuda_agrees_with_cpu_under_one_draw():
         assert torch.allclose(on_cuda[1].cpu().double().sigmoid(), on_cpu[1].double().sigmoid(), atol=tol, rtol=0), (
             repr(case)
         )
-        for x, y in zip(on_cuda[3]["dn_positive_idx"], on_cpu[3]["dn_positive_idx"]):
+        for x, y in zip(on_cuda[3]["dn_positive_idx"], on_cpu[3]["dn_positive_idx"], strict=True):
             assert torch.equal(x.cpu(), y)
 
 

@@ -92,7 +92,7 @@ def _assert_same_meta(ours: dict, theirs: dict, where: str) -> None:
     assert theirs["dn_num_split"] == ours["dn_num_split"], where
     assert isinstance(theirs["dn_positive_idx"], tuple), where
     assert len(theirs["dn_positive_idx"]) == len(ours["dn_positive_idx"]), where
-    for a, b in zip(ours["dn_positive_idx"], theirs["dn_positive_idx"]):
+    for a, b in zip(ours["dn_positive_idx"], theirs["dn_positive_idx"], strict=True):
         assert b.dtype == a.dtype and torch.equal(a, b), f"{where}: dn_positive_idx differs: {b} vs {a}"
 
 
@@ -722,5 +722,5 @@ def test_gtr_group_detr3_is_rtdetr_with_3g_groups_and_3q_queries(loaded):
     assert theirs[3]["dn_num_split"] == ours[3]["dn_num_split"] == [72, 12]
     assert theirs[3]["dn_num_group"] == groups and ours[3]["dn_num_group"] == 3 * groups
     assert theirs[3]["dn_group_detr"] == 3
-    for a, b in zip(theirs[3]["dn_positive_idx"], ours[3]["dn_positive_idx"]):
+    for a, b in zip(theirs[3]["dn_positive_idx"], ours[3]["dn_positive_idx"], strict=True):
         assert torch.equal(a, b)

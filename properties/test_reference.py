@@ -35,7 +35,7 @@ def test_reference_matches_layout_oracles(name):
     assert meta["dn_num_split"] == [2 * max(counts) * meta["dn_num_group"], 11]
     assert torch.equal(attn_mask, layout.attn_mask())
     assert len(meta["dn_positive_idx"]) == len(counts)
-    for got, expected in zip(meta["dn_positive_idx"], layout.positive_idx()):
+    for got, expected in zip(meta["dn_positive_idx"], layout.positive_idx(), strict=True):
         assert torch.equal(got, expected)
     assert query_class.shape == (len(counts), layout.num_dn_rows, case.embed_dim)
     assert query_bbox.shape == (len(counts), layout.num_dn_rows, 4)
@@ -93,7 +93,7 @@ def test_injected_draw_equals_global_rng_in_upstream_order():
     torch.manual_seed(case.seed)
     noise = draw_noise(3, 2 * 5 * 20, 80, 0.5, 1.0)
     applied = build_from_noise(case.fresh_targets(), 80, 7, embed, 100, 0.5, 1.0, noise)
-    for a, b in zip(composed[:3], applied[:3]):
+    for a, b in zip(composed[:3], applied[:3], strict=True):
         assert torch.equal(a, b)
 
 
@@ -147,7 +147,7 @@ def test_bit_identical_to_transformers_rt_detr(batch):
     assert ours[3]["dn_num_group"] == theirs[3]["dn_num_group"]
     assert ours[3]["dn_num_split"] == theirs[3]["dn_num_split"]
     assert len(ours[3]["dn_positive_idx"]) == len(theirs[3]["dn_positive_idx"])
-    for a, b in zip(ours[3]["dn_positive_idx"], theirs[3]["dn_positive_idx"]):
+    for a, b in zip(ours[3]["dn_positive_idx"], theirs[3]["dn_positive_idx"], strict=True):
         assert torch.equal(a, b)
     # and both consumed the global RNG alike: the next draw is the same
     after_theirs = torch.rand(8)

@@ -6,7 +6,9 @@ import torch
 from hypothesis import HealthCheck, find, settings
 from hypothesis.errors import NoSuchExample
 
-from dnspec.generation.strategies import cdn_cases, edge_case_buckets
+from dnspec import strategies
+from dnspec.generation import regimes
+from dnspec.generation.strategies import REGIME_SETS, cdn_cases, edge_case_buckets, regime_cases
 
 # derandomized: these tests assert what search and shrinking reach, which must not vary by run
 SEARCH = settings(
@@ -82,9 +84,6 @@ def test_cases_respect_dtype_and_device():
 
 # --- the regime strategies (what dnspec verify generates) ----------------------------------
 
-from dnspec import strategies  # noqa: E402
-from dnspec.generation import regimes
-from dnspec.generation.strategies import REGIME_SETS, regime_cases  # noqa: E402
 
 REGIME_SEARCH = settings(SEARCH, max_examples=300)
 SMALLEST_BATCH = {"batch_of_one": 1}
@@ -109,9 +108,10 @@ def test_regime_filter_stays_rare(monkeypatch, dtype):
     from hypothesis import Phase, given
 
     monkeypatch.setattr(strategies, "assume", counting_assume)
+    seen = []
     for regime in regimes.NAMES:
         verdicts.clear()
-        seen = []
+        seen.clear()
 
         @settings(REGIME_SEARCH, max_examples=60, phases=[Phase.generate])
         @given(case=regime_cases(regime, dtype=dtype))

@@ -113,7 +113,7 @@ BAD_INPUTS = {
     ],
     "length_mismatch": [
         (set_entry(2, "boxes", lambda b: b[:1]), "boxes", 2, "targets[2]: 2 labels but 1 boxes"),
-        (set_entry(1, "labels", lambda l: torch.tensor([0])), "boxes", 1, "targets[1]: 1 labels but 0 boxes"),
+        (set_entry(1, "labels", lambda labels: torch.tensor([0])), "boxes", 1, "targets[1]: 1 labels but 0 boxes"),
     ],
     "label_equals_num_classes": [
         (
@@ -129,16 +129,16 @@ BAD_INPUTS = {
     "negative_label": [(set_label(2, 0, -1), "labels", 2, "targets[2]['labels'][0]: label -1 outside")],
     "float_labels": [
         (
-            set_entry(0, "labels", lambda l: l.float()),
+            set_entry(0, "labels", lambda labels: labels.float()),
             "labels",
             0,
             "targets[0]['labels']: dtype torch.float32 is not an integer dtype",
         ),
-        (set_entry(0, "labels", lambda l: l > 0), "labels", 0, "dtype torch.bool"),
+        (set_entry(0, "labels", lambda labels: labels > 0), "labels", 0, "dtype torch.bool"),
     ],
     "labels_not_1d": [
         (
-            set_entry(2, "labels", lambda l: l[:, None]),
+            set_entry(2, "labels", lambda labels: labels[:, None]),
             "labels",
             2,
             "targets[2]['labels']: shape [2, 1], expected 1-D [n]",
@@ -370,7 +370,7 @@ def _outputs_equal(a, b) -> bool:
         and torch.equal(a[2], b[2])
         and a[3]["dn_num_group"] == b[3]["dn_num_group"]
         and a[3]["dn_num_split"] == b[3]["dn_num_split"]
-        and all(torch.equal(x, y) for x, y in zip(a[3]["dn_positive_idx"], b[3]["dn_positive_idx"]))
+        and all(torch.equal(x, y) for x, y in zip(a[3]["dn_positive_idx"], b[3]["dn_positive_idx"], strict=True))
     )
 
 
@@ -397,7 +397,7 @@ def test_validation_leaves_inputs_untouched():
     args = case.args()
     before = [{k: v.clone() for k, v in t.items()} for t in args[0]]
     validate_cdn_inputs(*args)
-    for t, b in zip(args[0], before):
+    for t, b in zip(args[0], before, strict=True):
         assert all(torch.equal(t[k], b[k]) for k in b)
 
 

@@ -203,10 +203,7 @@ GATE_COLUMNS = ("implementation", "workload", "baseline / reference", "now / ref
 def gate_cells(row: GateRow) -> list[str]:
     base = f"{row.baseline.ratio:.3g}" if row.baseline else "-"
     now = f"{row.current.ratio:.3g}" if row.current else "-"
-    if row.slowdown is None:
-        slowdown = "-"
-    else:
-        slowdown = f"{row.slowdown:.3f} (± {row.se:.3f})"
+    slowdown = "-" if row.slowdown is None else f"{row.slowdown:.3f} (± {row.se:.3f})"
     verdict = row.verdict.upper() if row.verdict == "slower" else row.verdict
     if row.note:
         verdict += f": {row.note}"
@@ -355,11 +352,11 @@ class Fit:
 
     @property
     def max_error(self) -> float:
-        return max(abs(p - m) / m for p, m in zip(self.predicted, self.measured))
+        return max(abs(p - m) / m for p, m in zip(self.predicted, self.measured, strict=True))
 
     @property
     def median_error(self) -> float:
-        errors = sorted(abs(p - m) / m for p, m in zip(self.predicted, self.measured))
+        errors = sorted(abs(p - m) / m for p, m in zip(self.predicted, self.measured, strict=True))
         return errors[len(errors) // 2]
 
 
@@ -383,7 +380,7 @@ def fit_scaling(result: BenchResult) -> dict[str, Fit]:
         beta = beta / scale
         fits[spec] = Fit(
             spec=spec,
-            coefficients=dict(zip(TERMS, beta.tolist())),
+            coefficients=dict(zip(TERMS, beta.tolist(), strict=True)),
             workloads=[m.workload for m in ms],
             measured=y.tolist(),
             predicted=(X @ beta).tolist(),
@@ -425,7 +422,7 @@ def scaling_analysis(result: BenchResult, fits: dict[str, Fit]) -> str:
         lines.append("")
         header = ["sweep", "value", "measured", "fitted"] + list(TERMS)
         body = []
-        for knob, values in bench_workloads.SCALING_SWEEPS.items():
+        for knob in bench_workloads.SCALING_SWEEPS:
             for value, seconds in sweep_points(result, spec, knob):
                 w = next(
                     w
@@ -486,7 +483,7 @@ def plot_scaling(result: BenchResult, path: str, fits: dict[str, Fit] | None = N
     for ax in axes[len(knobs) :]:
         ax.set_visible(False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, knob in zip(axes, knobs):
+    for ax, knob in zip(axes, knobs, strict=False):
         for i, spec in enumerate(result.specs()):
             points = sweep_points(result, spec, knob)
             if not points:

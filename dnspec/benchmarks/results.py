@@ -7,6 +7,7 @@ standard error), and a whole run's :class:`BenchResult`, written and read back a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -153,7 +154,7 @@ def ratio_stat(
     """
     blocks = blocks if blocks and len(blocks) == len(samples) else [0] * len(samples)
     by_block: dict[int, list[float]] = {}
-    for a, b, block in zip(samples, reference_samples, blocks):
+    for a, b, block in zip(samples, reference_samples, blocks, strict=False):
         if a and b:
             by_block.setdefault(block, []).append(math.log(a / b))
     logs = [x for values in by_block.values() for x in values]
@@ -289,8 +290,6 @@ def environment(threads: int) -> dict:
     }
     if torch.cuda.is_available():
         env["cuda_device"] = torch.cuda.get_device_name(0)
-    try:
+    with contextlib.suppress(OSError):
         env["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
     return env

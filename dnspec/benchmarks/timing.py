@@ -234,13 +234,13 @@ def measure(
     if steady:
         steady_allocator()
     specs = specs or [getattr(impl, "name", None) or getattr(impl, "__name__", repr(impl)) for impl in impls]
-    timed = {spec: timed_callable(impl, native_peers) for spec, impl in zip(specs, impls)}
+    timed = {spec: timed_callable(impl, native_peers) for spec, impl in zip(specs, impls, strict=True)}
     blocks = max(1, min(blocks, rounds))
     out: list[Measurement] = []
     for workload in workloads:
         rows = {
             spec: Measurement(spec=spec, label=getattr(impl, "label", spec), workload=workload, note=timed[spec][2])
-            for spec, impl in zip(specs, impls)
+            for spec, impl in zip(specs, impls, strict=True)
         }
         k = None
         done = 0

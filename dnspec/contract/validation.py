@@ -336,7 +336,7 @@ def _check_values(labels_list: list, boxes_list: list, num_classes: int) -> None
             return
     # the slow path is the authority: it names the first offender; the batch check can
     # only disagree with it within an ulp of the corner tolerance, where the box is accepted
-    for i, (image_labels, image_boxes) in enumerate(zip(labels_list, boxes_list)):
+    for i, (image_labels, image_boxes) in enumerate(zip(labels_list, boxes_list, strict=True)):
         _name_first_bad_value(i, image_labels, image_boxes, num_classes)
 
 
@@ -362,7 +362,7 @@ def _name_first_bad_value(i: int, labels: torch.Tensor, boxes: torch.Tensor, num
         where = f"targets[{i}]['boxes'][{row}]"
         shown = "[" + ", ".join(fmt(v) for v in box) + "]"
 
-        def fail(message, value):
+        def fail(message, value, where=where, shown=shown, row=row):
             raise CdnInputError(
                 f"{where}: {message} in box (cx, cy, w, h) = {shown}",
                 field="boxes",
@@ -383,9 +383,9 @@ def _name_first_bad_value(i: int, labels: torch.Tensor, boxes: torch.Tensor, num
                     row=row,
                     value=value,
                 )
-        for name, value in zip(("x1 = cx - w/2", "y1 = cy - h/2"), low[row]):
+        for name, value in zip(("x1 = cx - w/2", "y1 = cy - h/2"), low[row], strict=True):
             if value < -tol:
                 fail(f"corner {name} = {fmt(value)} < 0 (tolerance {tol:g})", value)
-        for name, value in zip(("x2 = cx + w/2", "y2 = cy + h/2"), high[row]):
+        for name, value in zip(("x2 = cx + w/2", "y2 = cy + h/2"), high[row], strict=True):
             if value > 1 + tol:
                 fail(f"corner {name} = {fmt(value)} > 1 (tolerance {tol:g})", value)

@@ -99,8 +99,8 @@ class CdnCase:
     def __repr__(self) -> str:
         """Python source that rebuilds this case (printed in counterexamples)."""
         images = ", ".join(
-            "{'labels': torch.tensor(%s, dtype=torch.int64), 'boxes': torch.tensor(%s, dtype=%s).reshape(-1, 4)}"
-            % (t["labels"].tolist(), _short_floats(t["boxes"]), self.dtype)
+            f"{{'labels': torch.tensor({t['labels'].tolist()}, dtype=torch.int64), "
+            f"'boxes': torch.tensor({_short_floats(t['boxes'])}, dtype={self.dtype}).reshape(-1, 4)}}"
             for t in self.targets
         )
         fields = [

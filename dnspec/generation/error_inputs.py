@@ -341,10 +341,7 @@ def image_not_a_dict(draw, case):
 
 def targets_not_a_list(draw, case):
     how = draw(st.sampled_from(["the first image's dict", "one tensor of all boxes"]))
-    if how == "one tensor of all boxes":
-        targets = torch.cat([t["boxes"] for t in case.targets])
-    else:
-        targets = _image(case, 0)
+    targets = torch.cat([t["boxes"] for t in case.targets]) if how == "one tensor of all boxes" else _image(case, 0)
     return Broken(RawCall.from_case(case).with_(targets=targets), "targets", None, f"targets = {how}")
 
 

@@ -319,7 +319,7 @@ def _common_image(draw, num_classes: int, max_boxes: int, dtype, device) -> dict
     codes = draw(_box_code_lists(max_boxes))
     if len(codes) > 1 and draw(st.booleans()):
         codes = [codes[0]] * len(codes)
-    boxes, label_draws = zip(*(inner_box(code) for code in codes))
+    boxes, label_draws = zip(*(inner_box(code) for code in codes), strict=True)
     return _image(list(boxes), _labels(label_draws, num_classes), dtype, device)
 
 
@@ -328,7 +328,7 @@ def _crowded_image(draw, num_classes: int, min_boxes: int, max_boxes: int, dtype
     a smaller count keeps the first boxes)."""
     n = draw(st.integers(min_boxes, max_boxes))
     rand = random.Random(draw(_BOX_CODES)).random
-    boxes, label_draws = zip(*(_inner_box_from(rand) for _ in range(n)))
+    boxes, label_draws = zip(*(_inner_box_from(rand) for _ in range(n)), strict=True)
     return _image(list(boxes), _labels(label_draws, num_classes), dtype, device)
 
 
@@ -433,7 +433,10 @@ REGIME_SETS = {
 def pinned_cases(regime: str, dtype=torch.float32, device="cpu") -> list[CdnCase]:
     """The canonical small case of each regime, pinned with ``@example`` so every run
     checks it first (they catch most bugs at once; Hypothesis does not shrink them)."""
-    box = lambda *b: torch.tensor([list(b)], dtype=dtype, device=device)
+
+    def box(*b):
+        return torch.tensor([list(b)], dtype=dtype, device=device)
+
     empty = {
         "labels": torch.zeros(0, dtype=torch.int64, device=device),
         "boxes": torch.zeros(0, 4, dtype=dtype, device=device),

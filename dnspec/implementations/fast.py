@@ -258,7 +258,7 @@ def _apply(
 
     # empty images are left out: they add nothing, and one empty 1-D input sends
     # torch.cat on CPU down its slow per-input path (6x slower at batch 256)
-    nonempty = [t for t, n in zip(targets, counts) if n]
+    nonempty = [t for t, n in zip(targets, counts, strict=True) if n]
     labels = torch.cat([t["labels"] for t in nonempty])
     if flip is not None:
         if fix_upstream and num_classes > 1:

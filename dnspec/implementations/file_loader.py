@@ -205,7 +205,10 @@ def _where(error: BaseException, root: Path) -> str:
     frames = [f for f in traceback.extract_tb(error.__traceback__) if _inside(f.filename, root)]
     if not frames:
         return "the file"
-    place = lambda frame: f"{os.path.relpath(frame.filename, root.parent)} line {frame.lineno}"
+
+    def place(frame):
+        return f"{os.path.relpath(frame.filename, root.parent)} line {frame.lineno}"
+
     inner, outer = frames[-1], frames[0]
     if outer.filename != inner.filename:
         return f"{place(inner)} (imported from {place(outer)})"

@@ -73,7 +73,10 @@ def box_row_data(case, outputs, impl, i: int, r: int, reference=None) -> dict:
     gt_corners = [float(v) for v in corners(gt_boxes[i, r])]
     got_corners = [float(v) for v in corners(decoded[i, r])]
     scale = float(case.box_noise_scale)
-    clip = lambda lo, hi: (min(max(lo, 0.0), 1.0), min(max(hi, 0.0), 1.0))
+
+    def clip(lo, hi):
+        return min(max(lo, 0.0), 1.0), min(max(hi, 0.0), 1.0)
+
     intervals = {}
     for k, name in enumerate(("x1", "y1", "x2", "y2")):
         c = gt_corners[k]
@@ -235,16 +238,14 @@ def draw_box_row(data: dict, *, axis: int = 0, impl_name: str = "the implementat
         line.plot([got_2], [2.5], marker="s", ms=7, color=POSITIVE if inside[second] else RETURNED, mec="black")
         flagged = " (the check flags this axis)" if k == axis else ""
         d = spans[first]["d"]
-        where = lambda c, v: (
-            f"{c} = {v:.5g} "
-            + (
-                "in its region"
-                if inside[c]
-                else f"OUTSIDE its region (in {twin[c]}'s: swapped)"
-                if swapped[c]
-                else "OUTSIDE its region"
-            )
-        )
+
+        def where(c, v):
+            if inside[c]:
+                return f"{c} = {v:.5g} in its region"
+            if swapped[c]:
+                return f"{c} = {v:.5g} OUTSIDE its region (in {twin[c]}'s: swapped)"
+            return f"{c} = {v:.5g} OUTSIDE its region"
+
         line.set_title(
             f"{axis_name} axis{flagged}: d = side/2 * scale = {d:.4g}\n"
             f"returned {where(first, got_1)}\nreturned {where(second, got_2)}",

@@ -26,7 +26,10 @@ def draw_demo(case, outputs, impl_name: str) -> object:
     layout = layout_of(case)
     groups, m, num_dn = layout.num_groups, layout.max_gt, layout.num_dn_rows
     palette = colormaps["tab10"]
-    group_colour = lambda g: palette(g % 10)
+
+    def group_colour(g):
+        return palette(g % 10)
+
     decoded = decode_boxes(outputs[1].detach().cpu(), expects_logit_space(case.box_noise_scale, False)).numpy()
     real = layout.real_rows()
     negative = layout.row_is_negative()

@@ -14,10 +14,12 @@ def draw_inputs(case, *, heading: str = "") -> bytes:
     images = list(range(min(4, case.batch_size)))
     fig = figure(max(7.5, 3.2 * len(images) + 0.4), 3.9)
     axes = fig.subplots(1, max(1, len(images)), squeeze=False)[0]
-    for ax, i in zip(axes, images):
+    for ax, i in zip(axes, images, strict=False):
         target = case.targets[i]
         ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, edgecolor="#adb5bd", ls="--"))
-        for label, box in zip(target["labels"].tolist(), target["boxes"].detach().double().cpu().tolist()):
+        for label, box in zip(
+            target["labels"].tolist(), target["boxes"].detach().double().cpu().tolist(), strict=False
+        ):
             cx, cy, w, h = box
             ax.add_patch(Rectangle((cx - w / 2, cy - h / 2), w, h, fill=False, edgecolor="black", lw=2))
             ax.plot([cx], [cy], marker="+", ms=10, mew=1.5, color=RETURNED)  # a tiny box stays visible

@@ -22,7 +22,7 @@ def draw_statistics(name: str, samples: dict, *, impl_name: str = "the implement
     if name == "box_magnitudes":
         fig = figure(12, 4.4)
         axes = fig.subplots(1, 3)
-        for ax, role in zip(axes[:2], ("positive", "negative")):
+        for ax, role in zip(axes[:2], ("positive", "negative"), strict=True):
             entry = samples["magnitudes"][role]
             values = np.sort(entry["values"])
             ax.step(
@@ -51,7 +51,7 @@ def draw_statistics(name: str, samples: dict, *, impl_name: str = "the implement
             names, shares, color=[RETURNED if samples["signs"][k]["p_value"] < alpha else "#868e96" for k in names]
         )
         ax.axhline(0.5, color="black", ls="--", lw=1, label="expected 0.5")
-        for bar, k in zip(bars, names):
+        for bar, k in zip(bars, names, strict=True):
             ax.text(
                 bar.get_x() + bar.get_width() / 2,
                 bar.get_height() + 0.02,
@@ -74,7 +74,7 @@ def draw_statistics(name: str, samples: dict, *, impl_name: str = "the implement
         ax.axhline(
             samples["expected_rate"], color="black", ls="--", lw=1, label=f"expected {samples['expected_rate']:.4f}"
         )
-        for bar, r in zip(bars, roles):
+        for bar, r in zip(bars, roles, strict=True):
             entry = samples["roles"][r]
             ax.text(
                 bar.get_x() + bar.get_width() / 2,
@@ -113,7 +113,7 @@ def draw_statistics(name: str, samples: dict, *, impl_name: str = "the implement
         fig = figure(3.6 * columns + 1, 3.1 * rows + 0.6)
         axes = fig.subplots(rows, columns, squeeze=False).flatten()
         image = None
-        for ax, (pair, (table, p)) in zip(axes, tables.items()):
+        for ax, (pair, (table, p)) in zip(axes, tables.items(), strict=False):
             expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / max(table.sum(), 1)
             residual = (table - expected) / np.sqrt(np.maximum(expected, 1e-12))
             image = ax.imshow(residual, cmap="RdBu_r", vmin=-6, vmax=6)

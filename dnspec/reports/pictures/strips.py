@@ -135,12 +135,15 @@ def draw_positive_strips(data: dict, *, impl_name: str = "the implementation", h
     from matplotlib.patches import Patch
 
     num_dn = data["num_dn"]
-    bad = [got is None or set(got) != exp or len(got) != len(exp) for exp, got in zip(data["expected"], data["got"])]
+    bad = [
+        got is None or set(got) != exp or len(got) != len(exp)
+        for exp, got in zip(data["expected"], data["got"], strict=False)
+    ]
     images = _strip_images(bad)
     block = max(1, math.ceil(num_dn / MAX_STRIP_CELLS))
     fig = figure(11, 1.1 + 1.0 * len(images))
     axes = fig.subplots(len(images), 1, squeeze=False)[:, 0]
-    for ax, i in zip(axes, images):
+    for ax, i in zip(axes, images, strict=True):
         background = [PAD if not data["real"][i][r] else NEG if data["negative"][r] else BLANK for r in range(num_dn)]
         expected_row = list(background)
         for r in data["expected"][i]:
@@ -205,7 +208,7 @@ def draw_class_strips(data: dict, *, impl_name: str = "the implementation", head
             return np.array(colour_rgb(RETURNED))
         return np.array(palette(c % 20)[:3])
 
-    for ax, i in zip(axes, images):
+    for ax, i in zip(axes, images, strict=True):
         bad = data["bad"][i]
         rows = []
         for values in (data["expected"][i], data["got"][i]):
