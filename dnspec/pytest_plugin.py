@@ -392,7 +392,13 @@ class DnspecItem(pytest.Item):
                 lines.append(f"  minimal example ({d.example_label} in {d.example_regime}): {d.example}")
         message = "\n".join(lines)
         if all(accepted.values()):
-            reasons = "; ".join(dict.fromkeys(f"{d.id}: {accepted[d.number].reason}" for d in shown))
+            reasons = "; ".join(
+                dict.fromkeys(
+                    f"{d.id}{'' if accepted[d.number].id == d.id else f' (accepted as {accepted[d.number].id})'}: "
+                    f"{accepted[d.number].reason}"
+                    for d in shown
+                )
+            )
             self.add_marker(pytest.mark.xfail(strict=True, reason=f"known divergence {reasons}"))
         raise DnspecFailure(message)
 
