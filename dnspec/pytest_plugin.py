@@ -15,6 +15,25 @@ Options:
   --convention rtdetr    require RT-DETR's four Nones for an all-empty batch (default: any
                          known empty-batch convention, checked for consistency)
 
+  --dnspec [SPEC]        collect dnspec's property items (below) for SPEC, repeatable; with no
+                         SPEC, the spec(s) of ``[tool.dnspec]`` in pyproject.toml (:mod:`dnspec.config`)
+
+**Items from the installed package** (``pytest --dnspec``, the way pytest-mypy adds its
+items): in any repository with dnspec installed, no test file needed. One item per property
+(variant) and input regime, ``dnspec::boxes[common]``, and one per statistical property or
+advisory, ``dnspec::label_flip_rate[fixed_workload]`` (several SPECs: ``dnspec[SPEC]::...``).
+Their results come from the runner's public pipeline (:func:`dnspec.running.runner.run`),
+never from calling the implementation here: one run per SPEC and regime, shared by the items
+of that regime (and per fixed workload), so the properties, regimes and divergence grouping
+are ``dnspec verify``'s, and whatever isolation the runner gives its calls covers these items
+too. An item fails when its property fails in its regime; when every divergence it shows is
+accepted (``accept`` in ``[tool.dnspec]``: :mod:`dnspec.running.accept`) it is
+``xfail(strict=True)`` with the reasons; an item where an accepted check of its property is
+expected (the check's own property, in the accepted regime) but no longer fails is an
+XPASS(strict) failure: remove it from accept. Advisories xfail (not strict) unless
+``--strict-advisories``. Items are ordered regime by regime and grouped for xdist
+(``-n auto --dist loadgroup`` gives one run per regime in all); ``-n auto`` alone works too.
+
 Tests take the fixtures ``impl`` (parametrized over --impl via pytest_generate_tests,
 as kornia does), ``regime`` (parametrized over the input regimes of
 :mod:`dnspec.generation.regimes`, so a test id names its regime: ``test_boxes[reference-common]``)
@@ -64,6 +83,15 @@ def pytest_addoption(parser):
         help="require RT-DETR's four Nones for an all-empty batch (default: any known convention)",
     )
     group.addoption(
+        "--dnspec",
+        action="append",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="SPEC",
+        help="collect dnspec's property items for SPEC (repeatable; no SPEC: the spec(s) of [tool.dnspec])",
+    )
+    group.addoption(
         "--regime",
         action="append",
         default=None,
@@ -78,8 +106,12 @@ def pytest_configure(config):
     profiles.register_profiles()
     if config.getoption("hypothesis_profile", default=None):
         return  # Hypothesis' own plugin loaded the profile the user asked for
+    configured = _project_config(config).profile if config.getoption("dnspec", default=None) is not None else None
     profiles.load_profile(
-        config.getoption("dnspec_profile") or os.environ.get("DNSPEC_PROFILE") or profiles.default_profile()
+        config.getoption("dnspec_profile")
+        or os.environ.get("DNSPEC_PROFILE")
+        or configured
+        or profiles.default_profile()
     )
 
 
@@ -207,3 +239,211 @@ def check_property(name: str, impl, options, variant=None, regime: str | None = 
             f"  example: {finding.case!r}",
         ]
     raise AssertionError("\n".join(lines))
+
+
+# --- items collected from the installed package (pytest --dnspec) ----------------------------
+
+FIXED_WORKLOAD = "fixed_workload"
+_CONFIGS: dict = {}
+_RUNS: dict = {}
+
+
+def _project_config(config):
+    """``[tool.dnspec]`` of the project pytest runs in (found from the invocation folder);
+    a mistake in it is a usage error (one line naming the key and the file)."""
+    from dnspec import config as config_module
+
+    folder = str(config.invocation_params.dir)
+    if folder not in _CONFIGS:
+        try:
+            _CONFIGS[folder] = config_module.load(start=folder)
+        except config_module.ConfigError as error:
+            raise pytest.UsageError(f"dnspec: {error}") from None
+    return _CONFIGS[folder]
+
+
+def _item_options(config, project):
+    from dnspec.checks.suite import RunOptions
+    from dnspec.commands.verify import DEFAULT_TIME_LIMIT_S
+
+    dtype = config.getoption("dtype") if config.getoption("dtype") != "float32" else (project.dtype or "float32")
+    device = config.getoption("device") if config.getoption("device") != "cpu" else (project.device or "cpu")
+    convention = config.getoption("convention") or project.convention
+    limit = project.time_limit if project.time_limit is not None else DEFAULT_TIME_LIMIT_S
+    return RunOptions(
+        device=device,
+        dtype=DTYPES[dtype],
+        strict=config.getoption("strict_advisories"),
+        convention="four_nones" if convention == "rtdetr" else None,
+        time_limit_s=limit or None,
+        jobs=1,
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k, -m and xdist look at the items
+def pytest_collection_modifyitems(session, config, items):
+    chosen = config.getoption("dnspec", default=None)
+    if chosen is None:
+        return
+    project = _project_config(config)
+    specs = [s for s in chosen if s] or list(project.specs)
+    if not specs:
+        where = f"in {project.path}" if project.path else "(no pyproject.toml with [tool.dnspec] here or above)"
+        raise pytest.UsageError(
+            f"--dnspec: no SPEC: name one (pytest --dnspec=SPEC) or set spec in [tool.dnspec] {where}"
+        )
+    from dnspec.running.accept import for_spec
+
+    added = []
+    for spec in dict.fromkeys(specs):
+        name = "dnspec" if len(specs) == 1 else f"dnspec[{spec}]"
+        collector = DnspecCollector.from_parent(session, name=name, nodeid=name)
+        collector.spec, collector.options = spec, _item_options(config, project)
+        collector.accepted = for_spec(project.accept, spec)
+        collector.regimes = config.getoption("regime") or project.regimes
+        added += [item for item in session.genitems(collector) if isinstance(item, pytest.Item)]
+    items[:0] = added
+
+
+class DnspecCollector(pytest.Collector):
+    """dnspec's items for one SPEC: one per property (variant) and regime, and one per
+    statistical property or advisory."""
+
+    spec: str = ""
+    options = None
+    accepted: list = []
+    regimes = None
+
+    def collect(self):
+        from dnspec.checks.suite import GENERATED_KINDS, label
+        from dnspec.generation.regimes import NAMES
+        from dnspec.running import runner
+
+        impl = _load(self.spec)
+        regimes = list(self.regimes or NAMES)
+        unknown = [r for r in regimes if r not in NAMES]
+        if unknown:
+            raise pytest.UsageError(f"--regime {unknown[0]}: no such regime; regimes: {', '.join(NAMES)}")
+        selected = runner.plan(impl, self.options)
+        generated = [entry for entry in selected if entry[0].kind in GENERATED_KINDS]
+        items = []
+        for regime in regimes:  # regime by regime: one run per regime serves consecutive items
+            for prop, variant, skip in generated:
+                items.append(
+                    DnspecItem.from_parent(
+                        self, name=f"{label(prop, variant)}[{regime}]", entry=(prop, variant, skip), regime=regime
+                    )
+                )
+        for prop, variant, skip in selected:
+            if prop.kind not in GENERATED_KINDS:
+                items.append(
+                    DnspecItem.from_parent(
+                        self, name=f"{label(prop, variant)}[{FIXED_WORKLOAD}]", entry=(prop, variant, skip), regime=None
+                    )
+                )
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(f"dnspec-{self.spec}-{item.regime or item.name}"))
+        return items
+
+
+class DnspecItem(pytest.Item):
+    """One property (variant) in one regime (None: its fixed workload), judged from the
+    shared run of that regime."""
+
+    def __init__(self, *, entry, regime, **kwargs):
+        super().__init__(**kwargs)
+        self.entry, self.regime = entry, regime
+
+    def reportinfo(self):
+        return self.path, None, f"{self.parent.name}::{self.name}"
+
+    def runtest(self):
+        from dnspec.checks.suite import label
+
+        prop, variant, skip = self.entry
+        if skip:
+            pytest.skip(skip)
+        result = _regime_run(self.parent, self.regime, self.entry)
+        name = label(prop, variant)
+        outcome = next(o for o in result.outcomes if o.label == name)
+        if outcome.status == "skip":
+            pytest.skip(outcome.message)
+        if outcome.status == "advisory":
+            pytest.xfail(f"advisory, not enforced for {self.parent.spec} (use --strict-advisories): {outcome.message}")
+        failing = self.regime is None or outcome.regimes.get(self.regime) == "fail"
+        if outcome.status == "fail" and "fail" not in outcome.regimes.values():
+            failing = True  # every call of the property is in a regime it forces: it fails where it was run
+        shown = [d for d in result.divergences if d.number in outcome.divergences] if failing else []
+        if outcome.status != "fail" or not shown:
+            self._expect_fixed(prop)
+            return
+        self._judge(shown, outcome)
+
+    def _judge(self, shown, outcome):
+        from dnspec.running.accept import match
+
+        accepted = {d.number: match(d.id, self.parent.accepted) for d in shown}
+        lines = []
+        for d in shown:
+            entry = accepted[d.number]
+            head = f"KNOWN {d.id} (accepted: {entry.reason})" if entry else f"DIVERGENCE {d.id}"
+            lines += [f"{head}: {d.title}", f"  properties: {', '.join(d.labels)}"]
+            if d.example:
+                lines.append(f"  minimal example ({d.example_label} in {d.example_regime}): {d.example}")
+        message = "\n".join(lines)
+        if all(accepted.values()):
+            reasons = "; ".join(
+                dict.fromkeys(
+                    f"{d.id}{'' if accepted[d.number].id == d.id else f' (accepted as {accepted[d.number].id})'}: "
+                    f"{accepted[d.number].reason}"
+                    for d in shown
+                )
+            )
+            self.add_marker(pytest.mark.xfail(strict=True, reason=f"known divergence {reasons}"))
+        raise DnspecFailure(message)
+
+    def _expect_fixed(self, prop):
+        """A passing item where an accepted check of this property, in this regime, was
+        expected: strict xfail, so it fails as XPASS(strict) (remove it from accept)."""
+        from dnspec.generation.regimes import COMMON
+        from dnspec.running.accept import split_id
+
+        for entry in self.parent.accepted:
+            kind, regimes = split_id(entry.id)
+            if kind.startswith(("raises:", "died:")) or kind == "hangs" or kind.split(".")[0] != prop.name:
+                continue
+            here = {COMMON} if not regimes else set(regimes)
+            if self.regime in here or (self.regime is None and prop.kind != "contract"):
+                self.add_marker(
+                    pytest.mark.xfail(strict=True, reason=f"{entry.id} no longer happens; remove it from accept")
+                )
+                return
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, DnspecFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class DnspecFailure(AssertionError):
+    """A property failed in an item's regime: the divergences it shows, one per line."""
+
+
+def _regime_run(collector, regime, entry):
+    """The run that judges an item: for a regime, every generated property of the SPEC in
+    that regime (once per process, shared by that regime's items); for a fixed workload,
+    its property alone. Through :func:`dnspec.running.runner.run`, as ``dnspec verify``."""
+    from dnspec.checks.suite import GENERATED_KINDS
+    from dnspec.running import runner
+
+    impl = _load(collector.spec)
+    key = (collector.spec, regime if regime is not None else entry[0].name, str(entry[1]) if regime is None else "")
+    if key not in _RUNS:
+        if regime is None:
+            selected = [entry]
+            regimes = []
+        else:
+            selected = [e for e in runner.plan(impl, collector.options) if e[0].kind in GENERATED_KINDS]
+            regimes = [regime]
+        _RUNS[key] = runner.run(impl, collector.options, regimes=regimes, selected=selected)
+    return _RUNS[key]

@@ -189,3 +189,15 @@ def _check_junit(path: Path, failures: int | None) -> None:
         assert failed and all("attention_mask" in c.name or "noiseless" in c.name for c in failed), [
             c.name for c in failed
         ]
+
+
+def test_fixed_is_judged_only_where_the_run_could_have_seen_it():
+    from argparse import Namespace
+
+    from dnspec.commands.verify import judged_fixed
+
+    entries = [{"id": CROSSED}, {"id": "boxes.crossed"}, {"id": SCALE_0}]
+    assert judged_fixed(entries, Namespace(regime=None), None) == entries
+    assert [e["id"] for e in judged_fixed(entries, Namespace(regime=["common"]), None)] == [CROSSED]
+    assert [e["id"] for e in judged_fixed(entries, Namespace(regime=None), ["boxes"])] == [CROSSED, "boxes.crossed"]
+    assert judged_fixed(entries, Namespace(regime=None), ["structure"]) == []

@@ -440,16 +440,20 @@ def _numbered(path: str, index: int) -> str:
 
 
 def judged_fixed(entries: list, args, names) -> list:
-    """Of the accepted entries that matched nothing, those this run could have seen: their
-    check's property ran (not left out by --only) and their regimes were swept."""
+    """Of the accepted entries that matched nothing, those this run could have seen: under
+    --only, a check of a property that ran (a crash or hang may need a property left out);
+    under --regime (or regimes in the configuration), an id naming regimes that were all
+    swept (an id without @REGIME may live in a regime left out)."""
+    from dnspec.generation.regimes import COMMON
     from dnspec.running.accept import split_id
 
     out = []
     for entry in entries:
         kind, regimes = split_id(entry["id"])
-        if names and "." in kind and not kind.startswith(("raises:", "died:")) and kind.split(".")[0] not in names:
+        crash = kind.startswith(("raises:", "died:")) or kind == "hangs"
+        if names and (crash or kind.split(".")[0] not in names):
             continue
-        if args.regime and regimes is not None and not (regimes or {"common"}) <= set(args.regime):
+        if args.regime and (regimes is None or not (regimes or {COMMON}) <= set(args.regime)):
             continue
         out.append(entry)
     return out
