@@ -164,3 +164,25 @@ def test_a_dead_worker_names_its_task_and_the_others_finish():
     results = workers.run_tasks([1, 2, 3], _dies_on_two, jobs=1)
     assert results[0] == 1 and results[2] == 3
     assert isinstance(results[1], workers.WorkerDied) and results[1].how == "exited with status 0"
+
+
+@FORKS
+def test_a_crash_while_benchmarked_is_an_error_row_naming_spec_and_workload():
+    spec = f"{VARIANTS}:segfault"
+    done = _route(
+        [
+            sys.executable,
+            "-m",
+            "dnspec",
+            "bench",
+            "reference",
+            spec,
+            "--batch-sizes",
+            "1",
+            "--blocks",
+            "1",
+            "--no-memory",
+        ]
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    assert f"ERROR {spec} on bs=1" in " ".join(done.stdout.split()) and "killed by SIGSEGV" in done.stdout

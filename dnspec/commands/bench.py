@@ -440,8 +440,10 @@ def _run(args) -> int:
     allocator = "" if args.default_allocator else bench.steady_allocator()
 
     def measure(workloads, memory: bool) -> list:
+        from dnspec.benchmarks.isolated import measure_isolated  # each workload in a worker: a crash is a row
+
         with bench.torch_threads(threads), _Progress(stderr, len(workloads) * rounds) as progress:
-            return bench.measure(
+            return measure_isolated(
                 impls,
                 workloads,
                 rounds=rounds,
