@@ -388,6 +388,7 @@ def _run(args) -> int:
     from dnspec.reports.text import verdict_lines
 
     started = time.perf_counter()
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # no CUDA context here: workers fork (running.workers)
     stdout, stderr = sys.stdout, sys.stderr
     profile = args.profile or profiles.default_profile()
     report = VerifyReport(spec=args.spec, command=command_line(args), environment=environment())
