@@ -143,7 +143,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="worker processes for the sweeps and fixed batches (default: one per core this process may "
-        "use; 1: none, everything in this process)",
+        "use; 1: one worker: the implementation never runs in dnspec's own process, see --in-process)",
     )
     parser.add_argument(
         "--in-process",
