@@ -20,8 +20,9 @@ an implementation known to kill its process), raising :class:`ChildDied` when it
 
 Workers are ended when the tasks are done: each runs multiprocessing's finalizers (not
 atexit handlers, not a join of the threads left running) and exits with ``os._exit``, and
-one still alive after :data:`END_GRACE_S` is killed (SIGKILL): a thread or child process
-the implementation left running never keeps dnspec waiting. Workers ignore SIGINT, which
+one still alive after :data:`END_GRACE_S` is killed (SIGKILL), with every process left in
+its process group (each worker leads its own): a thread or child process the
+implementation left running never keeps dnspec waiting. Workers ignore SIGINT, which
 the run handles. Workers are forked on Linux when no CUDA context exists in this process, which is how a
 CUDA run stays forkable: the verdict process never calls the implementation, dnspec asks
 torch whether CUDA exists through NVML (``PYTORCH_NVML_BASED_CUDA_CHECK``, no context),
@@ -169,6 +170,8 @@ def _worker_main(conn, record_path: str, state=None) -> None:
     global IN_WORKER, _RECORD_FD
     IN_WORKER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # its own process group: what the implementation starts ends with it (_end)
     faulthandler.disable()  # a crash is reported as a divergence, not as a dump on the terminal
     if state is not None:  # spawned or forkserver: the state came pickled
         _STATE.update(state)
@@ -387,6 +390,8 @@ def _end(worker: _Worker, grace_s: float = 0.0) -> None:
     if worker.process.is_alive():
         worker.process.kill()
     worker.process.join()
+    with contextlib.suppress(OSError):  # child processes the implementation left in the worker's group
+        os.killpg(worker.process.pid, signal.SIGKILL)
     worker.conn.close()
     with contextlib.suppress(OSError):
         os.unlink(worker.record)
