@@ -164,3 +164,48 @@ def test_a_dead_worker_names_its_task_and_the_others_finish():
     results = workers.run_tasks([1, 2, 3], _dies_on_two, jobs=1)
     assert results[0] == 1 and results[2] == 3
     assert isinstance(results[1], workers.WorkerDied) and results[1].how == "exited with status 0"
+
+
+@FORKS
+def test_a_crash_while_benchmarked_is_an_error_row_naming_spec_and_workload():
+    spec = f"{VARIANTS}:segfault"
+    done = _route(
+        [
+            sys.executable,
+            "-m",
+            "dnspec",
+            "bench",
+            "reference",
+            spec,
+            "--batch-sizes",
+            "1",
+            "--blocks",
+            "1",
+            "--no-memory",
+        ]
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    assert f"ERROR {spec} on bs=1" in " ".join(done.stdout.split()) and "killed by SIGSEGV" in done.stdout
+
+
+def _starts_a_child(task):
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]).pid
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1].startswith("Z")  # a zombie waiting for init counts as gone
+    except FileNotFoundError:
+        return True
+
+
+@FORKS
+def test_a_child_process_left_running_ends_with_its_worker():
+    import time
+
+    (pid,) = workers.run_tasks([0], _starts_a_child, jobs=1)
+    deadline = time.monotonic() + 10
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(pid)

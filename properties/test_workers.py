@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dnspec.cli import main
-from dnspec.running.workers import can_fork, run_tasks
+from dnspec.running.workers import WorkerDied, WorkerError, can_fork, run_tasks
 
 FIXTURES = Path(__file__).parent / "cli_fixtures"
 QUICK = ["--profile", "ci", "--max-examples", "4"]
@@ -104,3 +104,25 @@ def test_one_job_is_one_worker_and_in_process_is_here():
     (worker,) = set(run_tasks([1, 2, 3], _pid, jobs=1))
     assert worker != os.getpid()
     assert run_tasks([1, 2], _pid, jobs=2, in_process=True) == [os.getpid()] * 2
+
+
+def _dies_on_two(task):
+    if task == 2:
+        os._exit(0)
+    return task * task
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_every_start_method_runs_tasks_and_names_a_death(method):
+    """The CUDA path (forkserver or spawn, where a CUDA context exists in dnspec's own
+    process) works as the fork path does, on the CPU: results in order, a death named."""
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    results = run_tasks([1, 2, 3], _dies_on_two, jobs=2, method=method)
+    assert results[0] == 1 and results[2] == 9
+    assert isinstance(results[1], WorkerDied) and results[1].how == "exited with status 0"
+
+
+def test_a_task_that_does_not_pickle_is_a_clear_error_on_spawn():
+    with pytest.raises(WorkerError, match="do not pickle"):
+        run_tasks([1, 2], lambda task: task, jobs=1, method="spawn")

@@ -1,5 +1,5 @@
 """``dnspec bench [SPEC...]``: throughput of CDN builders, ratios to the reference, peak
-memory, scaling curves and a regression gate (see :mod:`dnspec.benchmarks.bench` for how it
+memory, scaling curves and a regression gate (see :mod:`dnspec.benchmarks.timing` for how it
 measures, and why the gate compares ratios to the reference rather than times).
 
 Exit status: 0 measured (and the gate, if asked for, passed); 1 the gate flagged a
@@ -450,8 +450,10 @@ def _run(args) -> int:
     allocator = "" if args.default_allocator else bench_timing.steady_allocator()
 
     def measure(workloads, memory: bool) -> list:
+        from dnspec.benchmarks.isolated import measure_isolated  # each workload in a worker: a crash is a row
+
         with bench_timing.torch_threads(threads), _Progress(stderr, len(workloads) * rounds) as progress:
-            return bench_timing.measure(
+            return measure_isolated(
                 impls,
                 workloads,
                 rounds=rounds,

@@ -149,7 +149,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="worker processes for the sweeps and fixed batches (default: one per core this process may "
-        "use; 1: none, everything in this process)",
+        "use; 1: one worker: the implementation never runs in dnspec's own process, see --in-process)",
     )
     parser.add_argument(
         "--in-process",
@@ -508,6 +508,7 @@ def _run(args) -> int:
     from dnspec.reports.writers import REPORT_SUFFIXES, wants_pictures, write_report
 
     started = time.perf_counter()
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # no CUDA context here: workers fork (running.workers)
     stdout, stderr = sys.stdout, sys.stderr
     profile = args.profile or profiles.default_profile()
     report = VerifyReport(spec=args.spec, command=command_line(args), environment=environment())

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dnspec.generation.regimes import BY_NAME as REGIMES
 from dnspec.generation.regimes import COMMON
+from dnspec.reports.clean_text import clean
 from dnspec.reports.grid import FIXED, columns, grid
 from dnspec.reports.pictures import PLOT_EXTRA, Pictures
 from dnspec.reports.records import STATUS_WORD, VerifyReport, human_size, one_line
@@ -77,7 +78,7 @@ details summary { cursor: pointer; color: var(--muted); margin: 6px 0; }
 
 
 def _e(text) -> str:
-    return escape(str(text), quote=True)
+    return escape(clean(str(text)), quote=True)
 
 
 def data_uri(png: bytes) -> str:

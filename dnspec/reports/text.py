@@ -9,6 +9,7 @@ one-line summary.
 
 from __future__ import annotations
 
+from dnspec.reports.clean_text import clean
 from dnspec.reports.records import STATUS_WORD, DivergenceRecord, OutcomeRecord, VerifyReport, human_size, one_line
 
 EXAMPLE_CHARS = 4000  # the longest example printed on the terminal (the report files hold all)
@@ -64,7 +65,7 @@ def divergence_block(divergence: DivergenceRecord) -> list[str]:
 def verdict_lines(report: VerifyReport) -> list[str]:
     """The whole verdict, as printed after the run."""
     if report.error:
-        return [f"ERROR     {report.error}"]
+        return [clean(f"ERROR     {report.error}")]
     width = max([len(r.label) for r in report.outcomes] + [20])
     lines = [f"compatibility: {report.compatibility}"] if report.compatibility else []
     lines += convention_lines(report)
@@ -73,7 +74,7 @@ def verdict_lines(report: VerifyReport) -> list[str]:
         lines += [""] + divergence_block(divergence)
     if report.divergences:
         lines.append("")
-    return lines + closing_lines(report)
+    return [clean(line) for line in lines + closing_lines(report)]
 
 
 def convention_lines(report: VerifyReport) -> list[str]:
@@ -137,7 +138,7 @@ def markdown(report: VerifyReport) -> str:
         out += [f"Environment: {env or '-'}; options: {opts or '-'}.", ""]
     if report.error:
         out += [f"**Error:** {report.error}", ""]
-        return "\n".join(out)
+        return clean("\n".join(out))
     out += [f"**{summary_line(report)}**", ""]
     if report.compatibility:
         out += [f"Compatibility: {report.compatibility}.", ""]
@@ -200,4 +201,4 @@ def markdown(report: VerifyReport) -> str:
             ],
             "```",
         ]
-    return "\n".join(out) + "\n"
+    return clean("\n".join(out)) + "\n"

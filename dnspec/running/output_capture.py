@@ -13,6 +13,8 @@ import io
 from collections import deque
 from dataclasses import replace
 
+from dnspec.reports.clean_text import clean
+
 
 class BoundedOutput(io.TextIOBase):
     """A text stream that keeps the first ``head`` and last ``tail`` characters written
@@ -53,10 +55,12 @@ class BoundedOutput(io.TextIOBase):
         return len(text)
 
     def head(self) -> str:
-        return "".join(self._head)
+        """The first characters written, cleaned for showing (dnspec.reports.clean_text)."""
+        return clean("".join(self._head))
 
     def tail(self) -> str:
-        return "".join(self._tail)[-self.tail_limit :]
+        """The last characters written, cleaned for showing."""
+        return clean("".join(self._tail)[-self.tail_limit :])
 
     def reset(self) -> None:
         """Empty (a worker process starts its task's capture afresh)."""
@@ -65,7 +69,7 @@ class BoundedOutput(io.TextIOBase):
 
     def snapshot(self) -> tuple[int, str, str]:
         """(characters written, head, tail): what a worker sends back."""
-        return self.total, self.head(), self.tail()
+        return self.total, "".join(self._head), "".join(self._tail)[-self.tail_limit :]
 
     def absorb(self, snapshot: tuple[int, str, str]) -> None:
         """Add what another buffer captured (a worker's snapshot): its head continues this

@@ -47,6 +47,7 @@ from dnspec.checks.suite import PROPERTIES, Property, RunOptions, enforced, labe
 from dnspec.checks.violations import PropertyViolation, each_failure
 from dnspec.generation import regimes as regime_registry
 from dnspec.generation.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
+from dnspec.reports.clean_text import clean
 from dnspec.running import workers
 from dnspec.running.calling import HANGS, ImplementationError
 from dnspec.running.divergences import RAISES as _RAISES
@@ -137,6 +138,9 @@ def findings_from(error: BaseException, prop_label: str, regime: str, case) -> l
                     regime,
                 )
             )
+    for finding in found:  # the implementation's text, shown on terminals, in reports and in CI logs
+        finding.message, finding.where = clean(finding.message), clean(finding.where)
+        finding.details = clean(finding.details)
     return found
 
 
@@ -484,11 +488,11 @@ def _fixed_here(prop: Property, impl, options: RunOptions):
         found = findings_from(error, prop.name, regime_registry.COMMON, None)
         crashed = any(f.signature.kind != VIOLATES for f in found)
         if not enforced(prop, impl, options) and not crashed:
-            return "advisory", _first_line(str(error)), str(error), []
-        return "fail", _first_line(str(error)), str(error), found
+            return "advisory", _first_line(clean(str(error))), clean(str(error)), []
+        return "fail", _first_line(clean(str(error))), clean(str(error)), found
     finally:
         calling.NOTE_EACH_CALL = None
-    return "pass", note or "", "", []
+    return "pass", clean(note or ""), "", []
 
 
 def plan(impl, options: RunOptions, names=None):

@@ -18,11 +18,19 @@ naming how it died and the case it was working on. :func:`in_child` runs one pie
 work in a process forked for it alone (a fresh worker per case, for sweeps and shrinks of
 an implementation known to kill its process), raising :class:`ChildDied` when it dies.
 
-Workers are killed when the tasks are done (SIGKILL: a thread or child process the
-implementation left running must not keep dnspec waiting); they ignore SIGINT, which the
-run handles. Workers are forked on Linux when no CUDA context exists in this process;
-elsewhere (CUDA initialized here, macOS, Windows) they are started with ``forkserver`` or
-``spawn`` and must be given a picklable ``execute`` (see :func:`start_method`).
+Workers are ended when the tasks are done: each runs multiprocessing's finalizers (not
+atexit handlers, not a join of the threads left running) and exits with ``os._exit``, and
+one still alive after :data:`END_GRACE_S` is killed (SIGKILL), with every process left in
+its process group (each worker leads its own): a thread or child process the
+implementation left running never keeps dnspec waiting. Workers ignore SIGINT, which
+the run handles. Workers are forked on Linux when no CUDA context exists in this process, which is how a
+CUDA run stays forkable: the verdict process never calls the implementation, dnspec asks
+torch whether CUDA exists through NVML (``PYTORCH_NVML_BASED_CUDA_CHECK``, no context),
+and results come back with every tensor on the CPU (:class:`_HostPickler`), so each worker
+creates its own CUDA context. Where a context exists here anyway (or on macOS, Windows)
+workers are started with ``forkserver`` or ``spawn`` (:func:`start_method`), and then the
+tasks and ``execute`` must pickle (a clear :class:`WorkerError` otherwise, never a run in
+this process).
 ``in_process`` (``dnspec verify --in-process``, for pdb) runs the tasks here instead, in
 order: the only route where the implementation shares the verdict's process.
 """
@@ -31,7 +39,9 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import io
 import multiprocessing
+import multiprocessing.util
 import os
 import pickle
 import signal
@@ -44,9 +54,12 @@ from multiprocessing.connection import wait
 
 from dnspec.running.calling import HANGS
 
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # torch.cuda.is_available() makes no context here
+
 _STATE: dict = {}  # what a forked worker reads: the tasks, how to execute one, the capture buffer
 IN_WORKER = False  # True in a worker process (and its per-case children): calls run where they are
 _RECORD_FD: int | None = None  # the worker's record file (see note)
+END_GRACE_S = 2.0  # a worker asked to end gets this long to run its finalizers before it is killed
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,8 @@ def _worker_main(conn, record_path: str, state=None) -> None:
     global IN_WORKER, _RECORD_FD
     IN_WORKER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # its own process group: what the implementation starts ends with it (_end)
     faulthandler.disable()  # a crash is reported as a divergence, not as a dump on the terminal
     if state is not None:  # spawned or forkserver: the state came pickled
         _STATE.update(state)
@@ -164,14 +179,17 @@ def _worker_main(conn, record_path: str, state=None) -> None:
     capture = _STATE.get("capture")
     while True:
         index = conn.recv()
-        if index is None:
-            os._exit(0)
+        if index is None:  # done: run multiprocessing's finalizers (not atexit, not thread joins), then go
+            try:
+                multiprocessing.util._run_finalizers(0)
+            finally:
+                os._exit(0)
         try:
             if capture is not None:
                 capture.reset()
             value = _STATE["execute"](_STATE["tasks"][index])
             payload = ("ok", value, capture.snapshot() if capture is not None else None, dict(HANGS.hung))
-            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            data = _dumps(payload)
         except BaseException:  # dnspec's own failure (the implementation's are findings)
             data = pickle.dumps(("error", traceback.format_exc(), None, {}))
         conn.send_bytes(data)
@@ -192,7 +210,7 @@ def in_child(fn, capture=None):
                 if capture is not None:
                     capture.reset()
                 payload = ("ok", fn(), capture.snapshot() if capture is not None else None, dict(HANGS.hung))
-                data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+                data = _dumps(payload)
             except BaseException:
                 data = pickle.dumps(("error", traceback.format_exc(), None, {}))
             view = memoryview(data)
@@ -218,6 +236,24 @@ def in_child(fn, capture=None):
     for name, case in hung.items():
         HANGS.hung.setdefault(name, case)
     return value
+
+
+class _HostPickler(pickle.Pickler):
+    """Pickles a result for the verdict process with every tensor on the CPU: a CUDA tensor
+    unpickled there would create a CUDA context in it, and workers could no longer be
+    forked from it (the cases' ``device`` field still names the device they ran on)."""
+
+    def reducer_override(self, obj):
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(obj, torch.Tensor) and obj.device.type not in ("cpu", "meta"):
+            return obj.detach().cpu().__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+        return NotImplemented
+
+
+def _dumps(payload) -> bytes:
+    out = io.BytesIO()
+    _HostPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(payload)
+    return out.getvalue()
 
 
 def _exitcode(status: int) -> int:
@@ -246,12 +282,15 @@ def run_tasks(
     on_done=None,
     skip=None,
     in_process: bool = False,
+    method: str | None = None,
 ) -> list:
     """``[execute(task) for task in tasks]``, each on one of ``jobs`` worker processes
     (see the module docstring); ``on_done(task)`` is called as each finishes, and a task
     for which ``skip(task, finished)`` is true (``finished``: {task: value} so far) is
     not run (its value is None). A task whose worker died gets a :class:`WorkerDied`.
-    ``in_process`` (or already in a worker): here, in order."""
+    ``in_process`` (or already in a worker): here, in order. ``method``: the start method
+    (default :func:`start_method`); other than ``fork``, ``tasks`` and ``execute`` must
+    pickle."""
     on_done = on_done or (lambda task: None)
     skip = skip or (lambda task, finished: False)
     results: list = [None] * len(tasks)
@@ -263,7 +302,7 @@ def run_tasks(
             results[index] = finished[task] = execute(task)
             on_done(task)
         return results
-    method = start_method(device)
+    method = method or start_method(device)
     context = multiprocessing.get_context(method)
     state = None if method == "fork" else {"tasks": tasks, "execute": execute, "capture": capture}
     queue = deque(range(len(tasks)))
@@ -310,8 +349,11 @@ def run_tasks(
                 results[index] = finished[tasks[index]] = value
                 on_done(tasks[index])
     finally:
+        for worker in pool:  # asked to end; killed if it does not within END_GRACE_S
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
         for worker in pool:
-            _end(worker)
+            _end(worker, grace_s=END_GRACE_S)
         _STATE.clear()
     return results
 
@@ -329,16 +371,27 @@ def _start(context, state) -> _Worker:
     handle, record = tempfile.mkstemp(prefix="dnspec-worker-", suffix=".record")
     os.close(handle)
     process = context.Process(target=_worker_main, args=(child_end, record, state), daemon=True)
-    process.start()
+    try:
+        process.start()
+    except (pickle.PicklingError, AttributeError, TypeError) as error:
+        raise WorkerError(
+            f"cannot start a {context.get_start_method()} worker: its tasks do not pickle ({error}); "
+            "CUDA already initialized in dnspec's own process?"
+        ) from error
     child_end.close()
     return _Worker(process, parent_end, record)
 
 
-def _end(worker: _Worker) -> None:
-    """Kill a worker (whatever it left running) and remove its record file."""
+def _end(worker: _Worker, grace_s: float = 0.0) -> None:
+    """End a worker: wait ``grace_s`` for it to exit, then kill it (whatever it left
+    running), and remove its record file."""
+    if grace_s:
+        worker.process.join(grace_s)
     if worker.process.is_alive():
         worker.process.kill()
     worker.process.join()
+    with contextlib.suppress(OSError):  # child processes the implementation left in the worker's group
+        os.killpg(worker.process.pid, signal.SIGKILL)
     worker.conn.close()
     with contextlib.suppress(OSError):
         os.unlink(worker.record)

@@ -143,6 +143,15 @@ def leaks_grad_mode(
     return out
 
 
+DIRTY_TEXT = "bad\x00box \x1b[31mred\x1b[0m \x1b]0;title\x07done\r\n::error::not a real error\n  ::add-mask::x"
+
+
+def prints_and_raises_dirty_text():
+    """Prints and raises text with NUL, terminal escapes and workflow commands in it."""
+    print(DIRTY_TEXT)
+    raise RuntimeError(DIRTY_TEXT)
+
+
 # --- controls -----------------------------------------------------------------------------
 
 
@@ -252,3 +261,4 @@ CONTROLS: dict[str, Implementation] = {
 os_exit, sys_exit, segfault = (STOPPING[name] for name in ("os_exit", "sys_exit", "segfault"))
 grad_mode_leak, reseeding, noise_caching = (BROKEN[name][0] for name in ("grad_mode_leak", "reseeds", "caches_noise"))
 state_restoring, other_draw_order, thread_leaving = CONTROLS.values()
+dirty_text = _impl("dirty-text", _variant(prints_and_raises_dirty_text))
