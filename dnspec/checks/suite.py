@@ -41,6 +41,8 @@ class RunOptions:
     threads: int = 1  # torch intra-op threads while checking (the cases are small: waking threads costs more)
     convention: str | None = None  # an empty-batch convention every all-empty batch must follow (None: any known one)
     jobs: int = 1  # worker processes for the sweeps and fixed batches (dnspec.running.workers; 1: this process)
+    contract: str | None = None  # a lineage contract (dnspec.contract.lineages; None: rtdetr, with lineage recognition)
+    against: object = None  # THEIRS (an Implementation): the oracle of the differential properties (--against)
 
 
 @dataclass(frozen=True)
