@@ -173,7 +173,11 @@ def check_dtype_agreement(trial, dtype: torch.dtype):
         assert_outputs_equal((narrow[0], wide[1], *narrow[2:]), wide, what, tolerance, check, narrow_case)
         logit = expects_logit_space(case.box_noise_scale, impl.fixes_advisories)
         ok = box_noise_bounds_ok(
-            narrow_case, layout_of(narrow_case), narrow[1], crossed_keeps_side(trial), decoded_box_tolerance(dtype, logit)
+            narrow_case,
+            layout_of(narrow_case),
+            narrow[1],
+            crossed_keeps_side(trial),
+            decoded_box_tolerance(dtype, logit),
         )
         if not bool(ok.all()):
             raise
@@ -219,5 +223,7 @@ def two_sample_failures(mine, theirs, seed: int, device: str = "cpu") -> list[st
         table = [[a["up"], a["total"] - a["up"]], [b["up"], b["total"] - b["up"]]]
         p = float(stats.fisher_exact(table).pvalue)
         if p < alpha:
-            failures.append(f"box-noise signs on {name}: {a['up']}/{a['total']} vs {b['up']}/{b['total']} up (p = {p:.3g})")
+            failures.append(
+                f"box-noise signs on {name}: {a['up']}/{a['total']} vs {b['up']}/{b['total']} up (p = {p:.3g})"
+            )
     return failures

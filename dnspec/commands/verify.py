@@ -516,7 +516,9 @@ def _run(args) -> int:
             return usage(f"--against: cannot load {args.against!r}: loading it raised {type(error).__name__}: {error}")
         screen.line(f"dnspec verify {theirs.label} first (--against): its divergences are accepted for {impl.label}")
         with hypothesis_profile(profile, pinned_examples=not args.no_pinned, shrink=False):
-            theirs_result = runner.run(theirs, options, names, args.regime, selected=runner.plan(theirs, options, names))
+            theirs_result = runner.run(
+                theirs, options, names, args.regime, selected=runner.plan(theirs, options, names)
+            )
         import dataclasses
 
         options = dataclasses.replace(options, against=theirs)
