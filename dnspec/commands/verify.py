@@ -546,6 +546,10 @@ def _run(args) -> int:
         report.notes += [f"fixes {args.against}' divergence {line}" for line in fixed]
     report.compatibility, report.compatibility_level = result.compatibility, result.compatibility_level
     report.conventions = dict(result.conventions)
+    from dnspec.running.verdict import bit_compatible_lineages
+
+    report.lineages = [args.contract] if args.contract and result.compatibility_level == "bit_compatible" else []
+    report.lineages += bit_compatible_lineages(result.lineages)
     report.calls, report.hypothesis_seed = result.calls, result.hypothesis_seed
     for divergence in result.divergences:
         report.divergences.append(

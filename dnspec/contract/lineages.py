@@ -116,7 +116,7 @@ CONTRACTS: dict[str, Contract] = {
             empty_batch=conventions.FOUR_NONES,
             differs="the default: RT-DETR v1's builder (crossed negatives collapse to side 1e-5; four Nones for an "
             "all-empty batch)",
-            follows="RT-DETR v1, transformers' RT-DETR and RT-DETRv2 ports",
+            follows="RT-DETR v1 and the ports that keep it (transformers')",
         ),
         Contract(
             "rtdetrv2",
@@ -133,7 +133,7 @@ CONTRACTS: dict[str, Contract] = {
             crossed_keep_side=True,
             empty_batch=conventions.META_ONLY,
             differs=f"{_CROSSED}; an all-empty batch gets (None, None, None, dn_meta) with no groups",
-            follows="D-FINE (and libreyolo's D-FINE, Dome-DETR)",
+            follows="D-FINE since its DDP fix",
             in_contract={"no_collapsed_boxes": _COLLAPSE_IN_CONTRACT},
         ),
         Contract(
@@ -142,7 +142,7 @@ CONTRACTS: dict[str, Contract] = {
             crossed_keep_side=True,
             empty_batch=conventions.FOUR_NONES,
             differs=f"{_CROSSED}; four Nones for an all-empty batch, as RT-DETR",
-            follows="DEIM, DEIMv2, RT-DETRv4 (and libreyolo's DEIM)",
+            follows="DEIM, DEIMv2, RT-DETRv4",
             in_contract={"no_collapsed_boxes": _COLLAPSE_IN_CONTRACT},
         ),
     )
@@ -153,6 +153,13 @@ NAMES = tuple(CONTRACTS)
 
 class UnknownContract(ValueError):
     """A contract name dnspec does not know."""
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``'SPEC@dfine'`` -> ``('SPEC', 'dfine')`` (``dnspec matrix``'s contract per SPEC); a
+    SPEC without a known contract name after its last ``@`` is returned whole."""
+    head, sep, tail = spec.rpartition("@")
+    return (head, tail) if sep and head and tail in CONTRACTS else (spec, None)
 
 
 def get(name: str | None) -> Contract:

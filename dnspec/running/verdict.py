@@ -176,7 +176,13 @@ def _lineage_suffix(lineage_tallies: dict) -> str:
     if not compared or lineages.DEFAULT in bit_compatible_lineages(lineage_tallies):
         return ""
     name, (matches, total) = max(compared.items(), key=lambda item: item[1][0] / item[1][1])
-    return f"; nearest lineage: {lineages.get(name).builder}, the same numbers on {matches} of {total} cases"
+    rtdetr = compared.get(lineages.DEFAULT, (0, 1))
+    if name == lineages.DEFAULT or matches / total <= rtdetr[0] / rtdetr[1]:
+        return ""  # RT-DETR is the nearest: the divergences say how it departs
+    contract = lineages.get(name)
+    return (
+        f"; nearest lineage: {contract.builder} ({contract.departure}), the same numbers on {matches} of {total} cases"
+    )
 
 
 def _also_bit_compatible(lineage_tallies: dict, contract: str | None) -> str:
