@@ -111,7 +111,14 @@ def dfine_loop_free_mask_bug(targets, num_classes, num_queries, class_embed, num
 def dfine_draws_reordered(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5,
                           box_noise_scale=1.0):  # fmt: skip
     return _build(
-        targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, reordered=True
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising,
+        label_noise_ratio,
+        box_noise_scale,
+        reordered=True,
     )
 
 
@@ -132,5 +139,12 @@ def dfine_narrow_negatives(targets, num_classes, num_queries, class_embed, num_d
 def deim_pattern(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5,
                  box_noise_scale=1.0):  # fmt: skip
     return _build(
-        targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, four_nones=True
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising,
+        label_noise_ratio,
+        box_noise_scale,
+        four_nones=True,
     )
