@@ -548,7 +548,8 @@ def _run(args) -> int:
     report.conventions = dict(result.conventions)
     from dnspec.running.verdict import bit_compatible_lineages
 
-    report.lineages = [args.contract] if args.contract and result.compatibility_level == "bit_compatible" else []
+    bit_compatible = result.compatibility_level == "bit_compatible" and not args.against
+    report.lineages = [args.contract] if args.contract and bit_compatible else []
     report.lineages += bit_compatible_lineages(result.lineages)
     report.calls, report.hypothesis_seed = result.calls, result.hypothesis_seed
     for divergence in result.divergences:

@@ -213,3 +213,14 @@ def test_verify_against_prints_known_and_exits_0(capsys):
     assert f"compatibility: bit-compatible with {DFINE} under the same torch seed" in out
     assert any(line.startswith("KNOWN     structure") for line in out.splitlines())
     assert "KNOWN, shared with" in out
+
+
+def test_the_docs_show_what_dnspec_contracts_prints():
+    """docs/lineages.md's `dnspec contracts` block is that command's output today."""
+    from dnspec.commands.contracts import lines
+
+    docs = (HERE.parents[1] / "docs" / "lineages.md").read_text()
+    block = docs.split("<!-- contracts: produced by the command in its first line -->", 1)[1].split(
+        "<!-- /contracts -->"
+    )[0]
+    assert block.strip().splitlines()[1:-1] == ["$ dnspec contracts", *lines()]
