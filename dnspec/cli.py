@@ -15,7 +15,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("verify", "matrix", "bench", "demo")
+COMMAND_MODULES = ("verify", "matrix", "bench", "demo", "contracts")
 
 
 def _command_in(argv: list[str] | None) -> str | None:

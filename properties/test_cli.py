@@ -386,7 +386,7 @@ def test_a_new_family_gets_its_column_without_code_changes():
     assert columns[0] == "structure" and columns[-1] == "error inputs"
     table = conformance_table([report])
     assert table.splitlines()[0].endswith("| error inputs |")
-    assert "| x (1.0) | same distributions as RT-DETR | - | pass |" in table and "advisory: `nan_box`" in table
+    assert "| x (1.0) | same distributions as RT-DETR | - | - | pass |" in table and "advisory: `nan_box`" in table
 
 
 def test_a_failing_cell_names_its_divergences():

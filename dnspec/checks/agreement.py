@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.checks.box_checks import box_noise_bounds_ok
+from dnspec.checks.box_checks import box_noise_bounds_ok, crossed_keeps_side
 from dnspec.checks.invariants import accepted_box_dtypes, assert_outputs_equal, layout_of, outputs_of
 from dnspec.checks.violations import PropertyViolation, judge_separately
 from dnspec.contract.decode import decode_boxes, expects_logit_space
@@ -173,7 +173,57 @@ def check_dtype_agreement(trial, dtype: torch.dtype):
         assert_outputs_equal((narrow[0], wide[1], *narrow[2:]), wide, what, tolerance, check, narrow_case)
         logit = expects_logit_space(case.box_noise_scale, impl.fixes_advisories)
         ok = box_noise_bounds_ok(
-            narrow_case, layout_of(narrow_case), narrow[1], impl.fixes_advisories, decoded_box_tolerance(dtype, logit)
+            narrow_case,
+            layout_of(narrow_case),
+            narrow[1],
+            crossed_keeps_side(trial),
+            decoded_box_tolerance(dtype, logit),
         )
         if not bool(ok.all()):
             raise
+
+
+# --- two builders, one distribution (--against) --------------------------------------------
+
+
+def two_sample_failures(mine, theirs, seed: int, device: str = "cpu") -> list[str]:
+    """Whether two builders draw the same noise, from the statistical workloads of
+    :mod:`dnspec.checks.distributions` (fixed seeded batches; each builder on its own seed,
+    so draws that line up prove nothing here): per role, the label-flip counts (Fisher's
+    exact test on the 2x2 table); per role, the box-noise magnitudes (two-sample KS); per
+    corner coordinate, the signs (Fisher). Eight tests at alpha 1e-6 in all (1e-6 / 8
+    each). Returns one line per test that fails (empty: the same distributions)."""
+    from scipy import stats
+
+    from dnspec.checks.distributions import FALSE_ALARM, box_magnitude_samples, label_flip_samples
+
+    alpha = FALSE_ALARM / 8
+    failures = []
+    flips = label_flip_samples(mine, seed, device), label_flip_samples(theirs, seed + 1, device)
+    for role in ("positive", "negative"):
+        a, b = flips[0]["roles"][role], flips[1]["roles"][role]
+        table = [[a["changed"], a["total"] - a["changed"]], [b["changed"], b["total"] - b["changed"]]]
+        p = float(stats.fisher_exact(table).pvalue)
+        if p < alpha:
+            failures.append(
+                f"label flips on {role} rows: {a['changed']}/{a['total']} vs {b['changed']}/{b['total']} (p = {p:.3g})"
+            )
+    boxes = box_magnitude_samples(mine, seed, device), box_magnitude_samples(theirs, seed + 1, device)
+    for role in ("positive", "negative"):
+        a, b = boxes[0]["magnitudes"][role]["values"], boxes[1]["magnitudes"][role]["values"]
+        result = stats.ks_2samp(a, b)
+        if result.pvalue < alpha:
+            shift = boxes[0]["magnitudes"][role]["shift"]
+            failures.append(
+                f"box-noise magnitudes on {role} rows: in [{a.min() + shift:.3g}, {a.max() + shift:.3g}] vs "
+                f"[{b.min() + shift:.3g}, {b.max() + shift:.3g}] (two-sample KS p = {float(result.pvalue):.3g})"
+            )
+    for name in ("x1", "y1", "x2", "y2"):
+        a, b = boxes[0]["signs"][name], boxes[1]["signs"][name]
+        table = [[a["up"], a["total"] - a["up"]], [b["up"], b["total"] - b["up"]]]
+        p = float(stats.fisher_exact(table).pvalue)
+        if p < alpha:
+            failures.append(
+                f"box-noise signs on {name}: {a['up']}/{a['total']} vs {b['up']}/{b['total']} up (p = {p:.3g})"
+            )
+    return failures

@@ -84,13 +84,21 @@ def box_noise_bounds(case, layout, decoded, tol: float) -> dict[str, torch.Tenso
     return out
 
 
-def box_noise_bounds_ok(case, layout, decoded, fixes_advisories: bool, tol: float) -> torch.Tensor:
+def crossed_keeps_side(trial) -> bool:
+    """Whether a crossed negative must keep |w| (|h|), as the corners reordered: for an
+    implementation that fixes the advisories, and under a lineage contract whose crossed
+    negatives keep their side (:mod:`dnspec.contract.lineages`: dfine, deim); otherwise it
+    must collapse to side ~1e-5, as RT-DETR's does."""
+    return trial.impl.fixes_advisories or trial.contract.crossed_keep_side
+
+
+def box_noise_bounds_ok(case, layout, decoded, keeps_side: bool, tol: float) -> torch.Tensor:
     """bool [bs, N, 2]: the decoded box is reachable from its ground truth on that axis
     (see :func:`box_noise_bounds`): directly, or when its corners crossed, collapsed as
-    upstream does (an implementation keeping upstream behaviour) or swapped (one that
-    fixes the advisories)."""
+    upstream does (RT-DETR's contract) or swapped (``keeps_side``: an implementation that
+    fixes the advisories, or a contract whose crossed negatives keep |w|)."""
     bounds = box_noise_bounds(case, layout, decoded, tol)
-    crossed_ok = bounds["swapped"] if fixes_advisories else bounds["collapsed"]
+    crossed_ok = bounds["swapped"] if keeps_side else bounds["collapsed"]
     return bounds["direct"] | crossed_ok
 
 
@@ -178,7 +186,8 @@ def check_boxes(trial):
             )
 
     bounds = box_noise_bounds(case, layout, decoded, tol)
-    crossed_ok = bounds["swapped"] if impl.fixes_advisories else bounds["collapsed"]
+    keeps_side = crossed_keeps_side(trial)
+    crossed_ok = bounds["swapped"] if keeps_side else bounds["collapsed"]
     wrong = ~(bounds["direct"] | crossed_ok) & ~outside.view(*outside.shape[:2], 2, 2).any(-2)
     negative = layout.row_is_negative()[None, :, None].expand_as(wrong)
     crossed = (
@@ -201,7 +210,7 @@ def check_boxes(trial):
             if bool(cells.any()):
                 i, r, axis = (int(v) for v in cells.nonzero()[0])
                 fail(
-                    _box_message(kind, case, layout, impl, got, gt_boxes, bounds, i, r, axis, int(cells.sum())),
+                    _box_message(kind, case, layout, trial, got, gt_boxes, bounds, i, r, axis, int(cells.sum())),
                     f"boxes.{kind}",
                 )
 
@@ -210,7 +219,7 @@ def check_boxes(trial):
     judge_separately(padding, inside_image, *[judge(kind) for kind in kinds])
 
 
-def _box_message(kind, case, layout, impl, got, gt_boxes, bounds, i, r, axis, count) -> str:
+def _box_message(kind, case, layout, trial, got, gt_boxes, bounds, i, r, axis, count) -> str:
     role = "negative" if bool(layout.row_is_negative()[r]) else "positive"
     allowed = "1 <= |u| < 2" if role == "negative" else "|u| < 1"
     xy = "xy"[axis]
@@ -219,20 +228,24 @@ def _box_message(kind, case, layout, impl, got, gt_boxes, bounds, i, r, axis, co
     d = float(gt_boxes[i, r, axis + 2] / 2 * case.box_noise_scale)
     where = f"{role} row {r} of image {i}"
     more = f" ({count} such row-axes)"
+    contract, fixes = trial.contract, trial.impl.fixes_advisories
     if kind == "crossed":
-        if not impl.fixes_advisories and bool(bounds["swapped"][i, r, axis]):
-            side = "|w|" if axis == 0 else "|h|"
+        side = "|w|" if axis == 0 else "|h|"
+        if not crossed_keeps_side(trial) and bool(bounds["swapped"][i, r, axis]):
             return (
                 f"{where}: its noised {xy}-corners crossed and came back reordered, spanning ({a:.6g}, {b:.6g}) with "
                 f"side {side} = {b - a:.6g}: RT-DETR lets a crossed box collapse to side 1e-5 (inverse_sigmoid of a negative "
                 f"width); reordering fixes advisory no_collapsed_boxes, so declare fixes_advisories if it is "
-                f"deliberate{more}"
+                f"deliberate, or verify it under a contract whose crossed negatives keep {side} "
+                f"(--contract dfine or deim){more}"
             )
-        if impl.fixes_advisories and bool(bounds["collapsed"][i, r, axis]):
-            return (
-                f"{where}: its noised {xy}-corners crossed and the box collapsed to side {b - a} as upstream's does, "
-                f"but the implementation declares fixes_advisories (crossed corners reordered){more}"
+        if crossed_keeps_side(trial) and bool(bounds["collapsed"][i, r, axis]):
+            why = (
+                "the implementation declares fixes_advisories (crossed corners reordered)"
+                if fixes and not contract.crossed_keep_side
+                else f"under contract {contract.name} ({contract.builder}) crossed negatives keep {side}"
             )
+            return f"{where}: its noised {xy}-corners crossed and the box collapsed to side {b - a:.6g} as RT-DETR's does, but {why}{more}"
         return (
             f"{where}: its noised {xy}-corners can cross, but the box comes back as ({a}, {b}), neither collapsed "
             f"to side 1e-5 around a reachable centre nor spanning the two corners{more}"

@@ -51,6 +51,8 @@ class RunOptions:
     convention: str | None = None  # an empty-batch convention every all-empty batch must follow (None: any known one)
     jobs: int = 1  # worker processes for the sweeps, fixed batches and shrinks (dnspec.running.workers)
     in_process: bool = False  # call the implementation in this process (dnspec verify --in-process, for pdb)
+    contract: str | None = None  # a lineage contract (dnspec.contract.lineages; None: rtdetr, with lineage recognition)
+    against: object = None  # THEIRS (an Implementation): the oracle of the differential properties (--against)
 
 
 @dataclass(frozen=True)

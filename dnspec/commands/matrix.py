@@ -82,6 +82,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these properties or families")
     parser.add_argument(
+        "--against",
+        default=None,
+        metavar="BASELINE",
+        help="verify every other SPEC --against BASELINE too (a column comparing each with it)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -114,8 +120,14 @@ def default_specs() -> list[str]:
 
 
 def verify_command(spec: str, report_path: str, args) -> list[str]:
-    """The verify subprocess for one implementation."""
+    """The verify subprocess for one implementation (``SPEC@NAME``: under contract NAME,
+    :func:`dnspec.contract.lineages.split_spec`)."""
+    from dnspec.contract.lineages import split_spec
+
+    spec, contract = split_spec(spec)
     command = [sys.executable, "-m", "dnspec", "verify", spec, "--report", report_path]
+    if contract:
+        command += ["--contract", contract]
     if args.profile:
         command += ["--profile", args.profile]
     for flag, value in (("--max-examples", args.max_examples), ("--seed", args.seed)):
@@ -133,13 +145,15 @@ def verify_command(spec: str, report_path: str, args) -> list[str]:
     return command
 
 
-def run_one(spec: str, args, workdir: str, progress=None):
+def run_one(spec: str, args, workdir: str, progress=None, against: str | None = None):
     """Verify ``spec`` in a subprocess and return its VerifyReport (an error report if
     the subprocess ended without writing one)."""
     from dnspec.reports.records import VerifyReport, read_report
 
-    report_path = os.path.join(workdir, f"report-{abs(hash(spec))}.json")
+    report_path = os.path.join(workdir, f"report-{abs(hash(spec))}-{abs(hash(against))}.json")
     command = verify_command(spec, report_path, args)
+    if against:
+        command += ["--against", against]
     started = time.perf_counter()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
@@ -202,6 +216,10 @@ def run(args) -> int:
             reports.append(report)
             line = f"ERROR {spec}: {report.error}" if report.error else summary_line(report)
             console.print(f"[{index}/{len(specs)}] {line}")
+            if args.against and spec != args.against:  # the column comparing it with the baseline
+                with console.status(f"[{index}/{len(specs)}] dnspec verify {spec} --against {args.against}"):
+                    compared = run_one(spec, args, workdir, against=args.against)
+                report.options["against_compatibility"] = compared.error or compared.compatibility
     command = "dnspec matrix" + (" " + shlex.join(args.specs) if args.specs else "")
     if args.profile:
         command += f" --profile {args.profile}"
@@ -218,7 +236,9 @@ def run(args) -> int:
     profiles_used = sorted({r.options.get("profile") for r in reports if r.options.get("profile")})
     if profiles_used:
         env["Hypothesis profile"] = ", ".join(profiles_used)
-    text = matrix_markdown(reports, command=command, environment=env)
+    if args.against:
+        command += f" --against {shlex.quote(args.against)}"
+    text = matrix_markdown(reports, command=command, environment=env, against=args.against)
     if args.out:
         Path(args.out).write_text(text)
         console.print(f"wrote {args.out}")

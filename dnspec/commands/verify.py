@@ -143,6 +143,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="require RT-DETR's answer to an all-empty batch, four Nones (default: any known "
         "convention, checked for consistency and named in the verdict)",
     )
+    from dnspec.contract.lineages import NAMES as CONTRACT_NAMES
+
+    parser.add_argument(
+        "--contract",
+        choices=CONTRACT_NAMES,
+        default=None,
+        help="judge by this lineage's contract (see `dnspec contracts`; default rtdetr, and the verdict names "
+        "every lineage the builder is bit-compatible with)",
+    )
+    parser.add_argument(
+        "--against",
+        default=None,
+        metavar="THEIRS",
+        help="verify THEIRS first (same contract), then SPEC with THEIRS as the oracle of the differential "
+        "properties: THEIRS' divergences are accepted for SPEC (KNOWN), and the verdict says whether SPEC is "
+        "bit-compatible with THEIRS, has the same distributions, or departs",
+    )
     parser.add_argument(
         "--jobs",
         type=int,
@@ -299,6 +316,10 @@ def command_line(args, only: str | None = None, regime: str | None = None, seed:
         parts.append("--strict")
     if args.convention:
         parts += ["--convention", args.convention]
+    if getattr(args, "contract", None):
+        parts += ["--contract", args.contract]
+    if getattr(args, "against", None):
+        parts += ["--against", args.against]
     if args.no_pinned:
         parts.append("--no-pinned")
     if args.no_shrink:
@@ -588,6 +609,7 @@ def _run(args) -> int:
         jobs=args.jobs if args.jobs is not None else workers.default_jobs(),
         convention="four_nones" if args.convention == "rtdetr" else None,
         in_process=args.in_process,
+        contract=args.contract,
     )
     if args.in_process:  # the only route where the implementation shares this process
         report.notes.append(
@@ -606,6 +628,8 @@ def _run(args) -> int:
         "only": names or [],
         "regimes": args.regime or [],
         "convention": args.convention,
+        "contract": args.contract,
+        "against": args.against,
     }
     signature = signature_problem(impl)
     if signature:
@@ -624,6 +648,27 @@ def _run(args) -> int:
         f"device {args.device}, {args.dtype}" + (f", time limit {time_limit:g} s per call" if time_limit else "")
     )
 
+    theirs = None
+    if args.against:  # THEIRS first, in the same run, under the same contract (dnspec.running.against)
+        from dnspec.running import against as against_run
+
+        try:
+            with captured(buffer):
+                theirs = capturing_implementation(load_implementation(args.against), buffer)
+        except SpecError as error:
+            return usage(f"--against: {error}")
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            return usage(f"--against: cannot load {args.against!r}: loading it raised {type(error).__name__}: {error}")
+        screen.line(f"dnspec verify {theirs.label} first (--against): its divergences are accepted for {impl.label}")
+        with hypothesis_profile(profile, pinned_examples=not args.no_pinned, shrink=False):
+            theirs_result = runner.run(
+                theirs, options, names, args.regime, selected=runner.plan(theirs, options, names)
+            )
+        import dataclasses
+
+        options = dataclasses.replace(options, against=theirs)
     with screen, hypothesis_profile(profile, pinned_examples=not args.no_pinned, shrink=not args.no_shrink):
         result = runner.run(
             tested,
@@ -650,16 +695,29 @@ def _run(args) -> int:
         if isinstance(pictures, workers.WorkerDied):
             pictures = None
 
+    known = {}
+    if theirs is not None:
+        known, fixed = against_run.compare(result, theirs_result, tested, theirs, options)
+        report.notes += [f"fixes {args.against}' divergence {line}" for line in fixed]
     report.compatibility, report.compatibility_level = result.compatibility, result.compatibility_level
     report.conventions = dict(result.conventions)
+    from dnspec.running.verdict import bit_compatible_lineages
+
+    bit_compatible = result.compatibility_level == "bit_compatible" and not args.against
+    report.lineages = [args.contract] if args.contract and bit_compatible else []
+    report.lineages += bit_compatible_lineages(result.lineages)
     report.calls, report.hypothesis_seed = result.calls, result.hypothesis_seed
     for divergence in result.divergences:
         report.divergences.append(
             DivergenceRecord.from_divergence(divergence, replay_hint(args, divergence, profile, result.hypothesis_seed))
         )
+        if divergence.number in known:  # accepted: shared with THEIRS
+            report.divergences[-1].title = f"KNOWN, {known[divergence.number]}: {report.divergences[-1].title}"
     for outcome in result.outcomes:
         replay = next((d.replay for d in report.divergences if d.number in outcome.divergences), "")
         report.outcomes.append(OutcomeRecord.from_outcome(outcome, replay=replay))
+        if outcome.status == "fail" and outcome.divergences and set(outcome.divergences) <= set(known):
+            report.outcomes[-1].status = "known"  # printed KNOWN; it does not fail the run
     if impl.name in HANGS.hung:
         report.notes.append(
             f"hang: {impl.name} ran past the time limit of {time_limit:g} s on {HANGS.hung[impl.name]!r}; "

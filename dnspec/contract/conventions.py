@@ -210,3 +210,16 @@ def dummy_group(targets, num_classes: int, num_queries: int, class_embed, logit_
         "dn_num_split": [2, num_queries],
     }
     return class_embed(labels), boxes, mask, meta
+
+
+def answer(convention: str, targets, num_classes: int, num_queries: int, class_embed, box_noise_scale: float):
+    """What a builder following ``convention`` returns for an all-empty batch (with
+    num_denoising > 0): the oracle of a lineage contract (:mod:`dnspec.contract.lineages`).
+    ``empty_group`` is lightly-train's and GTR's answer, which no lineage contract requires."""
+    if convention == FOUR_NONES:
+        return None, None, None, None
+    if convention == META_ONLY:
+        return None, None, None, {"dn_positive_idx": None, "dn_num_group": 0, "dn_num_split": [0, num_queries]}
+    if convention == DUMMY_GROUP:
+        return dummy_group(targets, num_classes, num_queries, class_embed, logit_space=box_noise_scale > 0)
+    raise ValueError(f"no lineage contract answers an all-empty batch with {convention!r}")

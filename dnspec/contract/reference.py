@@ -50,8 +50,14 @@ def build_from_noise(
     label_noise_ratio: float,
     box_noise_scale: float,
     noise: NoiseDraw,
+    crossed_keep_side: bool = False,
 ):
-    """Apply one noise draw to a batch: the deterministic part of the CDN builder."""
+    """Apply one noise draw to a batch: the deterministic part of the CDN builder.
+
+    ``crossed_keep_side`` (a lineage switch, :mod:`dnspec.contract.lineages`): a noised box
+    whose corners crossed keeps its side's magnitude |w| (|h|) instead of RT-DETR's
+    collapse to ~1e-5: a negative side of the cxcywh box is negated before the logit,
+    as D-FINE and DEIM document."""
     if num_denoising <= 0:
         return NO_OUTPUT
     num_gts = [len(t["labels"]) for t in targets]
@@ -103,6 +109,8 @@ def build_from_noise(
         known_bbox += rand_part * diff
         known_bbox.clip_(min=0.0, max=1.0)
         input_query_bbox = box_xyxy_to_cxcywh(known_bbox)
+        if crossed_keep_side:  # only a side can be negative: the centre of clipped corners is in [0, 1]
+            input_query_bbox = torch.where(input_query_bbox < 0, -input_query_bbox, input_query_bbox)
         input_query_bbox = inverse_sigmoid(input_query_bbox)
 
     input_query_class = class_embed(input_query_class)
@@ -145,6 +153,7 @@ def get_contrastive_denoising_training_group(
     noise: NoiseDraw | None = None,
     generator: torch.Generator | None = None,
     validate: bool = True,
+    crossed_keep_side: bool = False,
 ):
     """RT-DETR's CDN builder. Draws from ``generator`` (default: the global RNG, in
     upstream order) unless a ``noise`` draw is injected, then applies it.
@@ -153,7 +162,8 @@ def get_contrastive_denoising_training_group(
     :func:`dnspec.contract.validation.validate_cdn_inputs`, raising ``CdnInputError`` on a malformed
     call, even one that num_denoising <= 0 would return early from. The check draws no
     random numbers, so valid inputs give upstream's outputs and RNG state either way;
-    ``validate=False`` is upstream's behaviour on invalid inputs too (and skips its cost)."""
+    ``validate=False`` is upstream's behaviour on invalid inputs too (and skips its cost).
+    ``crossed_keep_side``: see :func:`build_from_noise` (the D-FINE/DEIM lineage switch)."""
     if validate:
         validate_cdn_inputs(
             targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale
@@ -176,5 +186,13 @@ def get_contrastive_denoising_training_group(
             generator=generator,
         )
     return build_from_noise(
-        targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale, noise
+        targets,
+        num_classes,
+        num_queries,
+        class_embed,
+        num_denoising,
+        label_noise_ratio,
+        box_noise_scale,
+        noise,
+        crossed_keep_side=crossed_keep_side,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dnspec.reports.records import STATUS_WORD, OutcomeRecord, VerifyReport, one_line
 from dnspec.reports.text import cell
 
-FIXED_COLUMNS = ("compatibility", "empty batch")
+FIXED_COLUMNS = ("compatibility", "lineage", "empty batch")
 
 
 def matrix_columns(reports: list[VerifyReport]) -> list[tuple[str, str]]:
@@ -66,15 +66,30 @@ def family_cell(records: list[OutcomeRecord], report: VerifyReport | None = None
     return f"skipped: {one_line(by_status['skip'][0].message)}"
 
 
-def conformance_table(reports: list[VerifyReport]) -> str:
-    """The markdown conformance table: one row per implementation, one column per family."""
+def lineage_cell(report: VerifyReport) -> str:
+    """The lineages whose builder it is bit-compatible with under the same torch seed
+    (:mod:`dnspec.contract.lineages`), and the contract it was judged by when not rtdetr."""
+    from dnspec.contract.lineages import CONTRACTS
+
+    names = [CONTRACTS[n].builder if n in CONTRACTS else n for n in dict.fromkeys(report.lineages)]
+    contract = report.options.get("contract")
+    judged = f" (judged by contract {contract})" if contract else ""
+    return (", ".join(names) or "-") + judged
+
+
+def conformance_table(reports: list[VerifyReport], against: str | None = None) -> str:
+    """The markdown conformance table: one row per implementation, one column per family
+    (and one comparing each with ``against``, the baseline of ``dnspec matrix --against``)."""
     columns = matrix_columns(reports)
-    header = "| implementation | " + " | ".join([*FIXED_COLUMNS, *(title for _, title in columns)]) + " |"
-    rule = "| --- |" + " --- |" * (len(columns) + len(FIXED_COLUMNS))
+    extra = [f"vs {against}"] if against else []
+    header = "| implementation | " + " | ".join([*FIXED_COLUMNS, *extra, *(title for _, title in columns)]) + " |"
+    rule = "| --- |" + " --- |" * (len(columns) + len(FIXED_COLUMNS) + len(extra))
     rows = [header, rule]
     for report in reports:
         if report.error:
-            cells = [f"**error**: {one_line(report.error)}"] + ["-"] * (len(columns) + len(FIXED_COLUMNS) - 1)
+            cells = [f"**error**: {one_line(report.error)}"] + ["-"] * (
+                len(columns) + len(FIXED_COLUMNS) + len(extra) - 1
+            )
         else:
             from dnspec.contract.conventions import SHORT
 
@@ -82,13 +97,17 @@ def conformance_table(reports: list[VerifyReport]) -> str:
             from dnspec.running.verdict import COMPATIBILITY
 
             level = COMPATIBILITY.get(report.compatibility_level, report.compatibility)
-            cells = [level or "-", SHORT.get(convention, convention) if convention else "-"]
+            cells = [level or "-", lineage_cell(report), SHORT.get(convention, convention) if convention else "-"]
+            if against:
+                cells.append(one_line(report.options.get("against_compatibility", "(the baseline)"), 200))
             cells += [family_cell([r for r in report.outcomes if r.family == family], report) for family, _ in columns]
         rows.append(f"| {cell(report.label)} | " + " | ".join(cell(c) for c in cells) + " |")
     return "\n".join(rows)
 
 
-def matrix_markdown(reports: list[VerifyReport], command: str = "", environment: dict | None = None) -> str:
+def matrix_markdown(
+    reports: list[VerifyReport], command: str = "", environment: dict | None = None, against: str | None = None
+) -> str:
     """The conformance table with the command that made it and, per implementation, each
     divergence in full, the advisories, skips and notes."""
     out = ["# dnspec conformance matrix", ""]
@@ -96,7 +115,7 @@ def matrix_markdown(reports: list[VerifyReport], command: str = "", environment:
         out += [f"Regenerate with `{command}`.", ""]
     if environment:
         out += ["Environment: " + ", ".join(f"{k} {v}" for k, v in environment.items()) + ".", ""]
-    out += [conformance_table(reports), ""]
+    out += [conformance_table(reports, against), ""]
     out += [
         "Cells: **fail** names each divergence (Dk, listed below, by its id) and the regimes where it happens; "
         "KNOWN: divergences accepted in the project's `[tool.dnspec]` configuration; advisory: "

@@ -41,10 +41,11 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import seed as hypothesis_seed
 
-from dnspec.checks.invariants import assert_outputs_equal
+from dnspec.checks.invariants import lineage_matches, same_seed_comparison
 from dnspec.checks.suite import GENERATED_KINDS as GENERATED
 from dnspec.checks.suite import PROPERTIES, Property, RunOptions, enforced, label
 from dnspec.checks.violations import PropertyViolation, each_failure
+from dnspec.contract import lineages
 from dnspec.generation import regimes as regime_registry
 from dnspec.generation.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
 from dnspec.reports.clean_text import clean
@@ -103,6 +104,8 @@ class RunResult:
     same_seed: tuple[int, int] = (0, 0)  # generated cases whose outputs equal the reference's, of those compared
     conventions: dict = field(default_factory=dict)  # {"empty_batch": "dummy_group"}: consistent conventions seen
     compatibility_level: str = ""  # a key of COMPATIBILITY
+    lineages: dict = field(default_factory=dict)  # lineage contract -> [cases with its numbers, cases compared]
+    against_raised: int = 0  # cases on which THEIRS (--against) raised, judged by the contract alone
 
 
 # --- findings --------------------------------------------------------------------------------
@@ -148,6 +151,9 @@ def skip_reason(prop: Property, impl, options: RunOptions, variant=None) -> str 
     for name in (prop.name, prop.family):
         if name in impl.not_comparable:
             return f"not comparable: {impl.not_comparable[name]}"
+    contract = lineages.get(options.contract)
+    if prop.name in contract.in_contract:
+        return f"part of contract {contract.name}: {contract.in_contract[prop.name]}"
     return prop.skip_reason(impl, options, variant)
 
 
@@ -209,6 +215,15 @@ def _hypothesis_test(fn, regime: str, impl, options: RunOptions, max_examples: i
     return test
 
 
+def new_trial(impl, case, options: RunOptions) -> Trial:
+    """The trial of one case under the run's contract: its required empty-batch convention
+    (``--convention``, else the one a contract asked for by name requires) and its oracle
+    (THEIRS under ``--against``, else the contract's reference)."""
+    contract = lineages.get(options.contract)
+    required = options.convention or (contract.empty_batch if options.contract else None)
+    return Trial(impl, case, required_convention=required, contract=contract, oracle=options.against)
+
+
 def _check(prop: Property, variant, trial):
     return prop.check(trial) if variant is None else prop.check(trial, variant)
 
@@ -231,8 +246,9 @@ def death_finding(prop_label: str, how: str, detail: str, case, regime: str, imp
 
 def _judge(impl, case, regime: str, pending, options: RunOptions, compare_reference: bool) -> dict:
     """Every pending check on one case: {"results": {label: None (held) or [Finding]},
-    "calls", "observed", "same_seed": (equal, compared)}."""
-    trial = Trial(impl, case, required_convention=options.convention)
+    "calls", "observed", "same_seed": (equal, compared), "lineages": {name: equal},
+    "against_raised": bool}."""
+    trial = new_trial(impl, case, options)
     results = {}
     for prop, variant in pending:
         name = label(prop, variant)
@@ -243,14 +259,21 @@ def _judge(impl, case, regime: str, pending, options: RunOptions, compare_refere
             raise
         except BaseException as error:  # an implementation may raise anything; checks raise AssertionErrors
             results[name] = findings_from(error, name, regime, case)
-    same = (0, 0)
+    same, matches = (0, 0), {}
     if compare_reference and trial.called_main():
-        try:
-            assert_outputs_equal(trial.outputs(), trial.reference(), "same seed")
-            same = (1, 1)
-        except Exception:  # whatever the outputs are, they are not the reference's numbers
-            same = (0, 1)
-    return {"results": results, "calls": trial.calls, "observed": dict(trial.observations), "same_seed": same}
+        compared = same_seed_comparison(trial)
+        if compared is not None:
+            same = (int(compared), 1)
+        if options.contract is None and options.against is None:
+            matches = lineage_matches(trial) or {}
+    return {
+        "results": results,
+        "calls": trial.calls,
+        "observed": dict(trial.observations),
+        "same_seed": same,
+        "lineages": matches,
+        "against_raised": bool(trial.observations.get("against_raised")),
+    }
 
 
 def _judge_isolated(impl, case, regime: str, pending, options: RunOptions, compare_reference: bool) -> dict:
@@ -266,6 +289,8 @@ def _judge_isolated(impl, case, regime: str, pending, options: RunOptions, compa
             "calls": 1,
             "observed": {},
             "same_seed": (0, 0),
+            "lineages": {},
+            "against_raised": False,
         }
 
 
@@ -284,7 +309,7 @@ def _sweep_here(
     """:func:`sweep`, in this process (a worker's); ``isolate_cases``: each case in a
     process of its own (an implementation known to kill its process)."""
     cells = {label(p, v): Cell(label(p, v), regime) for p, v in checks}
-    stats = {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}}
+    stats = {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}, "lineages": {}, "against_raised": 0}
     explicit = Phase.explicit in settings.default.phases
     judge = _judge_isolated if isolate_cases else _judge
 
@@ -305,6 +330,10 @@ def _sweep_here(
             for finding in found or ():
                 cell.add(finding)
         stats["same_seed"] = [a + b for a, b in zip(stats["same_seed"], judged["same_seed"], strict=False)]
+        for name, same in judged["lineages"].items():
+            tally = stats["lineages"].setdefault(name, [0, 0])
+            tally[0], tally[1] = tally[0] + same, tally[1] + 1
+        stats["against_raised"] += judged["against_raised"]
         stats["calls"] += judged["calls"]
         for name, seen in judged["observed"].items():
             stats["observed"].setdefault(name, {}).setdefault(seen, case)
@@ -574,6 +603,8 @@ def run(
     seconds: dict[str, float] = {}
     calls = 0
     same_seed = [0, 0]
+    lineage_tallies: dict[str, list[int]] = {}
+    against_raised = 0
     observed: dict[str, dict] = {}  # e.g. {"empty_batch": {"dummy_group": (regime, first case)}}
     for task in tasks:  # in the registry's order, whatever order they finished in
         if task not in done:
@@ -592,7 +623,11 @@ def run(
         for name, seen in stats["observed"].items():
             for observation, case in seen.items():
                 observed.setdefault(name, {}).setdefault(observation, (what, case))
-        same_seed = [a + b for a, b in zip(same_seed, stats["same_seed"], strict=False)]
+        same_seed = [a + b for a, b in zip(same_seed, stats["same_seed"], strict=True)]
+        for name, (matches, compared) in stats.get("lineages", {}).items():
+            tally = lineage_tallies.setdefault(name, [0, 0])
+            tally[0], tally[1] = tally[0] + matches, tally[1] + compared
+        against_raised += stats.get("against_raised", 0)
         for name in found:
             seconds[name] = seconds.get(name, 0.0) + elapsed / max(1, len(found))
     findings = [f for by_label in cells.values() for cell in by_label.values() for f in cell.findings.values()]
@@ -636,8 +671,18 @@ def run(
                 )
             )
     conventions = {name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1}
-    level, line = compatibility(impl, outcomes, divergences, tuple(same_seed))
-    return RunResult(outcomes, divergences, line, seed, calls, tuple(same_seed), conventions, level)
+    level, line = compatibility(
+        impl,
+        outcomes,
+        divergences,
+        tuple(same_seed),
+        contract=options.contract,
+        lineage_tallies=lineage_tallies,
+        against=options.against,
+    )
+    result = RunResult(outcomes, divergences, line, seed, calls, tuple(same_seed), conventions, level)
+    result.lineages, result.against_raised = lineage_tallies, against_raised
+    return result
 
 
 def _every_check_failed(checks, done: dict) -> bool:
@@ -674,7 +719,7 @@ def _died(task, died, checks):
             )
         )
         cells[cell.label] = cell
-    return cells, {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}}
+    return cells, {"calls": 0, "cases": 0, "same_seed": [0, 0], "observed": {}, "lineages": {}, "against_raised": 0}
 
 
 def _locate_caseless(findings: list[Finding]) -> None:

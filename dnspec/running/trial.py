@@ -43,9 +43,13 @@ class CallKey:
 class Trial:
     """The calls one case needs, made on demand and memoized (see the module docstring)."""
 
-    def __init__(self, impl, case, required_convention: str | None = None):
+    def __init__(self, impl, case, required_convention: str | None = None, contract=None, oracle=None):
+        from dnspec.contract import lineages
+
         self.impl, self.case = impl, case
         self.required_convention = required_convention  # e.g. "four_nones" under --convention rtdetr
+        self.contract = contract or lineages.get(None)  # the lineage contract (dnspec.contract.lineages)
+        self.oracle = oracle  # what the differential checks compare with (None: the contract's reference)
         self.observations: dict[str, str] = {}  # what a check saw that is not a failure (the empty-batch convention)
         self.memo: dict[str, object] = {}  # work several checks share (one backward pass)
         self.args: dict[CallKey, tuple] = {}  # the arguments each call was given (after it returned)
@@ -119,13 +123,20 @@ class Trial:
         return _unwrap(self._outputs[key])
 
     def reference(self, key: CallKey = CallKey()):
-        """The reference's outputs for ``key`` (dnspec's own reference: it does not fail)."""
+        """The reference's outputs for ``key``: the contract's reference (dnspec's own: it
+        does not fail), or the trial's ``oracle`` (``--against``: it may raise)."""
         key = self.normal(key)
         if key not in self._reference:
-            from dnspec.contract.reference import get_contrastive_denoising_training_group
-
-            self._reference[key] = self._call(get_contrastive_denoising_training_group, key)
+            self._reference[key] = self._call(self.oracle or self.contract.reference, key)
         return _unwrap(self._reference[key])
+
+    def lineage_reference(self, contract, key: CallKey = CallKey()):
+        """The outputs of ``contract``'s reference for ``key`` (lineage recognition)."""
+        memo = self.memo.setdefault("lineage_reference", {})
+        key = self.normal(key)
+        if (contract.name, key) not in memo:
+            memo[contract.name, key] = self._call(contract.reference, key)
+        return _unwrap(memo[contract.name, key])
 
     def _call(self, fn, key: CallKey, keep_args: bool = False, reseed: bool = True):
         case = self.case_for(key)

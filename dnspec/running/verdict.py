@@ -99,25 +99,94 @@ COMPATIBILITY = {
 }
 
 
-def compatibility(impl, outcomes: list[Outcome], divergences: list[Divergence], same_seed) -> tuple[str, str]:
-    """How close to RT-DETR the implementation is, from the checks already run (never a
-    failure by itself): (a key of :data:`COMPATIBILITY`, the line a verdict prints)."""
-    if divergences or any(o.status == "fail" for o in outcomes):
-        return "departs", "departs from RT-DETR (see divergences)"
-    if impl.fixes_advisories:
+def compatibility(
+    impl,
+    outcomes: list[Outcome],
+    divergences: list[Divergence],
+    same_seed,
+    *,
+    contract: str | None = None,
+    lineage_tallies: dict | None = None,
+    against=None,
+    known: frozenset = frozenset(),
+    distributions=None,
+) -> tuple[str, str]:
+    """How close to the oracle the implementation is, from the checks already run (never a
+    failure by itself): (a key of :data:`COMPATIBILITY`, the line a verdict prints).
+
+    The oracle is RT-DETR's builder, the lineage ``contract`` asked for by name, or THEIRS
+    (``against``, an Implementation). Divergences whose numbers are in ``known`` (shared
+    with THEIRS) do not make it depart. Without a contract or THEIRS, ``lineage_tallies``
+    (lineage -> [cases with its numbers, cases compared]) name every lineage the builder
+    is bit-compatible with under the same torch seed, or the nearest one.
+    ``distributions`` (THEIRS only): None when the two-sample tests did not run, else a
+    list of the tests that failed (empty: the same distributions)."""
+    from dnspec.contract import lineages
+
+    oracle = getattr(against, "name", None) or lineages.get(contract).builder
+    new = [d for d in divergences if d.number not in known]
+    failed = any(o.status == "fail" and set(o.divergences) - set(known) for o in outcomes) or any(
+        o.status == "fail" and not o.divergences for o in outcomes
+    )
+    recognised = _lineage_suffix(lineage_tallies or {}) if contract is None and against is None else ""
+    if new or failed:
+        return "departs", f"departs from {oracle} (see divergences){recognised}"
+    if impl.fixes_advisories and against is None:
         return (
             "by_design",
-            "departs from RT-DETR by design: fixes its advisories, and conforms to the contract otherwise",
+            f"departs from {oracle} by design: fixes its advisories, and conforms to the contract otherwise",
         )
     matches, compared = same_seed
     if compared and matches == compared:
+        also = _also_bit_compatible(lineage_tallies or {}, contract) if against is None else ""
         return "bit_compatible", (
-            f"bit-compatible with RT-DETR under the same torch seed (identical outputs on {compared} generated cases)"
+            f"bit-compatible with {oracle} under the same torch seed (identical outputs on {compared} generated "
+            f"cases){also}"
         )
+    how = f"; the same torch seed gives other numbers on {compared - matches} of {compared} cases" if compared else ""
+    if against is not None:
+        if distributions is None:
+            return "unchecked", f"conforms; its distributions were not compared with {oracle}"
+        if distributions:
+            return "departs", f"departs from {oracle}: {'; '.join(distributions)}"
+        return "same_distributions", f"same distributions as {oracle}{how}"
     statistical = [o for o in outcomes if o.prop.kind == "statistical"]
     if statistical and all(o.status == "pass" for o in statistical):
-        how = (
-            f"; the same torch seed gives other numbers on {compared - matches} of {compared} cases" if compared else ""
-        )
-        return "same_distributions", f"same distributions as RT-DETR{how}"
+        return "same_distributions", f"same distributions as {oracle}{how}{recognised}"
     return "unchecked", "conforms to the contract; its distributions were not checked (no statistical property ran)"
+
+
+def bit_compatible_lineages(lineage_tallies: dict) -> list[str]:
+    """The lineages whose reference gave the builder's numbers on every case compared."""
+    return [name for name, (matches, compared) in lineage_tallies.items() if compared and matches == compared]
+
+
+def _lineage_suffix(lineage_tallies: dict) -> str:
+    """'; bit-compatible with D-FINE's builder (crossed negatives keep |w|; ...)' for each
+    lineage other than RT-DETR whose numbers the builder gives on every compared case,
+    else the nearest lineage and how often it agreed; '' when nothing was compared."""
+    from dnspec.contract import lineages
+
+    others = [n for n in bit_compatible_lineages(lineage_tallies) if n != lineages.DEFAULT]
+    if others:
+        return "; " + "; ".join(
+            f"bit-compatible with {lineages.get(n).builder} ({lineages.get(n).departure})" for n in others
+        )
+    compared = {n: t for n, t in lineage_tallies.items() if t[1]}
+    if not compared or lineages.DEFAULT in bit_compatible_lineages(lineage_tallies):
+        return ""
+    name, (matches, total) = max(compared.items(), key=lambda item: item[1][0] / item[1][1])
+    rtdetr = compared.get(lineages.DEFAULT, (0, 1))
+    if name == lineages.DEFAULT or matches / total <= rtdetr[0] / rtdetr[1]:
+        return ""  # RT-DETR is the nearest: the divergences say how it departs
+    contract = lineages.get(name)
+    return (
+        f"; nearest lineage: {contract.builder} ({contract.departure}), the same numbers on {matches} of {total} cases"
+    )
+
+
+def _also_bit_compatible(lineage_tallies: dict, contract: str | None) -> str:
+    from dnspec.contract import lineages
+
+    others = [n for n in bit_compatible_lineages(lineage_tallies) if n != (contract or lineages.DEFAULT)]
+    return "".join(f"; also with {lineages.get(n).builder}" for n in others)
