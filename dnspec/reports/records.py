@@ -139,7 +139,7 @@ class VerifyReport:
     seconds: float = 0.0
     calls: int = 0  # calls of the implementation on generated cases
     hypothesis_seed: int | None = None
-    lineages: list = field(default_factory=list)  # lineage contracts it is bit-compatible with (dnspec.contract.lineages)
+    lineages: list = field(default_factory=list)  # lineages it is bit-compatible with (dnspec.contract.lineages)
 
     @property
     def label(self) -> str:
