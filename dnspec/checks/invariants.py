@@ -505,18 +505,18 @@ def check_injected_noise_matches_reference(trial):
 # --- 9. the oracle: the contract's reference, or THEIRS (--against) ------------------------
 
 
-def oracle_outputs(trial, key: CallKey = CallKey()):
+def oracle_outputs(trial, key: CallKey | None = None):
     """What the differential checks compare with: the trial's oracle (the contract's
     reference, or THEIRS under ``--against``). Where THEIRS raises, the call is judged by
     the contract alone (its reference), and the trial notes it (``against_raised``): a
     builder that fixes THEIRS' crash is never failed for it."""
     try:
-        return trial.reference(key)
+        return trial.reference(key or CallKey())
     except AssertionError:  # ImplementationError of THEIRS (dnspec's reference does not raise)
         if trial.oracle is None:
             raise
         trial.observations["against_raised"] = "yes"
-        return trial.lineage_reference(trial.contract, key)
+        return trial.lineage_reference(trial.contract, key or CallKey())
 
 
 def same_seed_comparison(trial) -> bool | None:

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dnspec.contract import conventions
-
 DEFAULT = "rtdetr"
+# the empty-batch conventions of dnspec.contract.conventions, by name: this module is read
+# by `dnspec verify --help`, which must not import torch (conventions does)
+FOUR_NONES, DUMMY_GROUP, META_ONLY = "four_nones", "dummy_group", "meta_only"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Contract:
     def departure(self) -> str:
         """How a builder of this lineage departs from RT-DETR, in a few words (for a
         compatibility line): '' for rtdetr."""
+        from dnspec.contract import conventions
+
         parts = []
         if self.crossed_keep_side:
             parts.append("crossed negatives keep |w|")
@@ -85,6 +88,7 @@ class Contract:
     ):
         """This lineage's builder: dnspec's reference with the contract's switches (same
         draws in the same order, so the same torch seed gives the lineage's numbers)."""
+        from dnspec.contract import conventions
         from dnspec.contract.reference import get_contrastive_denoising_training_group
 
         outputs = get_contrastive_denoising_training_group(
@@ -113,7 +117,7 @@ CONTRACTS: dict[str, Contract] = {
             "rtdetr",
             "RT-DETR",
             crossed_keep_side=False,
-            empty_batch=conventions.FOUR_NONES,
+            empty_batch=FOUR_NONES,
             differs="the default: RT-DETR v1's builder (crossed negatives collapse to side 1e-5; four Nones for an "
             "all-empty batch)",
             follows="RT-DETR v1 and the ports that keep it (transformers')",
@@ -122,7 +126,7 @@ CONTRACTS: dict[str, Contract] = {
             "rtdetrv2",
             "RT-DETRv2's builder",
             crossed_keep_side=False,
-            empty_batch=conventions.DUMMY_GROUP,
+            empty_batch=DUMMY_GROUP,
             differs="an all-empty batch gets a dummy group (one masked padding pair per image, RT-DETRv2 PR #684)",
             follows="RT-DETRv2 since its PR #684",
             in_contract={"empty_batch_in_graph": "the contract requires the dummy group: judged by structure"},
@@ -131,7 +135,7 @@ CONTRACTS: dict[str, Contract] = {
             "dfine",
             "D-FINE's builder",
             crossed_keep_side=True,
-            empty_batch=conventions.META_ONLY,
+            empty_batch=META_ONLY,
             differs=f"{_CROSSED}; an all-empty batch gets (None, None, None, dn_meta) with no groups",
             follows="D-FINE since its DDP fix",
             in_contract={"no_collapsed_boxes": _COLLAPSE_IN_CONTRACT},
@@ -140,7 +144,7 @@ CONTRACTS: dict[str, Contract] = {
             "deim",
             "DEIM's builder",
             crossed_keep_side=True,
-            empty_batch=conventions.FOUR_NONES,
+            empty_batch=FOUR_NONES,
             differs=f"{_CROSSED}; four Nones for an all-empty batch, as RT-DETR",
             follows="DEIM, DEIMv2, RT-DETRv4",
             in_contract={"no_collapsed_boxes": _COLLAPSE_IN_CONTRACT},

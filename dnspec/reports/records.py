@@ -154,9 +154,7 @@ class VerifyReport:
     calls: int = 0  # calls of the implementation on generated cases
     hypothesis_seed: int | None = None
     fixed: list = field(default_factory=list)  # accepted ids that no longer happen: [{"id", "reason", "source"}]
-    lineages: list = field(
-        default_factory=list
-    )  # lineage contracts it is bit-compatible with (dnspec.contract.lineages)
+    lineages: list = field(default_factory=list)  # lineages it is bit-compatible with (dnspec.contract.lineages)
 
     @property
     def label(self) -> str:

@@ -224,3 +224,7 @@ def test_the_docs_show_what_dnspec_contracts_prints():
         "<!-- /contracts -->"
     )[0]
     assert block.strip().splitlines()[1:-1] == ["$ dnspec contracts", *lines()]
+
+
+def test_the_contracts_name_conventions_dnspec_knows():
+    assert {lineages.FOUR_NONES, lineages.DUMMY_GROUP, lineages.META_ONLY} <= set(conventions.TITLES)
