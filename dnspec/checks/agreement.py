@@ -85,7 +85,7 @@ def _same_layout(a, b, what, check, case):
     ma, mb = a[3], b[3]
     if ma["dn_num_group"] != mb["dn_num_group"] or list(ma["dn_num_split"]) != list(mb["dn_num_split"]):
         raise PropertyViolation(f"{what}: dn_num_group/dn_num_split differ", f"{check}.dn_meta", case)
-    for i, (x, y) in enumerate(zip(ma["dn_positive_idx"], mb["dn_positive_idx"])):
+    for i, (x, y) in enumerate(zip(ma["dn_positive_idx"], mb["dn_positive_idx"], strict=False)):
         if not torch.equal(torch.as_tensor(x).cpu(), torch.as_tensor(y).cpu()):
             raise PropertyViolation(f"{what}: dn_positive_idx[{i}] differs", f"{check}.dn_positive_idx", case)
 

@@ -59,13 +59,16 @@ def box_noise_bounds(case, layout, decoded, tol: float) -> dict[str, torch.Tenso
     for axis in (0, 1):
         c1, c2 = gt_corners[..., axis], gt_corners[..., axis + 2]
         d = (gt_boxes[..., axis + 2] / 2) * case.box_noise_scale
-        near = lambda c: [_clipped_interval(c - d, c + d)] * 2
-        far = lambda c: [_clipped_interval(c - 2 * d, c - d), _clipped_interval(c + d, c + 2 * d)]
-        sets1 = _role_intervals(negative, far(c1), near(c1))
-        sets2 = _role_intervals(negative, far(c2), near(c2))
+        sets1 = _role_intervals(negative, _far(c1, d), _near(c1, d))
+        sets2 = _role_intervals(negative, _far(c2, d), _near(c2, d))
         x1, x2 = got[..., axis], got[..., axis + 2]
-        in1 = lambda x: _inside(x, sets1[0], tol) | _inside(x, sets1[1], tol)
-        in2 = lambda x: _inside(x, sets2[0], tol) | _inside(x, sets2[1], tol)
+
+        def in1(x, sets1=sets1):
+            return _inside(x, sets1[0], tol) | _inside(x, sets1[1], tol)
+
+        def in2(x, sets2=sets2):
+            return _inside(x, sets2[0], tol) | _inside(x, sets2[1], tol)
+
         centre = (x1 + x2) / 2
         crossed_centre = torch.zeros_like(x1, dtype=torch.bool)
         crossable = torch.zeros_like(crossed_centre)
@@ -102,12 +105,22 @@ def box_noise_bounds_ok(case, layout, decoded, keeps_side: bool, tol: float) -> 
     return bounds["direct"] | crossed_ok
 
 
+def _near(c, d):
+    """A positive row's corner ``c``: within ``d`` of it (the same interval twice)."""
+    return [_clipped_interval(c - d, c + d)] * 2
+
+
+def _far(c, d):
+    """A negative row's corner ``c``: between ``d`` and ``2d`` from it, on either side."""
+    return [_clipped_interval(c - 2 * d, c - d), _clipped_interval(c + d, c + 2 * d)]
+
+
 def _role_intervals(negative, far, near):
     """The two allowed (lo, hi) intervals of a corner: ``far`` on negative rows, ``near``
     (the same interval twice) on positive rows."""
     return [
         (torch.where(negative, f_lo, n_lo), torch.where(negative, f_hi, n_hi))
-        for (f_lo, f_hi), (n_lo, n_hi) in zip(far, near)
+        for (f_lo, f_hi), (n_lo, n_hi) in zip(far, near, strict=True)
     ]
 
 

@@ -49,7 +49,7 @@ def outputs_of(trial, key: CallKey = CallKey()):
     if not isinstance(outputs, (tuple, list)) or len(outputs) != 4:
         fail(f"returned {_describe(outputs)}; expected a tuple of 4 outputs", "structure.outputs", case)
     expected_device = torch.device(case.device).type
-    for name, value in zip(("input_query_class", "input_query_bbox", "attn_mask"), outputs[:3]):
+    for name, value in zip(("input_query_class", "input_query_bbox", "attn_mask"), outputs[:3], strict=True):
         if isinstance(value, torch.Tensor) and value.device.type != expected_device:
             fail(f"{name} is on {value.device}, but the inputs are on {case.device}", "structure.device", case)
     return tuple(outputs)
@@ -200,6 +200,7 @@ def produced_outputs(trial, key: CallKey = CallKey()):
         ("input_query_class", "input_query_bbox", "attn_mask"),
         outputs[:3],
         ((case.batch_size, n, case.embed_dim), (case.batch_size, n, 4), (n + q, n + q)),
+        strict=True,
     ):
         if not isinstance(value, torch.Tensor):
             fail(f"{name} is {type(value).__name__}, expected a tensor", f"structure.{name}.type", case)
@@ -241,7 +242,10 @@ def check_attention_mask(trial):
         "groups_see_each_other": wrong & expected & ~query_is_object & key_is_dn,
         "over_masked": wrong & ~expected,
     }
-    role = lambda r: f"dn row {r} (group {r // (2 * layout.max_gt)})" if r < n else f"object query {r - n}"
+
+    def role(r):
+        return f"dn row {r} (group {r // (2 * layout.max_gt)})" if r < n else f"object query {r - n}"
+
     failures = []
     for kind, cells in kinds.items():
         if not bool(cells.any()):
@@ -278,7 +282,7 @@ def check_positive_indices(trial):
             "positive_indices.count",
         )
     negative = layout.row_is_negative()
-    for i, (got, expected) in enumerate(zip(idx, layout.positive_idx())):
+    for i, (got, expected) in enumerate(zip(idx, layout.positive_idx(), strict=True)):
         if not isinstance(got, torch.Tensor) or got.dtype != torch.int64:
             fail(
                 f"dn_positive_idx[{i}] is {getattr(got, 'dtype', type(got).__name__)}, expected an int64 tensor",
@@ -386,7 +390,7 @@ def check_inputs_untouched(trial):
     before = case.targets
     if len(targets) != len(before):
         fail(f"the targets list changed length from {len(before)} to {len(targets)}", "inputs_untouched.targets")
-    for i, (t, b) in enumerate(zip(targets, before)):
+    for i, (t, b) in enumerate(zip(targets, before, strict=True)):
         if set(t) != set(b):
             fail(f"targets[{i}] keys changed from {sorted(b)} to {sorted(t)}", "inputs_untouched.targets")
         for key in b:
@@ -414,6 +418,7 @@ def assert_outputs_equal(a, b, what: str, tolerance=None, check: str = "outputs"
         a[:3],
         b[:3],
         (None if tolerance is None else tolerance.embed, None if tolerance is None else tolerance.box, None),
+        strict=False,  # outputs that are not four were judged by the structure check
     ):
         x, y = x.detach().cpu(), y.detach().cpu()
         if x.shape != y.shape:
@@ -440,7 +445,7 @@ def assert_outputs_equal(a, b, what: str, tolerance=None, check: str = "outputs"
         )
     if len(ma["dn_positive_idx"]) != len(mb["dn_positive_idx"]):
         fail(f"{what}: dn_positive_idx lengths differ", f"{check}.dn_positive_idx", case)
-    for i, (x, y) in enumerate(zip(ma["dn_positive_idx"], mb["dn_positive_idx"])):
+    for i, (x, y) in enumerate(zip(ma["dn_positive_idx"], mb["dn_positive_idx"], strict=True)):
         x, y = torch.as_tensor(x), torch.as_tensor(y)
         if x.dtype != y.dtype or x.shape != y.shape or not torch.equal(x.cpu(), y.cpu()):
             fail(

@@ -544,9 +544,8 @@ def _run(args) -> int:
             with open(path, "w") as handle:
                 json.dump(data, handle, indent=1)
                 handle.write("\n")
-    if args.write_baseline:
-        if errors:
-            stdout.print(f"note: {args.write_baseline} holds errors; a gate cannot compare those rows", markup=False)
+    if args.write_baseline and errors:
+        stdout.print(f"note: {args.write_baseline} holds errors; a gate cannot compare those rows", markup=False)
     if args.markdown:
         with open(args.markdown, "w") as handle:
             handle.write(bench_report.markdown(result, gate_rows, analysis))

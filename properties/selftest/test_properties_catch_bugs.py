@@ -89,7 +89,7 @@ def _options(prop, impl, variant_name: str, strict: bool | None = None, max_exam
 
 
 def _catches():
-    for variant_name, (impl, expected) in BROKEN.items():
+    for variant_name, (_impl, expected) in BROKEN.items():
         for label in sorted(expected):
             yield pytest.param(variant_name, label, id=f"{variant_name}-{label}")
 
@@ -208,7 +208,7 @@ def test_a_crash_is_a_failure_not_a_crash_of_the_suite():
 
 
 def _misses():
-    for variant_name, (impl, should_catch, gap) in KNOWN_MISSES.items():
+    for variant_name, (_impl, should_catch, gap) in KNOWN_MISSES.items():
         for label in sorted(should_catch):
             yield pytest.param(
                 variant_name,
