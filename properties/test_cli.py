@@ -408,7 +408,7 @@ def test_a_failing_cell_names_its_divergences():
 
 def test_matrix_survives_an_implementation_that_kills_its_interpreter(capsys, tmp_path):
     out_path = tmp_path / "matrix.md"
-    # --jobs 1: no worker processes, so the implementation kills the verify process itself
+    # --jobs 1 is still one worker: the implementation kills a worker, never the verify process
     code = main(
         [
             "matrix",
@@ -438,7 +438,7 @@ def test_matrix_survives_an_implementation_that_kills_its_interpreter(capsys, tm
         and "| pass |" in rows[next(k for k in rows if k.startswith("reference"))]
     )
     abort_row = next(line for key, line in rows.items() if key.endswith("crashes.py:build_abort"))
-    assert "**error**: verify exited with status 139" in abort_row
+    assert "**fail**: D1 `died: exited with status 139`" in abort_row
     assert "Regenerate with `dnspec matrix" in text
 
 

@@ -164,6 +164,16 @@ def _clear_record(path: str) -> None:
         file.write(b"\0" * 8)
 
 
+def _one_thread_after_fork() -> None:
+    """torch's intra-op pool (GNU OpenMP) does not survive a fork: a parallel op in a child
+    of a process that ran one waits forever for threads the child does not have. A forked
+    process starts with one intra-op thread (``RunOptions.threads`` is set again around
+    the checks, and is 1 by default)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def _worker_main(conn, record_path: str, state=None) -> None:
     """A worker's loop: run the task whose index arrives, send back (kind, value, output,
     hung) pickled; None ends it."""
@@ -173,6 +183,7 @@ def _worker_main(conn, record_path: str, state=None) -> None:
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # its own process group: what the implementation starts ends with it (_end)
     faulthandler.disable()  # a crash is reported as a divergence, not as a dump on the terminal
+    _one_thread_after_fork()
     if state is not None:  # spawned or forkserver: the state came pickled
         _STATE.update(state)
     _RECORD_FD = os.open(record_path, os.O_WRONLY)
@@ -206,6 +217,7 @@ def in_child(fn, capture=None):
             os.close(read_fd)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             faulthandler.disable()
+            _one_thread_after_fork()
             try:
                 if capture is not None:
                     capture.reset()
