@@ -695,9 +695,9 @@ def _run(args) -> int:
         if isinstance(pictures, workers.WorkerDied):
             pictures = None
 
-    known = {}
+    shared = []  # MINE's divergences THEIRS shows too: accepted for MINE (dnspec.running.accept)
     if theirs is not None:
-        known, fixed = against_run.compare(result, theirs_result, tested, theirs, options)
+        shared, fixed = against_run.compare(result, theirs_result, tested, theirs, options, f"--against {args.against}")
         report.notes += [f"fixes {args.against}' divergence {line}" for line in fixed]
     report.compatibility, report.compatibility_level = result.compatibility, result.compatibility_level
     report.conventions = dict(result.conventions)
@@ -711,13 +711,9 @@ def _run(args) -> int:
         report.divergences.append(
             DivergenceRecord.from_divergence(divergence, replay_hint(args, divergence, profile, result.hypothesis_seed))
         )
-        if divergence.number in known:  # accepted: shared with THEIRS
-            report.divergences[-1].title = f"KNOWN, {known[divergence.number]}: {report.divergences[-1].title}"
     for outcome in result.outcomes:
         replay = next((d.replay for d in report.divergences if d.number in outcome.divergences), "")
         report.outcomes.append(OutcomeRecord.from_outcome(outcome, replay=replay))
-        if outcome.status == "fail" and outcome.divergences and set(outcome.divergences) <= set(known):
-            report.outcomes[-1].status = "known"  # printed KNOWN; it does not fail the run
     if impl.name in HANGS.hung:
         report.notes.append(
             f"hang: {impl.name} ran past the time limit of {time_limit:g} s on {HANGS.hung[impl.name]!r}; "
@@ -736,7 +732,7 @@ def _run(args) -> int:
     from dnspec.running import accept
 
     report.options["accepted"] = [entry.id for entry in getattr(args, "accepted", [])]
-    accept.apply(report, getattr(args, "accepted", []))
+    accept.apply(report, list(getattr(args, "accepted", [])) + shared)
     report.fixed = judged_fixed(report.fixed, args, names)
     code = 1 if any(r.status == "fail" for r in report.outcomes) else 0
     if report.fixed and getattr(args, "strict_accept", False):
