@@ -12,6 +12,8 @@ table, walking up from the working folder (:func:`find`); ``--config FILE`` name
     dtype = "float32"         # float32 | float64 | bfloat16 | float16
     regimes = ["common", "box_noise_scale_0"]
     convention = "rtdetr"
+    contract = "dfine"        # a lineage's contract (dnspec contracts); default rtdetr
+    against = "upstream/denoising.py:get_contrastive_denoising_training_group"  # THEIRS: verify --against it
     jobs = 2
     time_limit = 30           # seconds per call; 0: none
     reports = ["dnspec.xml", "dnspec.json"]
@@ -20,7 +22,8 @@ table, walking up from the working folder (:func:`find`); ``--config FILE`` name
         { id = "raises:UnboundLocalError@box_noise_scale_0", reason = "we never train with scale 0" },
     ]
 
-A SPEC or report path in the file is relative to the file's folder. Command-line options
+A SPEC (``spec``, ``against``, an accepted entry's ``spec``) or report path in the file is
+relative to the file's folder. Command-line options
 override the file. Every mistake (unknown key, wrong type, a value out of range, an accepted
 id that names no known check or regime, an accepted entry without a reason) is a
 :class:`ConfigError` whose one line names the key and the file; the commands exit 2 with it.
@@ -44,6 +47,8 @@ KEYS = (
     "dtype",
     "regimes",
     "convention",
+    "contract",
+    "against",
     "jobs",
     "time_limit",
     "reports",
@@ -67,6 +72,8 @@ class Config:
     dtype: str | None = None
     regimes: list[str] | None = None
     convention: str | None = None
+    contract: str | None = None  # a lineage contract's name (dnspec.contract.lineages.NAMES)
+    against: str | None = None  # THEIRS, a SPEC made relative to the working folder like specs
     jobs: int | None = None
     time_limit: float | None = None
     reports: list[str] = field(default_factory=list)
@@ -170,6 +177,7 @@ def _relative(path: str) -> str:
 def parse(table, path: str) -> Config:
     """Check ``[tool.dnspec]`` (a dict read from ``path``) and return its Config."""
     from dnspec.commands.verify import DTYPE_NAMES
+    from dnspec.contract.lineages import NAMES as CONTRACTS
     from dnspec.generation.profiles import PROFILES
     from dnspec.generation.regimes import NAMES
 
@@ -199,6 +207,12 @@ def parse(table, path: str) -> Config:
                     raise ConfigError(f"{_where(path, key)}: {name!r} is no regime; regimes: {', '.join(NAMES)}")
         elif key == "convention":
             config.convention = _choice(value, key, path, ("rtdetr",))
+        elif key == "contract":
+            config.contract = _choice(value, key, path, CONTRACTS)
+        elif key == "against":
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{_where(path, key)}: must be a SPEC (as for dnspec verify), not {value!r}")
+            config.against = resolve_spec(value, folder)
         elif key == "jobs":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{_where(path, key)}: must be a whole number at least 1, not {value!r}")

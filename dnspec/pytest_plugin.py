@@ -17,6 +17,10 @@ Options:
 
   --dnspec [SPEC]        collect dnspec's property items (below) for SPEC, repeatable; with no
                          SPEC, the spec(s) of ``[tool.dnspec]`` in pyproject.toml (:mod:`dnspec.config`)
+  --contract NAME        judge the items by a lineage's contract (``dnspec contracts``; default:
+                         ``contract`` in ``[tool.dnspec]``, else rtdetr)
+  --against SPEC         judge the items with THEIRS as the oracle, as ``dnspec verify --against``:
+                         THEIRS' divergences are accepted (default: ``against`` in ``[tool.dnspec]``)
 
 **Items from the installed package** (``pytest --dnspec``, the way pytest-mypy adds its
 items): in any repository with dnspec installed, no test file needed. One item per property
@@ -30,8 +34,11 @@ too. An item fails when its property fails in its regime; when every divergence 
 accepted (``accept`` in ``[tool.dnspec]``: :mod:`dnspec.running.accept`) it is
 ``xfail(strict=True)`` with the reasons; an item where an accepted check of its property is
 expected (the check's own property, in the accepted regime) but no longer fails is an
-XPASS(strict) failure: remove it from accept. Advisories xfail (not strict) unless
-``--strict-advisories``. Items are ordered regime by regime and grouped for xdist
+XPASS(strict) failure: remove it from accept. With ``--against THEIRS`` (or ``against`` in
+``[tool.dnspec]``) each run of MINE follows a run of THEIRS with the same options, as
+``dnspec verify --against`` does (matched by :func:`dnspec.running.against.shared`): MINE's
+divergences that THEIRS shows too are accepted, xfail(strict) "shared with THEIRS".
+Advisories xfail (not strict) unless ``--strict-advisories``. Items are ordered regime by regime and grouped for xdist
 (``-n auto --dist loadgroup`` gives one run per regime in all); ``-n auto`` alone works too.
 
 Tests take the fixtures ``impl`` (parametrized over --impl via pytest_generate_tests,
@@ -90,6 +97,21 @@ def pytest_addoption(parser):
         default=None,
         metavar="SPEC",
         help="collect dnspec's property items for SPEC (repeatable; no SPEC: the spec(s) of [tool.dnspec])",
+    )
+    from dnspec.contract.lineages import NAMES as CONTRACTS
+
+    group.addoption(
+        "--contract",
+        default=None,
+        choices=list(CONTRACTS),
+        help="--dnspec items: judge by this lineage's contract (default: contract in [tool.dnspec], else rtdetr)",
+    )
+    group.addoption(
+        "--against",
+        default=None,
+        metavar="SPEC",
+        help="--dnspec items: judge with THEIRS as the oracle and accept its divergences, as dnspec verify "
+        "--against (default: against in [tool.dnspec])",
     )
     group.addoption(
         "--regime",
@@ -277,6 +299,7 @@ def _item_options(config, project):
         convention="four_nones" if convention == "rtdetr" else None,
         time_limit_s=limit or None,
         jobs=1,
+        contract=config.getoption("contract") or project.contract,
     )
 
 
@@ -292,8 +315,9 @@ def pytest_collection_modifyitems(session, config, items):
         raise pytest.UsageError(
             f"--dnspec: no SPEC: name one (pytest --dnspec=SPEC) or set spec in [tool.dnspec] {where}"
         )
-    from dnspec.running.accept import for_spec
+    from dnspec.running.accept import for_spec, same_spec
 
+    against = config.getoption("against") or project.against
     added = []
     for spec in dict.fromkeys(specs):
         name = "dnspec" if len(specs) == 1 else f"dnspec[{spec}]"
@@ -301,6 +325,7 @@ def pytest_collection_modifyitems(session, config, items):
         collector.spec, collector.options = spec, _item_options(config, project)
         collector.accepted = for_spec(project.accept, spec)
         collector.regimes = config.getoption("regime") or project.regimes
+        collector.against = against if against and not same_spec(against, spec) else None
         added += [item for item in session.genitems(collector) if isinstance(item, pytest.Item)]
     items[:0] = added
 
@@ -313,6 +338,7 @@ class DnspecCollector(pytest.Collector):
     options = None
     accepted: list = []
     regimes = None
+    against: str | None = None  # THEIRS (--against, or against in [tool.dnspec])
 
     def collect(self):
         from dnspec.checks.suite import GENERATED_KINDS, label
@@ -353,6 +379,7 @@ class DnspecItem(pytest.Item):
     def __init__(self, *, entry, regime, **kwargs):
         super().__init__(**kwargs)
         self.entry, self.regime = entry, regime
+        self.shared = []  # accepted entries for the divergences THEIRS shares (--against)
 
     def reportinfo(self):
         return self.path, None, f"{self.parent.name}::{self.name}"
@@ -363,7 +390,7 @@ class DnspecItem(pytest.Item):
         prop, variant, skip = self.entry
         if skip:
             pytest.skip(skip)
-        result = _regime_run(self.parent, self.regime, self.entry)
+        result, self.shared = _regime_run(self.parent, self.regime, self.entry)
         name = label(prop, variant)
         outcome = next(o for o in result.outcomes if o.label == name)
         if outcome.status == "skip":
@@ -382,7 +409,7 @@ class DnspecItem(pytest.Item):
     def _judge(self, shown, outcome):
         from dnspec.running.accept import match
 
-        accepted = {d.number: match(d.id, self.parent.accepted) for d in shown}
+        accepted = {d.number: match(d.id, self.parent.accepted + self.shared) for d in shown}
         lines = []
         for d in shown:
             entry = accepted[d.number]
@@ -430,20 +457,45 @@ class DnspecFailure(AssertionError):
 
 
 def _regime_run(collector, regime, entry):
-    """The run that judges an item: for a regime, every generated property of the SPEC in
-    that regime (once per process, shared by that regime's items); for a fixed workload,
-    its property alone. Through :func:`dnspec.running.runner.run`, as ``dnspec verify``."""
-    from dnspec.checks.suite import GENERATED_KINDS
+    """The run that judges an item, and the accepted entries for the divergences THEIRS
+    shares (empty without --against): for a regime, every generated property of the SPEC
+    in that regime (once per process, shared by that regime's items); for a fixed workload,
+    its property (variant) alone. Through :func:`dnspec.running.runner.run`, as ``dnspec
+    verify``; with ``against``, THEIRS' run of the same properties first, then MINE's with
+    THEIRS as the oracle, its divergences matched with THEIRS' by
+    :func:`dnspec.running.against.shared` (the items need no compatibility line, so no
+    two-sample tests run for one)."""
+    import dataclasses
+
+    from dnspec.running import against as against_run
     from dnspec.running import runner
 
     impl = _load(collector.spec)
-    key = (collector.spec, regime if regime is not None else entry[0].name, str(entry[1]) if regime is None else "")
+    key = (collector.spec, collector.against, regime if regime is not None else entry[0].name)
+    key += (str(entry[1]) if regime is None else "",)
     if key not in _RUNS:
-        if regime is None:
-            selected = [entry]
-            regimes = []
-        else:
-            selected = [e for e in runner.plan(impl, collector.options) if e[0].kind in GENERATED_KINDS]
-            regimes = [regime]
-        _RUNS[key] = runner.run(impl, collector.options, regimes=regimes, selected=selected)
+        regimes = [] if regime is None else [regime]
+        options, shared = collector.options, []
+        if collector.against:
+            theirs = _load(collector.against)
+            theirs_selected = _selected(theirs, options, regime, entry)
+            theirs_result = runner.run(theirs, options, regimes=regimes, selected=theirs_selected)
+            options = dataclasses.replace(options, against=theirs)
+        selected = [entry] if regime is None else _selected(impl, collector.options, regime, entry)
+        result = runner.run(impl, options, regimes=regimes, selected=selected)
+        if collector.against:
+            source = f"--against {collector.against}"
+            shared = list(against_run.shared(result, theirs_result, theirs, source).values())
+        _RUNS[key] = result, shared
     return _RUNS[key]
+
+
+def _selected(impl, options, regime, entry):
+    """What a regime's run checks: every generated property of ``impl``; for a fixed
+    workload (``regime`` None), ``entry``'s property (variant) alone."""
+    from dnspec.checks.suite import GENERATED_KINDS
+    from dnspec.running import runner
+
+    if regime is None:
+        return [e for e in runner.plan(impl, options) if e[0] is entry[0] and str(e[1]) == str(entry[1])] or [entry]
+    return [e for e in runner.plan(impl, options) if e[0].kind in GENERATED_KINDS]

@@ -59,6 +59,26 @@ def test_fixed_are_the_entries_that_accept_nothing():
     assert fixed(entries, [CROSSED, SCALE_0, "hangs@tiny_box"]) == []
 
 
+def test_the_counted_compatibility_line_keeps_its_oracle_and_what_follows():
+    """accept.apply's line counts known divergences against the oracle the run had (RT-DETR,
+    a lineage's builder, THEIRS), keeps what follows the counted part, and leaves a line
+    that departs for another reason (THEIRS' distributions) alone."""
+    from dnspec.running.accept import _departs_line
+
+    theirs = "upstream.py:build"
+    assert (
+        _departs_line(f"departs from {theirs} (see divergences)", 2, 0) == f"departs from {theirs}: 2 known divergences"
+    )
+    assert _departs_line("departs from RT-DETR (see divergences); nearest: D-FINE", 1, 1) == (
+        "departs from RT-DETR (see divergences): 1 new, 1 known; nearest: D-FINE"
+    )
+    once = _departs_line("departs from D-FINE's builder (see divergences)", 1, 0)
+    assert once == "departs from D-FINE's builder: 1 known divergence"
+    assert _departs_line(once, 0, 1) == "departs from D-FINE's builder (see divergences)"  # applied again
+    other = f"departs from {theirs}: box-noise magnitudes on negative rows: p = 1e-9"
+    assert _departs_line(other, 1, 0) == other
+
+
 def test_the_accept_block_is_toml_the_configuration_reads_back(tmp_path):
     block = accept_block([CROSSED, SCALE_0], {CROSSED: 'keeps "|w|"'})
     (tmp_path / "pyproject.toml").write_text("[tool.dnspec]\n" + block + "\n")

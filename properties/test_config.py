@@ -4,6 +4,7 @@ file, exit 2."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,96 @@ def test_verify_without_spec_and_without_configuration_says_what_to_do(tmp_path,
     assert main(["verify"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no SPEC" in err[0] and "[tool.dnspec]" in err[0]
+
+
+DFINE_FORK = Path(__file__).parent / "repo_fixtures" / "rtdetr_fork"
+LOOP_FREE = Path(__file__).parent / "selftest" / "lineage_variants.py"
+
+
+def test_contract_and_against_come_from_the_file_and_the_command_line_overrides_them(tmp_path, monkeypatch):
+    """``contract`` is a lineage contract's name; ``against`` a SPEC relative to the file's
+    folder, like ``spec``; THEIRS itself among the configured SPECs is verified on its own;
+    ``--no-against`` ignores the file's ``against``."""
+    _project(tmp_path, f'spec = ["reference", "{FILE}"]\ncontract = "dfine"\nagainst = "{FILE}"\n')
+    monkeypatch.chdir(tmp_path)
+    mine, theirs = configured_runs(_args())
+    assert mine.contract == theirs.contract == "dfine"
+    assert mine.against == FILE and theirs.against is None
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    (run,) = configured_runs(_args("reference"))
+    assert run.against == f"{tmp_path}/{FILE}"  # relative to the file's folder, not the working folder
+    (run,) = configured_runs(_args("reference", "--contract", "deim", "--against", "theirs.py:f"))
+    assert run.contract == "deim" and run.against == "theirs.py:f"
+    (run,) = configured_runs(_args("reference", "--no-against"))
+    assert run.against is None and run.contract == "dfine"
+    assert config.load().against == f"{tmp_path}/{FILE}" and config.load().contract == "dfine"
+
+
+@pytest.mark.parametrize(
+    "body, key",
+    [("contract = 'yolo'\n", "contract"), ("against = 3\n", "against"), ("against = ''\n", "against")],
+)
+def test_an_unknown_contract_or_a_bad_against_is_one_line_and_exit_2(body, key, tmp_path, monkeypatch, capsys):
+    _project(tmp_path, body)
+    monkeypatch.chdir(tmp_path)
+    assert main(["matrix", "reference"]) == 2
+    assert main(["verify", "reference"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 2, lines
+    for line in lines:
+        assert "pyproject.toml: [tool.dnspec] " + key in line, line
+    if key == "contract":
+        assert "'yolo' is not one of rtdetr, rtdetrv2, dfine, deim" in lines[0]
+
+
+def test_verify_runs_under_the_files_contract_against_the_files_theirs(tmp_path, monkeypatch, capsys):
+    """One small run: MINE (a loop-free rewrite) against THEIRS (the D-FINE-pattern fixture)
+    under the dfine contract, all three named in [tool.dnspec] only; THEIRS' crash is KNOWN."""
+    theirs = DFINE_FORK / "src" / "zoo" / "rtdetr" / "denoising_dfine.py"
+    _project(
+        tmp_path,
+        f'spec = "{LOOP_FREE}:dfine_loop_free"\ncontract = "dfine"\n'
+        f'against = "{theirs}:get_contrastive_denoising_training_group"\n',
+    )
+    monkeypatch.chdir(tmp_path)
+    report = tmp_path / "r.json"
+    argv = ["--only", "structure", "--regime", "box_noise_scale_0", "--max-examples", "3", "--jobs", "1"]
+    code = main(["verify", *argv, "--profile", "ci", "--no-shrink", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    assert data["options"]["contract"] == "dfine" and data["options"]["against"].startswith(str(theirs))
+    assert [d["accepted_by"] for d in data["divergences"]] == [
+        f"--against {theirs}:get_contrastive_denoising_training_group"
+    ]
+    assert "KNOWN     structure" in out
+
+
+def test_matrix_takes_against_from_the_file_and_keeps_its_plain_column_plain(tmp_path, monkeypatch, capsys):
+    """The matrix's plain run of each SPEC ignores the file's ``against`` (--no-against);
+    its comparison column is run against it, except for THEIRS itself."""
+    import subprocess
+
+    from dnspec.reports.records import VerifyReport
+
+    _project(tmp_path, f'against = "{FILE}"\ncontract = "dfine"\n')
+    monkeypatch.chdir(tmp_path)
+    commands = []
+
+    def fake_verify(command, **kwargs):  # writes the report a verify subprocess would
+        commands.append(command)
+        against = command[command.index("--against") + 1] if "--against" in command else None
+        spec = command[command.index("verify") + 1]
+        report = VerifyReport(spec=spec, compatibility=f"compared with {against}" if against else "on its own")
+        Path(command[command.index("--report") + 1]).write_text(json.dumps(report.to_dict()))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_verify)
+    assert main(["matrix", "reference", FILE]) == 0
+    runs = [(c[c.index("verify") + 1], c[c.index("--against") + 1] if "--against" in c else None) for c in commands]
+    assert runs == [("reference", None), ("reference", FILE), (FILE, None)]
+    assert all("--no-against" in c for c in commands if "--against" not in c)
+    out = capsys.readouterr().out
+    assert f"vs {FILE}" in out and f"compared with {FILE}" in out

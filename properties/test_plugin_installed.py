@@ -139,3 +139,30 @@ def test_a_bad_configuration_is_a_usage_error(tmp_path):
         subprocess.run([sys.executable, "-m", "pytest", "--dnspec"], cwd=root, capture_output=True, text=True)
     )
     assert code == 4 and "[tool.dnspec] profile" in output and "pyproject.toml" in output
+
+
+def test_contract_and_against_from_the_configuration_and_the_command_line(tmp_path):
+    """MINE, the fixture with a new mask bug, against THEIRS, the fixture itself, under the
+    dfine contract, both named in [tool.dnspec]: the crash they share is xfailed (strict)
+    "shared with THEIRS", the mask bug fails, and crossed boxes are D-FINE's contract (no
+    accept list needed). ``--contract rtdetr`` on the command line overrides the file: then the
+    crossed boxes diverge, in THEIRS too, so they are shared."""
+    root = _fork(tmp_path)
+    theirs = f"{BUILDER}:get_contrastive_denoising_training_group"
+    mine = root / BUILDER.replace("denoising_dfine", "denoising_mine")
+    mine.write_text((root / BUILDER).read_text().replace("    attn_mask[num_dn:, :num_dn] = True\n", ""))
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "mine"\nversion = "0"\n\n[tool.dnspec]\nspec = "{mine.relative_to(root)}:'
+        f'get_contrastive_denoising_training_group"\nprofile = "ci"\ncontract = "dfine"\nagainst = "{theirs}"\n'
+    )
+    few = ["--regime", "common", "--regime", "box_noise_scale_0", "-k", "structure or attention_mask or boxes"]
+    code, outcomes, output = _pytest(root, "--dnspec", "-rx", *few)
+    assert code == 1, output[-3000:]
+    assert outcomes["structure[box_noise_scale_0]"] == "xfailed" and outcomes["attention_mask[common]"] == "failed"
+    assert outcomes["boxes[common]"] == "passed" and outcomes["structure[common]"] == "passed"
+    assert f"raises:UnboundLocalError@box_noise_scale_0: shared with {theirs} (its divergence 1, " in output
+    # the command line's contract: under RT-DETR's, crossed boxes diverge, in THEIRS too (shared)
+    argv = ["--contract", "rtdetr", "--against", theirs, "--regime", "common", "-k", "boxes"]
+    code, outcomes, output = _pytest(root, "--dnspec", "-rx", *argv)
+    assert code == 0 and outcomes["boxes[common]"] == "xfailed", output[-3000:]
+    assert f"boxes.crossed@common: shared with {theirs} (its divergence " in output

@@ -85,7 +85,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--against",
         default=None,
         metavar="BASELINE",
-        help="verify every other SPEC --against BASELINE too (a column comparing each with it)",
+        help="verify every other SPEC --against BASELINE too (a column comparing each with it; default: "
+        "`against` in [tool.dnspec], if set)",
     )
     parser.add_argument(
         "--jobs",
@@ -98,7 +99,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--config",
         default=None,
         metavar="FILE",
-        help="read [tool.dnspec] (its accepted divergences) from FILE (default: the nearest pyproject.toml with one)",
+        help="read [tool.dnspec] (its accepted divergences, contract and against) from FILE (default: the nearest "
+        "pyproject.toml with one)",
     )
     parser.set_defaults(func=run)
     return parser
@@ -154,6 +156,8 @@ def run_one(spec: str, args, workdir: str, progress=None, against: str | None = 
     command = verify_command(spec, report_path, args)
     if against:
         command += ["--against", against]
+    else:  # the plain column: never `against` from [tool.dnspec], which has its own column
+        command.append("--no-against")
     started = time.perf_counter()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
@@ -201,6 +205,7 @@ def run(args) -> int:
     except ConfigError as problem:
         print(f"dnspec matrix: {problem}", file=sys.stderr)
         return 2
+    against = args.against or config.against  # --against, else `against` in [tool.dnspec]
     specs = args.specs or default_specs()
     if not specs:
         print("dnspec matrix: no implementation to run", file=sys.stderr)
@@ -216,9 +221,9 @@ def run(args) -> int:
             reports.append(report)
             line = f"ERROR {spec}: {report.error}" if report.error else summary_line(report)
             console.print(f"[{index}/{len(specs)}] {line}")
-            if args.against and spec != args.against:  # the column comparing it with the baseline
-                with console.status(f"[{index}/{len(specs)}] dnspec verify {spec} --against {args.against}"):
-                    compared = run_one(spec, args, workdir, against=args.against)
+            if against and not accept.same_spec(spec, against):  # the column comparing it with the baseline
+                with console.status(f"[{index}/{len(specs)}] dnspec verify {spec} --against {against}"):
+                    compared = run_one(spec, args, workdir, against=against)
                 report.options["against_compatibility"] = compared.error or compared.compatibility
     command = "dnspec matrix" + (" " + shlex.join(args.specs) if args.specs else "")
     if args.profile:
@@ -238,7 +243,7 @@ def run(args) -> int:
         env["Hypothesis profile"] = ", ".join(profiles_used)
     if args.against:
         command += f" --against {shlex.quote(args.against)}"
-    text = matrix_markdown(reports, command=command, environment=env, against=args.against)
+    text = matrix_markdown(reports, command=command, environment=env, against=against)
     if args.out:
         Path(args.out).write_text(text)
         console.print(f"wrote {args.out}")

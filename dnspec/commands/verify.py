@@ -161,6 +161,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "bit-compatible with THEIRS, has the same distributions, or departs",
     )
     parser.add_argument(
+        "--no-against",
+        action="store_true",
+        help="ignore `against` in [tool.dnspec]: verify SPEC against the contract only",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -320,6 +325,8 @@ def command_line(args, only: str | None = None, regime: str | None = None, seed:
         parts += ["--contract", args.contract]
     if getattr(args, "against", None):
         parts += ["--against", args.against]
+    elif getattr(args, "no_against", False):
+        parts.append("--no-against")
     if args.no_pinned:
         parts.append("--no-pinned")
     if args.no_shrink:
@@ -418,12 +425,16 @@ def configured_runs(args) -> list:
     from dnspec.running import accept
 
     config = config_module.load(args.config)
+    against_from_config = getattr(args, "against", None) is None and bool(config.against)
+    against_from_config = against_from_config and not getattr(args, "no_against", False)
     for name, value in (
         ("profile", config.profile),
         ("device", config.device or "cpu"),
         ("dtype", config.dtype or "float32"),
         ("regime", config.regimes),
         ("convention", config.convention),
+        ("contract", config.contract),
+        ("against", None if getattr(args, "no_against", False) else config.against),
         ("jobs", config.jobs),
         ("time_limit", config.time_limit if config.time_limit is not None else DEFAULT_TIME_LIMIT_S),
         ("report", config.reports or None),
@@ -449,6 +460,8 @@ def configured_runs(args) -> list:
         one = copy.copy(args)
         one.spec = spec
         one.accepted = accept.for_spec(accepted, spec)
+        if against_from_config and accept.same_spec(one.against, spec):
+            one.against = None  # THEIRS itself, among the configured SPECs: verified on its own
         if len(specs) > 1 and args.report:  # one report file per SPEC: dnspec.xml -> dnspec-2.xml
             one.report = [_numbered(path, index) for path in args.report]
         runs.append(one)
@@ -695,9 +708,9 @@ def _run(args) -> int:
         if isinstance(pictures, workers.WorkerDied):
             pictures = None
 
-    known = {}
+    shared = []  # MINE's divergences THEIRS shows too: accepted for MINE (dnspec.running.accept)
     if theirs is not None:
-        known, fixed = against_run.compare(result, theirs_result, tested, theirs, options)
+        shared, fixed = against_run.compare(result, theirs_result, tested, theirs, options, f"--against {args.against}")
         report.notes += [f"fixes {args.against}' divergence {line}" for line in fixed]
     report.compatibility, report.compatibility_level = result.compatibility, result.compatibility_level
     report.conventions = dict(result.conventions)
@@ -711,13 +724,9 @@ def _run(args) -> int:
         report.divergences.append(
             DivergenceRecord.from_divergence(divergence, replay_hint(args, divergence, profile, result.hypothesis_seed))
         )
-        if divergence.number in known:  # accepted: shared with THEIRS
-            report.divergences[-1].title = f"KNOWN, {known[divergence.number]}: {report.divergences[-1].title}"
     for outcome in result.outcomes:
         replay = next((d.replay for d in report.divergences if d.number in outcome.divergences), "")
         report.outcomes.append(OutcomeRecord.from_outcome(outcome, replay=replay))
-        if outcome.status == "fail" and outcome.divergences and set(outcome.divergences) <= set(known):
-            report.outcomes[-1].status = "known"  # printed KNOWN; it does not fail the run
     if impl.name in HANGS.hung:
         report.notes.append(
             f"hang: {impl.name} ran past the time limit of {time_limit:g} s on {HANGS.hung[impl.name]!r}; "
@@ -736,7 +745,7 @@ def _run(args) -> int:
     from dnspec.running import accept
 
     report.options["accepted"] = [entry.id for entry in getattr(args, "accepted", [])]
-    accept.apply(report, getattr(args, "accepted", []))
+    accept.apply(report, list(getattr(args, "accepted", [])) + shared)
     report.fixed = judged_fixed(report.fixed, args, names)
     code = 1 if any(r.status == "fail" for r in report.outcomes) else 0
     if report.fixed and getattr(args, "strict_accept", False):

@@ -21,6 +21,7 @@ An accepted entry that matches no divergence of a run is *fixed* (:func:`fixed`)
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from dnspec.generation import regimes as regime_registry
@@ -178,11 +179,29 @@ def apply(report, accepted) -> list[Accepted]:
     gone = fixed(accepted, [d.id for d in report.divergences])
     report.fixed = [{"id": e.id, "reason": e.reason, "source": e.source} for e in gone]
     if report.divergences and report.compatibility_level == "departs":
-        n_known, n_new = len(known), len(report.divergences) - len(known)
-        if n_known and not n_new:
-            report.compatibility = f"departs from RT-DETR: {n_known} known divergence{'s' if n_known != 1 else ''}"
-        elif n_known:
-            report.compatibility = f"departs from RT-DETR (see divergences): {n_new} new, {n_known} known"
-        else:
-            report.compatibility = "departs from RT-DETR (see divergences)"
+        report.compatibility = _departs_line(report.compatibility, len(known), len(report.divergences) - len(known))
     return gone
+
+
+_DEPARTS = re.compile(
+    r"departs from (?P<oracle>.+?) \(see divergences\)(?:: \d+ new, \d+ known)?|departs from (?P<oracle2>.+?): \d+ known divergences?"
+)
+
+
+def _departs_line(line: str, n_known: int, n_new: int) -> str:
+    """The compatibility line of a run that departs by its divergences, counting the known
+    ones: ``departs from ORACLE: 2 known divergences`` or ``departs from ORACLE (see
+    divergences): 1 new, 2 known``. The oracle (RT-DETR, a lineage's builder, THEIRS) and
+    anything after the counted part (a recognised lineage, where THEIRS raised) are kept; a
+    line that departs for another reason (THEIRS' distributions) is returned unchanged."""
+    found = _DEPARTS.match(line or "")
+    if not found:
+        return line
+    oracle, rest = found.group("oracle") or found.group("oracle2"), line[found.end() :]
+    if n_known and not n_new:
+        head = f"departs from {oracle}: {n_known} known divergence{'s' if n_known != 1 else ''}"
+    elif n_known:
+        head = f"departs from {oracle} (see divergences): {n_new} new, {n_known} known"
+    else:
+        head = f"departs from {oracle} (see divergences)"
+    return head + rest

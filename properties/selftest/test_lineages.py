@@ -9,6 +9,7 @@ lineage_variants.py and the D-FINE-pattern fixture of properties/repo_fixtures.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from dnspec.checks.suite import RunOptions
 from dnspec.cli import main
 from dnspec.contract import conventions, lineages
 from dnspec.implementations.specs import load_implementation
+from dnspec.running import accept
 from dnspec.running import against as against_run
 from dnspec.running.runner import run
 
@@ -53,10 +55,12 @@ def results():
                 theirs = load_implementation(against)
                 theirs_result = result(against, contract)
                 cache[key] = run(impl, replace(options, against=theirs))
-                known, fixed = against_run.compare(
+                shared, fixed = against_run.compare(
                     cache[key], theirs_result, impl, theirs, replace(options, against=theirs)
                 )
-                cache[key].known, cache[key].fixed = known, fixed
+                accepted = {d.number: accept.match(d.id, shared) for d in cache[key].divergences}
+                cache[key].known = {number: entry.reason for number, entry in accepted.items() if entry}
+                cache[key].shared, cache[key].fixed = shared, fixed
         return cache[key]
 
     return result
@@ -203,16 +207,60 @@ def test_a_fix_of_theirs_is_reported_not_failed(results):
     assert result.against_raised > 0 and "raised, judged by the contract alone" in result.compatibility
 
 
-def test_verify_against_prints_known_and_exits_0(capsys):
+def test_verify_against_prints_known_and_exits_0(capsys, tmp_path):
+    """THEIRS' divergences are accepted for MINE through dnspec.running.accept: KNOWN in the
+    printed verdict, the summary line, and every report format, like a config-accepted one."""
+    reports = [tmp_path / f"r.{ext}" for ext in ("json", "xml", "html", "md")]
     code = main(
         ["verify", variant("dfine_loop_free"), "--against", DFINE, "--contract", "dfine"]
         + ["--profile", "ci", "--max-examples", "5", "--no-shrink", "--jobs", "1"]
+        + [arg for path in reports for arg in ("--report", str(path))]
     )
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"compatibility: bit-compatible with {DFINE} under the same torch seed" in out
     assert any(line.startswith("KNOWN     structure") for line in out.splitlines())
-    assert "KNOWN, shared with" in out
+    assert f"    accepted (--against {DFINE}): shared with {DFINE} (its divergence 1, {CRASH}" in out
+    assert "conforms apart from 1 known divergence (" in out.splitlines()[-1]
+    data = json.loads(reports[0].read_text())
+    (divergence,) = data["divergences"]
+    assert divergence["id"].startswith("raises:UnboundLocalError@")
+    assert divergence["accepted"].startswith(f"shared with {DFINE} (its divergence 1, ")
+    assert divergence["accepted_by"] == f"--against {DFINE}"
+    assert next(o for o in data["outcomes"] if o["label"] == "structure")["status"] == "known"
+    assert data["exit_code"] == 0 and data["fixed"] == []
+    junit = reports[1].read_text()
+    assert f"KNOWN {divergence['id']}: shared with {DFINE}" in junit and "<failure" not in junit
+    html = reports[2].read_text()
+    assert "<b>KNOWN</b> (--against " in html
+    markdown = reports[3].read_text()
+    assert "Known divergences (accepted)" in markdown and f"Accepted (--against {DFINE}): shared with" in markdown
+
+
+def test_a_shared_divergence_is_known_as_a_config_accepted_one_is(results):
+    """The same report judged with the --against entries and with a config entry for the
+    same id: the same statuses, the same summary; only the reason and source differ."""
+    from dnspec.reports.records import DivergenceRecord, OutcomeRecord, VerifyReport
+    from dnspec.reports.text import summary_line
+
+    result = results(variant("dfine_loop_free"), "dfine", against=DFINE)
+
+    def judged(entries):
+        report = VerifyReport(spec="mine", compatibility="departs from RT-DETR (see divergences)")
+        report.compatibility_level = "departs"
+        report.divergences = [DivergenceRecord.from_divergence(d, "") for d in result.divergences]
+        report.outcomes = [OutcomeRecord.from_outcome(o) for o in result.outcomes]
+        accept.apply(report, entries)
+        return report
+
+    theirs = judged(result.shared)
+    configured = judged([accept.Accepted(d.id, "we live with it", "pyproject.toml") for d in result.divergences])
+    untouched = judged([])
+    assert [o.status for o in theirs.outcomes] == [o.status for o in configured.outcomes]
+    assert "known" in [o.status for o in theirs.outcomes] and "known" not in [o.status for o in untouched.outcomes]
+    assert summary_line(theirs) == summary_line(configured) != summary_line(untouched)
+    assert theirs.compatibility == configured.compatibility == "departs from RT-DETR: 1 known divergence"
+    assert theirs.divergences[0].accepted_by == f"--against {DFINE}"
 
 
 def test_the_docs_show_what_dnspec_contracts_prints():
