@@ -56,6 +56,8 @@ KEYS = (
 )
 ACCEPT_KEYS = ("id", "reason", "spec")
 
+DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")  # the dtypes of generated cases, by name
+
 
 class ConfigError(Exception):
     """A mistake in the configuration: one line naming the key and the file."""
@@ -176,7 +178,6 @@ def _relative(path: str) -> str:
 
 def parse(table, path: str) -> Config:
     """Check ``[tool.dnspec]`` (a dict read from ``path``) and return its Config."""
-    from dnspec.commands.verify import DTYPE_NAMES
     from dnspec.contract.lineages import NAMES as CONTRACTS
     from dnspec.generation.profiles import PROFILES
     from dnspec.generation.regimes import NAMES

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.checks.process_state import same_rng_state
 from dnspec.checks.violations import fail
+from dnspec.running.torch_state import same_rng_state
 
 OTHER_SEED = 0x5EED
 

@@ -29,6 +29,7 @@ import shlex
 import sys
 import time
 
+from dnspec.config import DTYPE_NAMES
 from dnspec.running.output_capture import BoundedOutput, captured, capturing_implementation
 from dnspec.running.progress import ProgressBar
 
@@ -42,7 +43,6 @@ UPSTREAM_ARGUMENTS = (
     "label_noise_ratio",
     "box_noise_scale",
 )
-DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
 
 

@@ -1,5 +1,5 @@
-"""The ``process_state`` property: after each call, the caller's torch process state is
-what it was before it.
+"""The caller's torch process state around a call of the implementation: read, compared,
+put back (the ``process_state`` property, :mod:`dnspec.checks.process_state`, judges it).
 
 The state is what a builder could leave changed behind a training step's back: grad mode,
 inference mode, the default dtype, autocast (enabled and its dtype, per device type), the
@@ -9,15 +9,12 @@ names each change in words (``left grad mode disabled``), and :func:`restore` pu
 :mod:`dnspec.running.calling` snapshots around the implementation's own call, innermost
 (inside any no_grad or autocast context dnspec opens, whose exit would hide a leak), puts
 the state back so that a leak is not misread by the next check, and records what changed;
-:func:`check_process_state` fails on any call of the case that leaked, once per kind of
-change (the check id names it: ``process_state.grad_mode``).
+and :mod:`dnspec.checks.process_state` fails on any call of the case that leaked.
 """
 
 from __future__ import annotations
 
 import torch
-
-from dnspec.checks.violations import PropertyViolation, raise_all
 
 AUTOCAST_DEVICES = ("cpu", "cuda")
 _GUARDS: list = []  # inference-mode guards entered by restore
@@ -113,18 +110,3 @@ def same_rng_state(a: tuple | None, b: tuple | None) -> bool:
         and len(a) == len(b)
         and all(torch.equal(x, y) for x, y in zip(a, b, strict=False))
     )
-
-
-def check_process_state(trial) -> None:
-    """Every call made on this case (the main call and the call under autograd, which
-    every other check shares, and any other call the checks made on it) left the caller's
-    process state as it found it; one failure per kind of change."""
-    from dnspec.running.trial import CallKey
-
-    trial.outputs()
-    trial.outputs(CallKey(grad=True))
-    seen: dict[str, str] = {}
-    for name, text in trial.state_leaks:
-        seen.setdefault(name, text)
-    name_of = getattr(trial.impl, "name", "the implementation")
-    raise_all([PropertyViolation(f"{name_of} {text}", f"process_state.{name}") for name, text in seen.items()])
