@@ -158,7 +158,8 @@ def test_the_walk_finds_a_circle_when_there_is_one(tmp_path):
 
 def test_report_records_know_none_of_their_writers():
     graph = import_graph(module_files())
-    assert graph["dnspec.reports.records"] <= {"dnspec"}, graph["dnspec.reports.records"]
+    writers = {name for name in graph if name.startswith("dnspec.reports.") and name != "dnspec.reports.records"}
+    assert not graph["dnspec.reports.records"] & writers, graph["dnspec.reports.records"] & writers
     assert "dnspec.reports.records" in graph["dnspec.reports.writers"]
 
 
