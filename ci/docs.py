@@ -59,6 +59,7 @@ TIMEOUT_S = 600
 # (pattern, replacement) applied to documented and actual output alike
 VOLATILE = [
     (re.compile(r"\bin \d+(?:\.\d+)? s\b"), "in <N> s"),  # "conforms (...) in 6.4 s"
+    (re.compile(r"\bin \d+(?:\.\d+)?s\b(?: \(\d+:\d\d:\d\d\))?"), "in <N>s"),  # pytest: "2 passed in 36.75s (0:00:36)"
     (re.compile(re.escape(str(ROOT)) + r"/?"), ""),  # absolute paths inside the clone
     (re.compile(r"/tmp/[\w.\-]+"), "/tmp/<tmp>"),  # temporary folders
     (re.compile(r"[ \t]+$", re.M), ""),  # trailing blanks
