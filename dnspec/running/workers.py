@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import functools
 import io
 import multiprocessing
 import multiprocessing.util
@@ -195,15 +196,19 @@ def _worker_main(conn, record_path: str, state=None) -> None:
                 multiprocessing.util._run_finalizers(0)
             finally:
                 os._exit(0)
-        try:
-            if capture is not None:
-                capture.reset()
-            value = _STATE["execute"](_STATE["tasks"][index])
-            payload = ("ok", value, capture.snapshot() if capture is not None else None, dict(HANGS.hung))
-            data = _dumps(payload)
-        except BaseException:  # dnspec's own failure (the implementation's are findings)
-            data = pickle.dumps(("error", traceback.format_exc(), None, {}))
-        conn.send_bytes(data)
+        conn.send_bytes(_answer(functools.partial(_STATE["execute"], _STATE["tasks"][index]), capture))
+
+
+def _answer(fn, capture) -> bytes:
+    """What a worker or a per-case child sends back for ``fn()``, pickled: ("ok", value,
+    what the implementation printed, the calls that hung), or ("error", traceback, None,
+    {}) when dnspec itself failed (the implementation's failures are findings)."""
+    try:
+        if capture is not None:
+            capture.reset()
+        return _dumps(("ok", fn(), capture.snapshot() if capture is not None else None, dict(HANGS.hung)))
+    except BaseException:
+        return pickle.dumps(("error", traceback.format_exc(), None, {}))
 
 
 def in_child(fn, capture=None):
@@ -218,14 +223,7 @@ def in_child(fn, capture=None):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             faulthandler.disable()
             _one_thread_after_fork()
-            try:
-                if capture is not None:
-                    capture.reset()
-                payload = ("ok", fn(), capture.snapshot() if capture is not None else None, dict(HANGS.hung))
-                data = _dumps(payload)
-            except BaseException:
-                data = pickle.dumps(("error", traceback.format_exc(), None, {}))
-            view = memoryview(data)
+            view = memoryview(_answer(fn, capture))
             while view:
                 view = view[os.write(write_fd, view) :]
         finally:
