@@ -1,4 +1,4 @@
-"""The implementation's text is shown clean (dnspec.reports.clean_text): no NUL, no terminal
+"""The implementation's text is shown clean (dnspec.calling.clean_text): no NUL, no terminal
 escape sequence, no line that GitHub Actions would run as a workflow command, on the
 terminal and in every report."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from dnspec.calling.clean_text import clean
+from dnspec.calling.workers import can_fork
 from dnspec.cli import main
-from dnspec.reports.clean_text import clean
-from dnspec.running.workers import can_fork
 
 VARIANTS = Path(__file__).parent / "selftest" / "stopping_variants.py"
 UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|(?m:^\s*::)")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from dnspec.calling import workers
 from dnspec.cli import main
-from dnspec.running import workers
 
 VARIANTS = Path(__file__).parent / "selftest" / "stopping_variants.py"
 QUICK = ["--profile", "ci", "--max-examples", "4", "--seed", "0"]

@@ -1,4 +1,4 @@
-"""dnspec verify on several cores (dnspec.running.workers): worker processes forked from the run,
+"""dnspec verify on several cores (dnspec.calling.workers): worker processes forked from the run,
 one sweep per regime and one fixed batch per statistical property each a task. The
 verdict is the same as in one process; what the implementation prints and where it hangs
 still reach the report; an implementation that kills its interpreter kills one worker,
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dnspec.calling.workers import WorkerDied, WorkerError, can_fork, run_tasks
 from dnspec.cli import main
-from dnspec.running.workers import WorkerDied, WorkerError, can_fork, run_tasks
 
 FIXTURES = Path(__file__).parent / "cli_fixtures"
 QUICK = ["--profile", "ci", "--max-examples", "4"]

@@ -4,7 +4,7 @@ SPEC on that workload, never a traceback or the end of the benchmark, and a thre
 process it leaves running cannot keep ``dnspec bench`` alive.
 
 Each workload is measured by :func:`dnspec.benchmarks.timing.measure` in a worker forked for
-it (:func:`dnspec.running.workers.run_tasks`; the implementations stay interleaved within
+it (:func:`dnspec.calling.workers.run_tasks`; the implementations stay interleaved within
 the workload, as the ratios to the reference need). When a workload's worker dies, each
 SPEC is called once alone, in a worker of its own, on that workload; the SPECs whose worker
 dies get an error row naming how (``killed by SIGSEGV``), and the workload is measured
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dnspec.running import workers
+from dnspec.calling import workers
 
 
 def measure_isolated(impls: list, workloads: list, *, specs: list[str], on_progress=None, **options) -> list:

@@ -229,7 +229,7 @@ def measure(
     (SIGALRM, main thread only; the alarm is set outside the timed region), is recorded
     with its error for that workload and not called again on it.
     """
-    from dnspec.running.calling import time_limit
+    from dnspec.calling.call import time_limit
 
     if steady:
         steady_allocator()

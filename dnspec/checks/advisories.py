@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import torch
 from scipy import stats
 
+from dnspec.calling.call import call_implementation
 from dnspec.checks.box_checks import COLLAPSED_SIDE
 from dnspec.checks.distributions import DEFAULT_SEED, FALSE_ALARM, uniform_boxes_case
 from dnspec.checks.invariants import gt_rows, layout_of
 from dnspec.checks.violations import PropertyViolation
 from dnspec.contract.decode import recover_labels
 from dnspec.generation.cases import CdnCase
-from dnspec.running.calling import call_implementation
 
 # the highest tolerated fraction of collapsed sides on the collapse workload; upstream
 # collapses ~25% of negative rows per axis there, a fixed builder ~1e-8 of rows

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import torch
 
+from dnspec.calling.trial import NOISE_FREE, CallKey
 from dnspec.checks.box_checks import box_noise_bounds_ok, crossed_keeps_side
 from dnspec.checks.invariants import accepted_box_dtypes, assert_outputs_equal, layout_of, outputs_of
 from dnspec.checks.violations import PropertyViolation, judge_separately
 from dnspec.contract.decode import decode_boxes, expects_logit_space
 from dnspec.contract.tolerances import decoded_box_tolerance, tolerance_for
-from dnspec.running.trial import NOISE_FREE, CallKey
 
 
 def available_devices() -> list[str]:

@@ -32,9 +32,9 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
+from dnspec.calling.call import ImplementationTimeout, time_limit
 from dnspec.contract.boxes import INVERSE_SIGMOID_EPS
 from dnspec.generation.error_inputs import ERROR_KINDS, ErrorCase, available_kinds, error_cases
-from dnspec.running.calling import ImplementationTimeout, time_limit
 
 RAISES, VISIBLY_BAD, SILENTLY_PLAUSIBLE, HANGS, CRASHES = (
     "raises",
@@ -321,7 +321,7 @@ def check_bad_input(impl, seed: int = 0, device: str = "cpu") -> str:
     kind of bad input gives silently plausible outputs; otherwise raises an
     AssertionError listing those kinds. The suite reports it as an advisory: it fails
     only under strict (or for implementations that declare fixes_advisories)."""
-    from dnspec.running import calling
+    from dnspec.calling import call as calling
 
     report = run_bad_input_family(impl, seed=seed, time_limit_s=calling.DEFAULT_TIME_LIMIT_S_ACTIVE)
     silent = report.kinds_with(SILENTLY_PLAUSIBLE)

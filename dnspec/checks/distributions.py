@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from scipy import stats
 
+from dnspec.calling.call import call_implementation
 from dnspec.checks.invariants import gt_rows, layout_of
 from dnspec.checks.violations import PropertyViolation
 from dnspec.contract.decode import corners, decode_boxes, expects_logit_space, recover_labels
 from dnspec.generation.cases import CdnCase
-from dnspec.running.calling import call_implementation
 
 FALSE_ALARM = 1e-6
 DEFAULT_SEED = 20261124

@@ -5,7 +5,7 @@ the global RNG, continuing from where the caller left it.
 that reseeds itself or replays noise it drew on an earlier call, and so does every other
 property, one call at a time; a training loop built on it sees the same noise every step.
 This property makes a second call on the same inputs right after the main call, without
-reseeding between (:meth:`dnspec.running.trial.Trial.consecutive`), and judges with the
+reseeding between (:meth:`dnspec.calling.trial.Trial.consecutive`), and judges with the
 global RNG states (the CPU's, and CUDA's once initialized) around each call, never with a
 chance coincidence of two draws, so that it cannot fail a correct builder whatever order
 it draws in and whichever device's generator it draws from:
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from dnspec.calling.torch_state import same_rng_state
 from dnspec.checks.violations import fail
-from dnspec.running.torch_state import same_rng_state
 
 OTHER_SEED = 0x5EED
 

@@ -7,7 +7,7 @@ denoising label embedding; one that looks them up as ``class_embed.weight[labels
 ultralytics does with its weight tensor) bypasses ``padding_idx``, so the padding row
 receives gradient and drifts, and every padding query changes during training.
 
-Each check takes a :class:`~dnspec.running.trial.Trial`; the gradient checks share one backward
+Each check takes a :class:`~dnspec.calling.trial.Trial`; the gradient checks share one backward
 pass (a call with autograd on, and a small-integer cotangent drawn from the case's seed,
 so the expected gradient is an exact scatter-add).
 """
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import torch
 
+from dnspec.calling.trial import CallKey
 from dnspec.checks.invariants import outputs_of
 from dnspec.checks.violations import fail
 from dnspec.contract.decode import recover_labels
 from dnspec.contract.tolerances import tolerance_for
-from dnspec.running.trial import CallKey
 
 GRAD = CallKey(grad=True)
 

@@ -1,6 +1,6 @@
 """The contract of a CDN builder, one check per invariant, for any implementation.
 
-Each ``check_*`` function takes a :class:`~dnspec.running.trial.Trial` (one generated case and
+Each ``check_*`` function takes a :class:`~dnspec.calling.trial.Trial` (one generated case and
 the implementation's calls on it, made once and shared by every check) and raises
 :class:`~dnspec.checks.violations.PropertyViolation` (an AssertionError) naming the first
 offending row or value and the check that failed (``.check``, e.g.
@@ -21,11 +21,11 @@ from dataclasses import replace
 
 import torch
 
+from dnspec.calling.trial import NOISE_FREE, CallKey
 from dnspec.checks.violations import PropertyViolation, fail, judge_separately, raise_all
 from dnspec.contract.decode import recover_labels
 from dnspec.contract.layout import CdnLayout
 from dnspec.contract.tolerances import decoded_box_tolerance, tolerance_for
-from dnspec.running.trial import NOISE_FREE, CallKey
 
 # RT-DETR allocates its box buffer with torch.zeros (the default dtype, float32) whatever
 # the inputs' dtype; boxes in the inputs' own dtype are the accepted alternative

@@ -2,8 +2,8 @@
 what it was before it (grad mode, inference mode, the default dtype, autocast, the
 deterministic-algorithms setting, intra-op threads, anomaly detection).
 
-:mod:`dnspec.running.calling` snapshots that state around the implementation's own call
-(:mod:`dnspec.running.torch_state`), puts it back and records what changed;
+:mod:`dnspec.calling.call` snapshots that state around the implementation's own call
+(:mod:`dnspec.calling.torch_state`), puts it back and records what changed;
 :func:`check_process_state` fails on any call of the case that leaked, once per kind of
 change (the check id names it: ``process_state.grad_mode``).
 """
@@ -17,7 +17,7 @@ def check_process_state(trial) -> None:
     """Every call made on this case (the main call and the call under autograd, which
     every other check shares, and any other call the checks made on it) left the caller's
     process state as it found it; one failure per kind of change."""
-    from dnspec.running.trial import CallKey
+    from dnspec.calling.trial import CallKey
 
     trial.outputs()
     trial.outputs(CallKey(grad=True))

@@ -3,7 +3,7 @@ get their properties from (:mod:`dnspec.running.runner` runs them).
 
 A :class:`Property` names an invariant, its family and kind, and how to check it:
 ``contract`` and ``agreement`` properties are checked on Hypothesis-generated cases, in
-every input regime (their ``check`` takes a :class:`~dnspec.running.trial.Trial`, and a variant
+every input regime (their ``check`` takes a :class:`~dnspec.calling.trial.Trial`, and a variant
 where the property has variants); ``statistical`` and ``advisory`` ones on large fixed
 seeded batches (their ``check`` takes the implementation, a seed and a device).
 Advisories are enforced only under ``strict`` or for implementations that declare
@@ -49,7 +49,7 @@ class RunOptions:
     time_limit_s: float | None = None
     threads: int = 1  # torch intra-op threads while checking (the cases are small: waking threads costs more)
     convention: str | None = None  # an empty-batch convention every all-empty batch must follow (None: any known one)
-    jobs: int = 1  # worker processes for the sweeps, fixed batches and shrinks (dnspec.running.workers)
+    jobs: int = 1  # worker processes for the sweeps, fixed batches and shrinks (dnspec.calling.workers)
     in_process: bool = False  # call the implementation in this process (dnspec verify --in-process, for pdb)
     contract: str | None = None  # a lineage contract (dnspec.contract.lineages; None: rtdetr, with lineage recognition)
     against: object = None  # THEIRS (an Implementation): the oracle of the differential properties (--against)

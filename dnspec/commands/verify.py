@@ -12,7 +12,7 @@ cannot be loaded or the options are unusable (one line says why), 3 dnspec itsel
 (a bug: please report).
 
 The implementation under test is treated as hostile: whatever it prints during a call
-(or while its module imports) is captured in a bounded buffer (:mod:`dnspec.running.output_capture`)
+(or while its module imports) is captured in a bounded buffer (:mod:`dnspec.calling.output_capture`)
 and only counted on the report line; a call that runs past ``--time-limit`` is stopped (SIGALRM, main thread) and
 the implementation is not called again in this run; anything it raises, or returns
 wrongly, is a failed property, never a dnspec traceback.
@@ -29,8 +29,8 @@ import shlex
 import sys
 import time
 
+from dnspec.calling.output_capture import BoundedOutput, captured, capturing_implementation
 from dnspec.config import DTYPE_NAMES
-from dnspec.running.output_capture import BoundedOutput, captured, capturing_implementation
 from dnspec.running.progress import ProgressBar
 
 DEFAULT_TIME_LIMIT_S = 30.0
@@ -444,7 +444,9 @@ def configured_runs(args) -> list:
     accepted = list(config.accept) + accept.from_command_line(getattr(args, "accept", None))
     if getattr(args, "baseline", None):
         try:
-            accepted += accept.from_baseline(args.baseline)
+            from dnspec.reports.baseline import from_baseline
+
+            accepted += from_baseline(args.baseline)
         except ValueError as error:
             raise UsageProblem(str(error)) from None
     for entry in accepted:
@@ -592,10 +594,11 @@ def _run(args) -> int:
 
     import torch
 
+    from dnspec.calling import workers
+    from dnspec.calling.call import HANGS
     from dnspec.checks.suite import GENERATED_KINDS, RunOptions
     from dnspec.implementations.specs import SpecError, load_implementation
-    from dnspec.running import runner, workers
-    from dnspec.running.calling import HANGS
+    from dnspec.running import runner
 
     buffer = BoundedOutput()
     try:

@@ -21,9 +21,9 @@ import sys
 from html import escape, unescape
 from pathlib import Path
 
+from dnspec.calling.clean_text import clean
 from dnspec.generation.regimes import BY_NAME as REGIMES
 from dnspec.generation.regimes import COMMON
-from dnspec.reports.clean_text import clean
 from dnspec.reports.grid import FIXED, columns, grid
 from dnspec.reports.pictures import PLOT_EXTRA, Pictures
 from dnspec.reports.records import STATUS_WORD, VerifyReport, human_size, one_line

@@ -9,7 +9,7 @@ one-line summary.
 
 from __future__ import annotations
 
-from dnspec.reports.clean_text import clean
+from dnspec.calling.clean_text import clean
 from dnspec.reports.records import STATUS_WORD, DivergenceRecord, OutcomeRecord, VerifyReport, human_size, one_line
 
 EXAMPLE_CHARS = 4000  # the longest example printed on the terminal (the report files hold all)

@@ -1,1 +1,1 @@
-"""Running: calling an implementation without letting it take the suite down, one trial per case, worker processes, the runner, divergences and the verdict."""
+"""Running: the orchestration of a verify run above the checks: the runner and its phases, divergences, the verdict, accepted divergences and --against. It calls implementations only through dnspec.calling."""

@@ -126,22 +126,6 @@ def from_command_line(ids) -> list[Accepted]:
     return [Accepted(i, "accepted on the command line (--accept)", "--accept") for i in ids or []]
 
 
-def from_baseline(path: str) -> list[Accepted]:
-    """Every divergence of an earlier ``--report`` JSON file, accepted. Raises ValueError
-    with one line when the file is not such a report."""
-    from dnspec.reports.records import VerifyReport
-
-    try:
-        with open(path) as handle:
-            data = json.load(handle)
-        report = VerifyReport.from_dict(data)
-    except (OSError, ValueError, TypeError, AttributeError) as error:
-        raise ValueError(
-            f"--baseline {path}: not a dnspec --report JSON file ({type(error).__name__}: {error})"
-        ) from None
-    return [Accepted(d.id, d.accepted or f"in the baseline {path}", f"--baseline {path}") for d in report.divergences]
-
-
 def accept_block(divergence_ids, reasons: dict | None = None) -> str:
     """The ``accept = [...]`` TOML block for these divergence ids, ready to paste under
     ``[tool.dnspec]`` (reasons to fill in where none is known)."""

@@ -104,7 +104,7 @@ def raising_frame(error: BaseException):
 def crash_signature(error: BaseException) -> tuple[Signature, str, str]:
     """(signature, where, details) of an exception the implementation raised (the
     ImplementationError's chained cause, when there is one)."""
-    from dnspec.running.calling import ImplementationTimeout
+    from dnspec.calling.call import ImplementationTimeout
 
     if isinstance(error, ImplementationTimeout):
         return Signature(HANGS, "timeout"), "", ""

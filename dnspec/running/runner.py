@@ -4,7 +4,7 @@
               regime only (:func:`dnspec.generation.strategies.regime_cases`), the regime's canonical
               case pinned first; the common regime gets the profile's example count, each
               edge regime a share of it (:func:`examples_for`);
-2. call       one :class:`~dnspec.running.trial.Trial` per case makes the calls the checks need,
+2. call       one :class:`~dnspec.calling.trial.Trial` per case makes the calls the checks need,
               once each;
 3. check      every contract property checks that trial (a sweep never stops at a failure:
               each property is judged on every case, and a failure is recorded as a
@@ -16,12 +16,12 @@
 5. report     :class:`RunResult` holds one :class:`~dnspec.running.verdict.Outcome` per property (how it fared in
               each regime) and the divergences; :mod:`dnspec.reports.records` renders them.
 
-Every call of the implementation runs in a worker process (:mod:`dnspec.running.workers`),
+Every call of the implementation runs in a worker process (:mod:`dnspec.calling.workers`),
 never in the process that decides the verdict, unless ``options.in_process``: sweeps,
 fixed batches and shrinks are worker tasks, and :func:`sweep`, :func:`shrink` and
 :func:`fixed_workload` (the pytest plugin's entry points) each run in a worker of their
 own. A task whose worker dies (a segfault, an abort, ``os._exit``, SIGKILL) is run again
-with a process forked per case (:func:`dnspec.running.workers.in_child`), so that each
+with a process forked per case (:func:`dnspec.calling.workers.in_child`), so that each
 case that kills its process is one finding with its case and regime (``died: killed by
 SIGSEGV``), the rest of the regime is still judged, and its shrink (each try in a fresh
 process) finds a minimal example.
@@ -41,6 +41,10 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import seed as hypothesis_seed
 
+from dnspec.calling import workers
+from dnspec.calling.call import HANGS, ImplementationError
+from dnspec.calling.clean_text import clean
+from dnspec.calling.trial import Trial
 from dnspec.checks.invariants import lineage_matches, same_seed_comparison
 from dnspec.checks.suite import GENERATED_KINDS as GENERATED
 from dnspec.checks.suite import PROPERTIES, Property, RunOptions, enforced, label
@@ -48,12 +52,8 @@ from dnspec.checks.violations import PropertyViolation, each_failure
 from dnspec.contract import lineages
 from dnspec.generation import regimes as regime_registry
 from dnspec.generation.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
-from dnspec.reports.clean_text import clean
-from dnspec.running import workers
-from dnspec.running.calling import HANGS, ImplementationError
 from dnspec.running.divergences import RAISES as _RAISES
 from dnspec.running.divergences import VIOLATES, Divergence, Finding, Signature, classify, crash_signature
-from dnspec.running.trial import Trial
 from dnspec.running.verdict import Outcome, compatibility, generated_outcome, property_line
 
 # each edge regime gets this share of the common regime's examples, and at least EDGE_MIN
@@ -162,7 +162,7 @@ def skip_reason(prop: Property, impl, options: RunOptions, variant=None) -> str 
 
 class calls_limited:
     """While checking: ``options.time_limit_s`` on every implementation call made inside
-    (dnspec.running.calling), and ``options.threads`` torch intra-op threads (one by default: on
+    (dnspec.calling.call), and ``options.threads`` torch intra-op threads (one by default: on
     these small cases a parallel op spends more waking threads than it saves, up to
     milliseconds per op on a busy machine)."""
 
@@ -172,7 +172,7 @@ class calls_limited:
     def __enter__(self):
         import torch
 
-        from dnspec.running import calling
+        from dnspec.calling import call as calling
 
         self.previous = calling.DEFAULT_TIME_LIMIT_S_ACTIVE, torch.get_num_threads()
         calling.DEFAULT_TIME_LIMIT_S_ACTIVE = self.seconds
@@ -181,7 +181,7 @@ class calls_limited:
     def __exit__(self, *exc):
         import torch
 
-        from dnspec.running import calling
+        from dnspec.calling import call as calling
 
         calling.DEFAULT_TIME_LIMIT_S_ACTIVE, threads = self.previous
         torch.set_num_threads(threads)
@@ -382,9 +382,9 @@ def sweep(
 
 def _run_isolated(tasks: list, execute, options: RunOptions, *, jobs: int, capture=None, on_done=None, skip=None):
     """``[execute(task) for task in tasks]`` on worker processes
-    (:func:`dnspec.running.workers.run_tasks`); a sweep or shrink whose worker died is run
+    (:func:`dnspec.calling.workers.run_tasks`); a sweep or shrink whose worker died is run
     again with each case in a process of its own (``execute`` gets the task with
-    ``"isolated"`` appended), and keeps its :class:`~dnspec.running.workers.WorkerDied`
+    ``"isolated"`` appended), and keeps its :class:`~dnspec.calling.workers.WorkerDied`
     only if that dies too."""
     values = workers.run_tasks(
         tasks,
@@ -503,7 +503,7 @@ def _fixed_here(prop: Property, impl, options: RunOptions):
     from dnspec.checks.distributions import DEFAULT_SEED
 
     workers.note((regime_registry.COMMON, None))
-    from dnspec.running import calling
+    from dnspec.calling import call as calling
 
     seed = DEFAULT_SEED if options.seed is None else options.seed
     try:
@@ -554,7 +554,7 @@ def run(
     one process); ``selected``: a :func:`plan` to run instead; ``capture``: the buffer the
     implementation's output goes to (worker processes send theirs back to it). With
     ``options.jobs`` above 1 the sweeps and fixed batches run in worker processes
-    (:mod:`dnspec.running.workers`); shrinking stays here."""
+    (:mod:`dnspec.calling.workers`); shrinking stays here."""
     on_stage = on_stage or (lambda text: None)
     on_advance = on_advance or (lambda: None)
     HANGS.hung.pop(impl.name, None)  # "hung earlier in this run" means this run

@@ -39,7 +39,7 @@ class Outcome:
 
 
 def cell_status(prop: Property, cell) -> str:
-    """Of a :class:`dnspec.running.runner.Cell`: "fail" when a failure in this cell was on a call in the cell's regime (the
+    """Of a :class:`dnspec.running.sweeps.Cell`: "fail" when a failure in this cell was on a call in the cell's regime (the
     property's forced regimes aside): a check's noise-free part failing on a case of the
     common regime is a failure of box_noise_scale == 0, reported there, not here."""
     own = REGIME_SETS[cell.regime] | prop.forces

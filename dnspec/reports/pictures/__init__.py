@@ -106,7 +106,7 @@ def picture_kind(divergence) -> str:
 
 @contextlib.contextmanager
 def _call_limit(seconds):
-    from dnspec.running import calling
+    from dnspec.calling import call as calling
 
     previous = calling.DEFAULT_TIME_LIMIT_S_ACTIVE
     calling.DEFAULT_TIME_LIMIT_S_ACTIVE = seconds
@@ -128,7 +128,7 @@ def _call(impl, case, time_limit_s, differential: str = ""):
     """(outputs, reference outputs or None, problem): the implementation's outputs on
     ``case`` (for a differential divergence, the call the differential check makes, and
     the reference's outputs on the same call), or a one-line reason why there are none."""
-    from dnspec.running.trial import CallKey, Trial
+    from dnspec.calling.trial import CallKey, Trial
 
     key = CallKey(injected=True) if differential == "injected_noise_matches_reference" else CallKey()
     trial = Trial(impl, case)

@@ -6,7 +6,7 @@ inference mode, the default dtype, autocast (enabled and its dtype, per device t
 deterministic-algorithms setting, torch's intra-op thread count and anomaly detection.
 :func:`snapshot` reads it (a handful of cheap getters, microseconds), :func:`differences`
 names each change in words (``left grad mode disabled``), and :func:`restore` puts it back.
-:mod:`dnspec.running.calling` snapshots around the implementation's own call, innermost
+:mod:`dnspec.calling.call` snapshots around the implementation's own call, innermost
 (inside any no_grad or autocast context dnspec opens, whose exit would hide a leak), puts
 the state back so that a leak is not misread by the next check, and records what changed;
 and :mod:`dnspec.checks.process_state` fails on any call of the case that leaked.

@@ -8,8 +8,8 @@ runs them on ``jobs`` worker processes (one job is still one worker) forked from
 a worker inherits the loaded implementation, the options and the task list (a
 module-level state set just before the fork), so only a task's index goes out and its
 result comes back pickled, with what the implementation printed during the task (the
-worker's :class:`~dnspec.running.output_capture.BoundedOutput` snapshot, absorbed by the
-run's) and the calls that hung (:data:`dnspec.running.calling.HANGS`, merged).
+worker's :class:`~dnspec.calling.output_capture.BoundedOutput` snapshot, absorbed by the
+run's) and the calls that hung (:data:`dnspec.calling.call.HANGS`, merged).
 
 Before it calls the implementation on a case, a worker notes that case (:func:`note`) in
 a file of its own, so that when the worker dies (a segfault, an abort, ``os._exit`` with
@@ -53,7 +53,7 @@ from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-from dnspec.running.calling import HANGS
+from dnspec.calling.call import HANGS
 
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # torch.cuda.is_available() makes no context here
 

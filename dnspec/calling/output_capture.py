@@ -13,7 +13,7 @@ import io
 from collections import deque
 from dataclasses import replace
 
-from dnspec.reports.clean_text import clean
+from dnspec.calling.clean_text import clean
 
 
 class BoundedOutput(io.TextIOBase):
@@ -55,7 +55,7 @@ class BoundedOutput(io.TextIOBase):
         return len(text)
 
     def head(self) -> str:
-        """The first characters written, cleaned for showing (dnspec.reports.clean_text)."""
+        """The first characters written, cleaned for showing (dnspec.calling.clean_text)."""
         return clean("".join(self._head))
 
     def tail(self) -> str:

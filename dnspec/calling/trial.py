@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from dnspec.calling import call as calling
+from dnspec.calling.call import call_implementation
 from dnspec.contract.noise import NoiseDraw, draw_noise
-from dnspec.running import calling
-from dnspec.running.calling import call_implementation
 
 NOISE_FREE = "noise-free"
 
@@ -192,7 +192,7 @@ class Trial:
 
 
 class _Under:
-    """``fn`` called with autograd on (dnspec.running.calling calls under torch.no_grad) and/or
+    """``fn`` called with autograd on (dnspec.calling.call calls under torch.no_grad) and/or
     under torch.autocast; keeps ``fn``'s name (the hang record is keyed by it), and watches
     the process state around ``fn`` itself, inside those contexts (whose exit would hide a
     leak)."""

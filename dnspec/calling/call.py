@@ -11,7 +11,7 @@ case is kept in ``HangRecord`` for the report.
 
 Around the implementation's own call (innermost, inside any no_grad or autocast context
 dnspec opens) the caller's torch process state is snapshotted and restored
-(:mod:`dnspec.running.torch_state`), and the global RNG states before and after are kept:
+(:mod:`dnspec.calling.torch_state`), and the global RNG states before and after are kept:
 :data:`LAST_CALL` holds what the latest call changed, for the ``process_state`` and
 ``fresh_noise`` properties.
 """
@@ -59,14 +59,14 @@ class CallRecord:
 LAST_CALL = CallRecord()
 
 # In a worker running a fixed batch: called with each call's case before the call, so that a
-# process that dies names it (dnspec.running.workers.note); None elsewhere (sweeps note per case).
+# process that dies names it (dnspec.calling.workers.note); None elsewhere (sweeps note per case).
 NOTE_EACH_CALL = None
 
 
 def watched(fn, *args, **kwargs):
     """``fn(*args, **kwargs)`` with the process state it leaves changed recorded in
     :data:`LAST_CALL` (and put back), and the global RNG state before and after."""
-    from dnspec.running import torch_state as process_state
+    from dnspec.calling import torch_state as process_state
 
     before = process_state.snapshot()
     LAST_CALL.rng_before = process_state.rng_state()
