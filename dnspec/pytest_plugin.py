@@ -200,14 +200,14 @@ def _sweep(impl, options, regime: str):
     from hypothesis import settings
 
     from dnspec.checks.suite import GENERATED_KINDS
-    from dnspec.running import runner
+    from dnspec.running import runner, sweeps
 
     key = (id(impl), impl.name, options, regime, settings.get_current_profile_name())
     if key not in _SWEEPS:
         checks = [(p, v) for p, v, skip in runner.plan(impl, options) if p.kind in GENERATED_KINDS and not skip]
         base = options.max_examples if options.max_examples is not None else settings.default.max_examples
-        _SWEEPS[key] = runner.sweep(
-            impl, regime, checks, options, max_examples=runner.examples_for(regime, base), seed=options.seed
+        _SWEEPS[key] = sweeps.sweep(
+            impl, regime, checks, options, max_examples=sweeps.examples_for(regime, base), seed=options.seed
         )[0]
     return _SWEEPS[key]
 
@@ -219,14 +219,14 @@ def check_property(name: str, impl, options, variant=None, regime: str | None = 
 
     from dnspec.checks.suite import BY_NAME, GENERATED_KINDS, label
     from dnspec.generation.regimes import describe_set, regimes_of
-    from dnspec.running import runner
+    from dnspec.running import sweeps
 
     prop = BY_NAME[name]
-    reason = runner.skip_reason(prop, impl, options, variant)
+    reason = sweeps.skip_reason(prop, impl, options, variant)
     if reason:
         pytest.skip(reason)
     if prop.kind not in GENERATED_KINDS:
-        status, message, details, _ = runner.fixed_workload(prop, impl, options)
+        status, message, details, _ = sweeps.fixed_workload(prop, impl, options)
         if status == "advisory":
             pytest.xfail(f"advisory, not enforced for {impl.name} (use --strict-advisories): {details}")
         if status == "fail":
@@ -242,14 +242,14 @@ def check_property(name: str, impl, options, variant=None, regime: str | None = 
         if Phase.shrink in settings.default.phases:
             base = options.max_examples if options.max_examples is not None else settings.default.max_examples
             finding = (
-                runner.shrink(
+                sweeps.shrink(
                     impl,
                     prop,
                     variant,
                     regime,
                     signature,
                     options,
-                    max_examples=runner.examples_for(regime, base),
+                    max_examples=sweeps.examples_for(regime, base),
                     seed=options.seed,
                 )
                 or finding
