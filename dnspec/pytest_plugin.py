@@ -286,7 +286,7 @@ def _project_config(config):
 
 def _item_options(config, project):
     from dnspec.checks.suite import RunOptions
-    from dnspec.commands.verify import DEFAULT_TIME_LIMIT_S
+    from dnspec.commands.verify_options import DEFAULT_TIME_LIMIT_S
 
     dtype = config.getoption("dtype") if config.getoption("dtype") != "float32" else (project.dtype or "float32")
     device = config.getoption("device") if config.getoption("device") != "cpu" else (project.device or "cpu")

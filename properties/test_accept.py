@@ -214,7 +214,7 @@ def _check_junit(path: Path, failures: int | None) -> None:
 def test_fixed_is_judged_only_where_the_run_could_have_seen_it():
     from argparse import Namespace
 
-    from dnspec.commands.verify import judged_fixed
+    from dnspec.commands.verify_options import judged_fixed
 
     entries = [{"id": CROSSED}, {"id": "boxes.crossed"}, {"id": SCALE_0}]
     assert judged_fixed(entries, Namespace(regime=None), None) == entries

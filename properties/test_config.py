@@ -11,7 +11,7 @@ import pytest
 
 from dnspec import config
 from dnspec.cli import build_parser, main
-from dnspec.commands.verify import configured_runs
+from dnspec.commands.verify_options import configured_runs
 
 FILE = "src/zoo/rtdetr/denoising_dfine.py:get_contrastive_denoising_training_group"
 

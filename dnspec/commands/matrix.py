@@ -33,7 +33,7 @@ DEFAULT_TIMEOUT_S = 900.0
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from dnspec.commands.verify import DEFAULT_TIME_LIMIT_S
+    from dnspec.commands.verify_options import DEFAULT_TIME_LIMIT_S
     from dnspec.generation.profiles import PROFILES
 
     parser = subparsers.add_parser(
