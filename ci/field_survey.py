@@ -40,8 +40,12 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10: tomli, a dependency of dnspec there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "docs" / "field-survey.toml"
@@ -76,13 +80,15 @@ SHIMS = {
 @dataclasses.dataclass(frozen=True)
 class Expectation:
     """What a careful reviewer expects in one setting: an outcome, optionally the exact set of
-    divergence ids (their part before ``@``) or words the exit-2 line must contain."""
+    divergence ids (their part before ``@``), words the exit-2 line must contain, or words it
+    must not."""
 
     outcome: str
     ids: tuple[str, ...] = ()
     error: str = ""
     why: str = ""
     stub: tuple[str, ...] = ()
+    not_error: str = ""  # words the exit-2 line must not contain ("pip install" for a folder of the tree)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +137,9 @@ def _expectation(raw: dict, where: str) -> Expectation:
     for module in stub:
         if module not in SHIMS:
             raise ManifestError(f"{where}.stub: no stand-in for {module!r} (known: {', '.join(SHIMS)})")
-    return Expectation(outcome, tuple(raw.get("ids", ())), raw.get("error", ""), raw.get("why", ""), stub)
+    return Expectation(
+        outcome, tuple(raw.get("ids", ())), raw.get("error", ""), raw.get("why", ""), stub, raw.get("not_error", "")
+    )
 
 
 def load_manifest(path: Path) -> list[Entry]:
@@ -264,6 +272,8 @@ def judge(result: RunResult | None, expected: Expectation | None) -> tuple[bool 
         return False, f"expected divergences {', '.join(sorted(set(expected.ids)))}"
     if expected.error and expected.error not in result.error:
         return False, f"expected the line to say {expected.error!r}"
+    if expected.not_error and expected.not_error in result.error:
+        return False, f"the line says {expected.not_error!r}"
     return True, ""
 
 
@@ -277,10 +287,17 @@ def verdict_text(result: RunResult | None) -> str:
     elif result.outcome == "timeout":
         text = f"timeout after {result.seconds:.0f} s"
     else:
-        text = f"{result.outcome}: {_cell(result.error, 160)}"
+        text = f"{result.outcome}: {_error_gist(result.error)}"
     if result.left_behind:
         text += f" (left {', '.join(result.left_behind)} in the tree)"
     return text
+
+
+def _error_gist(error: str, limit: int = 200) -> str:
+    """The exit-2 line without its "cannot load SPEC '...': " preamble, and its end (where the
+    `pip install` advice is) when it is long."""
+    error = " ".join(re.sub(r"^.*?cannot load SPEC '[^']*': ", "", error).split())
+    return error if len(error) <= limit else "…" + error[-(limit - 1) :]
 
 
 def _cell(text: str, limit: int = 400) -> str:
@@ -398,11 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ci/field_survey.py: --trees: {args.trees} is not a folder (see the page)", file=sys.stderr)
             return 2
         todo = [
-            (e, mode)
-            for e in entries
-            if not args.only or e.name in args.only
-            for mode in args.mode
-            if mode in e.expect
+            (e, mode) for e in entries if not args.only or e.name in args.only for mode in args.mode if mode in e.expect
         ]
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = {
