@@ -37,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -229,14 +230,21 @@ def run_one(entry: Entry, mode: str, trees: Path, cache: Path, dnspec: list[str]
     stub = entry.expect[mode].stub if mode in entry.expect else ()
     if stub:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(write_shims(cache, stub)), env.get("PYTHONPATH", "")]))
+    if not cwd.is_dir():
+        return RunResult(entry.name, mode, -1, False, 0.0, "missing", error=f"no folder {cwd}")
     before = set(os.listdir(cwd))
     start = time.monotonic()
+    # its own session, so that a timeout ends dnspec's worker processes too, not only dnspec
+    proc = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
-        proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-        exit_code, timed_out, out = proc.returncode, False, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
+        out, _ = proc.communicate(timeout=timeout)
+        exit_code, timed_out = proc.returncode, False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
         exit_code, timed_out = -9, True
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
     seconds = time.monotonic() - start
     left = tuple(sorted(set(os.listdir(cwd)) - before))
     for name in left:  # leave the tree as it was found; the finding is kept in the result
@@ -437,7 +445,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             for future in concurrent.futures.as_completed(futures):
                 entry, mode = futures[future]
-                result = future.result()
+                try:
+                    result = future.result()
+                except OSError as exc:  # the tree or the command could not be used: an outcome, not a crash
+                    result = RunResult(entry.name, mode, -1, False, 0.0, "error", error=f"{type(exc).__name__}: {exc}")
                 (args.cache / f"{entry.name}.{mode}.json").write_text(
                     json.dumps(dataclasses.asdict(result), indent=1), encoding="utf-8"
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,18 @@ def test_zero_length_tensors_for_an_all_empty_batch_are_the_empty_group_conventi
     code, data, _ = _verify(tmp_path, capsys, "denoising_empty_tensors.py", "--only", "structure")
     assert code == 0 and data["divergences"] == []
     assert data["conventions"]["empty_batch"] == "empty_group"
+
+
+def test_a_run_past_its_time_limit_is_a_timeout_outcome_and_its_processes_end(tmp_path):
+    trees = _fake_trees(tmp_path)
+    slow = tmp_path / "slow-dnspec"
+    marker = tmp_path / "child-still-ran"
+    # a "dnspec" that starts a child (as dnspec's workers are) and outlives the limit
+    slow.write_text(f"#!/bin/sh\n(sleep 4; touch {marker}) &\nsleep 30\n")
+    slow.chmod(0o755)
+    entry = fs.load_manifest(tmp_path / "m.toml")[0]
+    result = fs.run_one(entry, "as_found", trees, tmp_path, [str(slow)], timeout=1.0)
+    assert result.outcome == "timeout" and result.timed_out and result.seconds < 10
+    assert "timeout after" in fs.verdict_text(result)
+    time.sleep(5)
+    assert not marker.exists()  # the whole process group was ended, not only the command
