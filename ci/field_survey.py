@@ -275,6 +275,19 @@ def run_one(entry: Entry, mode: str, trees: Path, cache: Path, dnspec: list[str]
     )
 
 
+def run_modes(entry: Entry, modes: list[str], options: tuple) -> list[tuple[Entry, RunResult]]:
+    """The entry's runs, one mode after the other; a tree or command that cannot be used is an
+    outcome ("error"), not a crash of the survey."""
+    done = []
+    for mode in modes:
+        try:
+            result = run_one(entry, mode, *options)
+        except OSError as exc:
+            result = RunResult(entry.name, mode, -1, False, 0.0, "error", error=f"{type(exc).__name__}: {exc}")
+        done.append((entry, result))
+    return done
+
+
 def judge(result: RunResult | None, expected: Expectation | None) -> tuple[bool | None, str]:
     """(right, why not): None when there is nothing to judge (no expectation or no run)."""
     if expected is None or result is None:
@@ -432,32 +445,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.trees is None or not args.trees.is_dir():
             print(f"ci/field_survey.py: --trees: {args.trees} is not a folder (see the page)", file=sys.stderr)
             return 2
-        todo = [
-            (e, mode) for e in entries if not args.only or e.name in args.only for mode in args.mode if mode in e.expect
-        ]
+        todo = [e for e in entries if not args.only or e.name in args.only]
+        options = (args.trees.resolve(), args.cache, args.dnspec.split(), args.timeout)
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {
-                pool.submit(run_one, e, mode, args.trees.resolve(), args.cache, args.dnspec.split(), args.timeout): (
-                    e,
-                    mode,
-                )
-                for e, mode in todo
-            }
+            # one task per repository, its modes one after the other: two runs never share a tree,
+            # so what a run leaves behind is its own
+            futures = [pool.submit(run_modes, e, [m for m in args.mode if m in e.expect], options) for e in todo]
             for future in concurrent.futures.as_completed(futures):
-                entry, mode = futures[future]
-                try:
-                    result = future.result()
-                except OSError as exc:  # the tree or the command could not be used: an outcome, not a crash
-                    result = RunResult(entry.name, mode, -1, False, 0.0, "error", error=f"{type(exc).__name__}: {exc}")
-                (args.cache / f"{entry.name}.{mode}.json").write_text(
-                    json.dumps(dataclasses.asdict(result), indent=1), encoding="utf-8"
-                )
-                right, why = judge(result, entry.expect.get(mode))
-                print(
-                    f"{entry.name} [{mode}] {result.seconds:.0f} s: {verdict_text(result)}"
-                    f" -> {'right' if right else 'WRONG: ' + why}",
-                    flush=True,
-                )
+                for entry, result in future.result():
+                    (args.cache / f"{entry.name}.{result.mode}.json").write_text(
+                        json.dumps(dataclasses.asdict(result), indent=1), encoding="utf-8"
+                    )
+                    right, why = judge(result, entry.expect.get(result.mode))
+                    print(
+                        f"{entry.name} [{result.mode}] {result.seconds:.0f} s: {verdict_text(result)}"
+                        f" -> {'right' if right else 'WRONG: ' + why}",
+                        flush=True,
+                    )
     results = load_cached(args.cache, entries)
     command = "python ci/field_survey.py --trees /tmp/survey"
     block = render_block(entries, results, command)
