@@ -220,6 +220,12 @@ def test_a_class_embedding_assigned_only_under_label_noise_is_one_crash_at_ratio
     assert [d["id"] for d in data["divergences"]] == ["raises:UnboundLocalError@label_noise_ratio_0"]
 
 
+def test_a_verbatim_builder_with_a_clamping_corner_helper_diverges_in_its_padding_rows(tmp_path, capsys):
+    code, data, _ = _verify(tmp_path, capsys, "denoising_clamped_helper.py", "--only", "boxes")
+    ids = [d["id"] for d in data["divergences"]]
+    assert code == 1 and "boxes.padding@common" in ids and all(i.startswith("boxes.") for i in ids)
+
+
 def test_a_box_width_read_from_the_targets_is_rtdetr_on_rtdetr_inputs(tmp_path, capsys):
     code, data, _ = _verify(tmp_path, capsys, "denoising_box_dim.py", "--only", "structure", "boxes")
     assert code == 0 and data["divergences"] == []
