@@ -180,15 +180,21 @@ def load_manifest(path: Path) -> list[Entry]:
 
 
 def dnspec_commit() -> str:
-    """This checkout's commit, with "+changes" when its tracked files differ from it."""
+    """The last commit that changed dnspec's code (dnspec/, pyproject.toml) in this checkout,
+    with "+changes" when those files differ from it: the code the table judges, whatever
+    commits touched only docs or ci/ since (install the checkout before a run)."""
+    paths = ["dnspec", "pyproject.toml"]
     try:
         head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--abbrev=10", "--", *paths],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD"], capture_output=True).returncode
+        dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", *paths]).returncode
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return head + ("+changes" if dirty else "")
+    return (head or "unknown") + ("+changes" if dirty else "")
 
 
 def write_shims(cache: Path, modules: tuple[str, ...]) -> Path:
