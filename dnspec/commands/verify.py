@@ -274,7 +274,7 @@ def _run(args) -> int:
     buffer = BoundedOutput()
     try:
         with captured(buffer):  # a module may print (or fail loudly) while it imports
-            impl = load_implementation(args.spec)
+            impl = load_implementation(args.spec, bind=getattr(args, "bind_table", None))
     except SpecError as error:
         return usage(str(error))
     except BaseException as error:  # SystemExit from the user's module, say
@@ -334,6 +334,8 @@ def _run(args) -> int:
         f"dnspec verify {impl.label}: {len(selected)} checks in {len(report.regimes)} input regimes, profile {profile}, "
         f"device {args.device}, {args.dtype}" + (f", time limit {time_limit:g} s per call" if time_limit else "")
     )
+    for note in impl.notes:  # how the SPEC was loaded and bound, when not plainly
+        screen.line(note)
 
     theirs = None
     if args.against:  # THEIRS first, in the same run, under the same contract (dnspec.running.against)
