@@ -1,4 +1,6 @@
-"""RT-DETR's builder without the `if num_denoising <= 0` guard."""
+"""RT-DETR's builder without the `if num_denoising <= 0` guard, with the group count written as
+RT-DETR v1 writes it (`1 if num_group == 0`): num_denoising 0 builds one group, a negative
+num_denoising a negative tile count (RuntimeError): one missing `if`, one divergence."""
 
 import torch
 
@@ -14,7 +16,8 @@ def get_contrastive_denoising_training_group(targets, num_classes, num_queries, 
     if max_gt_num == 0:
         return None, None, None, None
 
-    num_group = max(1, num_denoising // max_gt_num)
+    num_group = num_denoising // max_gt_num
+    num_group = 1 if num_group == 0 else num_group
     bs = len(num_gts)
     query_class = torch.full([bs, max_gt_num], num_classes, dtype=torch.int32, device=device)
     query_bbox = torch.zeros([bs, max_gt_num, 4], device=device)
