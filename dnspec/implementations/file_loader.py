@@ -166,6 +166,7 @@ class _TreeFinder(importlib.abc.MetaPathFinder):
 
 # top-level name -> the folder above the file that holds it: the aliases of the latest load_file
 OWN_PACKAGES: dict[str, Path] = {}
+_OWN_BY_MODULE: dict[str, dict] = {}  # module name -> the OWN_PACKAGES of its load
 _ROOTS: set[Path] = set()  # the folders whose files may import their own packages by name
 
 
@@ -265,8 +266,11 @@ def load_file(path: str | Path):
         sys.meta_path.insert(0, _OwnPackageFinder())
     OWN_PACKAGES.clear()
     module_name = ".".join([name, *(folder.name for folder in chain), path.stem])
+    OWN_PACKAGES.update(_OWN_BY_MODULE.get(module_name, {}))  # loaded before: its imports ran then
     try:
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
+        _OWN_BY_MODULE[module_name] = dict(OWN_PACKAGES)
+        return module
     except TreeImportError:
         raise
     except ImportError as error:
