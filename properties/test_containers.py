@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dnspec.calling.api_probe import probe
-from dnspec.calling.outputs import NO_DENOISING, UnreadableOutput, read_outputs
+from dnspec.calling.outputs import NO_DENOISING, NotFourOutputs, read_outputs
 from dnspec.cli import main
 from dnspec.implementations.specs import load_implementation
 
@@ -80,7 +80,7 @@ def test_a_bare_none_is_four_nones():
     ],
 )
 def test_what_cannot_be_read_is_an_unreadable_output(value, says):
-    with pytest.raises(UnreadableOutput) as raised:
+    with pytest.raises(NotFourOutputs) as raised:
         read_outputs(value)
     assert says in str(raised.value)
 

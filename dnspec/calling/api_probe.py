@@ -40,7 +40,7 @@ def probe(impl, time_limit_s: float | None = None) -> OtherApi | None:
     ``time_limit_s``; None: RT-DETR's API as far as one call tells. A probe that hangs is
     forgotten (the run's own calls meet the hang again, and report it)."""
     from dnspec.calling.call import HANGS, ImplementationError, ImplementationTimeout, _call_implementation
-    from dnspec.calling.outputs import read_outputs
+    from dnspec.calling.outputs import NotFourOutputs, read_outputs
     from dnspec.generation import regimes
     from dnspec.generation.strategies import pinned_cases
 
@@ -64,7 +64,7 @@ def probe(impl, time_limit_s: float | None = None) -> OtherApi | None:
         return OtherApi(f"it returns {foreign} where RT-DETR returns torch tensors: a builder for another framework")
     try:
         outputs = read_outputs(raw).outputs
-    except ImplementationError:
+    except NotFourOutputs:
         return None
     boxes = outputs[1]
     width = getattr(boxes, "shape", (4,))[-1] if getattr(boxes, "ndim", 0) else 4

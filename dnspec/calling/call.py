@@ -36,6 +36,11 @@ class ImplementationTimeout(ImplementationError):
     """The implementation under test ran past the per-call time limit."""
 
 
+class UnreadableOutput(ImplementationError):
+    """The implementation returned something that is not RT-DETR's four outputs in any
+    container :mod:`dnspec.calling.outputs` reads (one divergence, ``structure.outputs``)."""
+
+
 @dataclass
 class HangRecord:
     """Implementations that hung in this process, by name, with the first case that hung."""
@@ -123,13 +128,14 @@ def call_implementation(
     result = _call_implementation(
         impl, case, time_limit_s=time_limit_s, class_embed=class_embed, args=args, reseed=reseed, **kwargs
     )
-    from dnspec.calling.outputs import read_outputs
+    from dnspec.calling.outputs import NotFourOutputs, read_outputs
 
     try:
         read = read_outputs(result)
-    except ImplementationError as error:
+    except NotFourOutputs as problem:
+        error = UnreadableOutput(str(problem))
         error.case = case
-        raise
+        raise error from None
     LAST_CALL.container = read.container
     return read.outputs
 

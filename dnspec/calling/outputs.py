@@ -14,8 +14,9 @@ check sees RT-DETR's shape, and names the container (a convention, never a failu
 - a bare ``None``: "no denoising", read as four Nones (the checks then judge whether no
   denoising was the right answer for that call).
 
-Anything else cannot be read as the four outputs at all: :class:`UnreadableOutput`, an
-``ImplementationError`` raised to every check that needed the call, so that it is one
+Anything else cannot be read as the four outputs at all: :class:`NotFourOutputs`, which
+:func:`dnspec.calling.call.call_implementation` raises as an ``UnreadableOutput`` (an
+``ImplementationError``) to every check that needed the call, so that it is one
 divergence (``structure.outputs``) listing those properties, never one per property.
 """
 
@@ -23,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-
-from dnspec.calling.call import ImplementationError
 
 OUTPUTS = ("input_query_class", "input_query_bbox", "attn_mask", "dn_meta")
 # the names a container's field may have for each output (RT-DETR's local names, the
@@ -45,7 +44,7 @@ FIELD_NAMES = {
 NO_DENOISING = "bare None"
 
 
-class UnreadableOutput(ImplementationError):
+class NotFourOutputs(ValueError):
     """The builder returned something that is not RT-DETR's four outputs in any known container."""
 
 
@@ -58,7 +57,7 @@ class ReadOutputs:
 
 
 def read_outputs(value) -> ReadOutputs:
-    """``value`` as RT-DETR's four outputs (see the module docstring); raises UnreadableOutput."""
+    """``value`` as RT-DETR's four outputs (see the module docstring); raises NotFourOutputs."""
     if value is None:
         return ReadOutputs((None, None, None, None), NO_DENOISING)
     fields = _fields(value)
@@ -69,7 +68,7 @@ def read_outputs(value) -> ReadOutputs:
             return ReadOutputs(by_name, f"{kind} {type(value).__name__}({', '.join(fields)})")
         if len(fields) == 4 and not isinstance(value, Mapping):
             return ReadOutputs(tuple(fields.values()), f"{kind} {type(value).__name__}({', '.join(fields)}), in order")
-        raise UnreadableOutput(
+        raise NotFourOutputs(
             f"returned a {kind} {type(value).__name__} with fields {', '.join(fields) or 'none'}: not RT-DETR's four "
             f"outputs ({', '.join(OUTPUTS)}; recognised field names in docs/conventions.md)"
         )
@@ -78,7 +77,7 @@ def read_outputs(value) -> ReadOutputs:
     if isinstance(value, list) and len(value) == 4:
         return ReadOutputs(tuple(value), "a list of 4")
     what = f"a {type(value).__name__} of {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
-    raise UnreadableOutput(f"returned {what}; expected RT-DETR's 4 outputs ({', '.join(OUTPUTS)})")
+    raise NotFourOutputs(f"returned {what}; expected RT-DETR's 4 outputs ({', '.join(OUTPUTS)})")
 
 
 def _kind(value) -> str:

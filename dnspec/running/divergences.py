@@ -114,8 +114,7 @@ def raising_frame(error: BaseException):
 def crash_signature(error: BaseException) -> tuple[Signature, str, str]:
     """(signature, where, details) of an exception the implementation raised (the
     ImplementationError's chained cause, when there is one)."""
-    from dnspec.calling.call import ImplementationTimeout
-    from dnspec.calling.outputs import UnreadableOutput
+    from dnspec.calling.call import ImplementationTimeout, UnreadableOutput
 
     if isinstance(error, ImplementationTimeout):
         return Signature(HANGS, "timeout"), "", ""
