@@ -77,7 +77,7 @@ def read_outputs(value) -> ReadOutputs:
     if isinstance(value, list) and len(value) == 4:
         return ReadOutputs(tuple(value), "a list of 4")
     what = f"a {type(value).__name__} of {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
-    raise NotFourOutputs(f"returned {what}; expected RT-DETR's 4 outputs ({', '.join(OUTPUTS)})")
+    raise NotFourOutputs(f"returned {what}; expected a tuple of 4 outputs ({', '.join(OUTPUTS)})")
 
 
 def _kind(value) -> str:
