@@ -17,6 +17,7 @@ table, walking up from the working folder (:func:`find`); ``--config FILE`` name
     jobs = 2
     time_limit = 30           # seconds per call; 0: none
     reports = ["dnspec.xml", "dnspec.json"]
+    bind = { class_embed = "class_embeds" }  # RT-DETR's argument = the builder's parameter (docs/adapters.md)
     accept = [
         { id = "boxes.crossed", reason = "D-FINE keeps |w| on purpose" },
         { id = "raises:UnboundLocalError@box_noise_scale_0", reason = "we never train with scale 0" },
@@ -52,6 +53,7 @@ KEYS = (
     "jobs",
     "time_limit",
     "reports",
+    "bind",
     "accept",
 )
 ACCEPT_KEYS = ("id", "reason", "spec")
@@ -79,6 +81,7 @@ class Config:
     jobs: int | None = None
     time_limit: float | None = None
     reports: list[str] = field(default_factory=list)
+    bind: dict = field(default_factory=dict)  # {RT-DETR argument: the builder's parameter}
     accept: list[Accepted] = field(default_factory=list)
 
 
@@ -224,6 +227,17 @@ def parse(table, path: str) -> Config:
             config.time_limit = float(value)
         elif key == "reports":
             config.reports = [_relative(os.path.join(folder, p)) for p in _strings(value, key, path)]
+        elif key == "bind":
+            from dnspec.implementations.binding import parse_bind
+
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f'{_where(path, key)}: must be a table {{ num_queries = "PARAM", ... }}, not {value!r}'
+                )
+            try:
+                config.bind = parse_bind(value, _where(path, key) + ":")
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
         elif key == "accept":
             config.accept = _accepted(value, path, folder)
     return config

@@ -245,11 +245,11 @@ def test_only_accepts_a_family_name(capsys):
 
 
 def test_wrong_signature_is_named(capsys):
-    code, out, _ = verify(capsys, fixture("wrong_signature.py"), "--only", "structure", *QUICK)
-    assert code == 1
-    line_of(out, "FAIL", "structure")
-    assert "takes 3 positional arguments but 7 were given" in divergence(out)
-    assert "NOTE      signature: " in out and "(labels, boxes, class_embed)" in out
+    """A signature that cannot take RT-DETR's arguments is not called (issue 25 §2): exit 2,
+    one line with both signatures, no divergence."""
+    code, out, err = verify(capsys, fixture("wrong_signature.py"), "--only", "structure", *QUICK)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "signature: " in err and "(labels, boxes, class_embed)" in err and "no parameter takes" in err
 
 
 def test_wrong_number_of_outputs_is_named(capsys):

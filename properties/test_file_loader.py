@@ -122,3 +122,119 @@ def test_the_dfine_pattern_reports_the_scale_0_crash_once(capsys):
     structure = next(line for line in out.splitlines() if line.startswith("FAIL") and line.split()[1] == "structure")
     assert structure.endswith("holds except in box_noise_scale == 0 (divergence 2)")
     assert "empty-batch convention: meta only: (None, None, None, dn_meta) with no groups (D-FINE, DEIM)" in out
+
+
+# --- own-package absolute imports (issue 25 §1) ------------------------------------------------
+
+ABS = TREES / "abs_import_fork"
+
+
+def test_an_own_package_absolute_import_loads_without_running_unrelated_inits():
+    """``from src.core import register`` in abs_import_fork: src/__init__.py and
+    src/zoo/__init__.py raise if run (src's imports its submodules absolutely, the circular
+    shape); only src/core/__init__.py, which defines register, runs. The real name is
+    gone from sys.modules afterwards."""
+    from dnspec.implementations.file_loader import OWN_PACKAGES
+
+    impl = load_implementation(f"{ABS / 'src' / 'zoo' / 'rtdetr' / 'denoising.py'}:{FUNCTION}")
+    assert callable(impl.fn) and OWN_PACKAGES == {"src": ABS}
+    assert any(note.startswith("loaded: ") and "'src' from" in note for note in impl.notes)
+    assert "src" not in sys.modules and not any(name.startswith("src.") for name in sys.modules)
+
+
+def test_a_top_level_folder_without_init_imports_by_name():
+    """``from util import box_ops`` from models/, util/ a folder without __init__.py."""
+    impl = load_implementation(f"{ABS / 'models' / 'dn_components.py'}:{FUNCTION}")
+    assert callable(impl.fn) and any("'util' from" in note for note in impl.notes)
+    assert "util" not in sys.modules
+
+
+def _verify_structure(spec) -> tuple[int, str]:
+    return main(["verify", spec, "--profile", "ci", "--max-examples", "3", "--only", "structure"])
+
+
+def test_the_own_package_fork_conforms_from_its_root_and_from_another_folder(monkeypatch, tmp_path, capsys):
+    for where, spec in ((ABS, "src/zoo/rtdetr/denoising.py"), (tmp_path, str(ABS / "src/zoo/rtdetr/denoising.py"))):
+        monkeypatch.chdir(where)
+        code = _verify_structure(f"{spec}:{FUNCTION}")
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "loaded: as a module of its package chain; its own package imported by absolute name: 'src'" in out
+
+
+def test_a_missing_module_of_an_own_package_is_never_a_pip_install(tmp_path):
+    (tmp_path / "proj" / "ops").mkdir(parents=True)
+    (tmp_path / "proj" / "__init__.py").write_text("")
+    (tmp_path / "proj" / "ops" / "__init__.py").write_text("")
+    (tmp_path / "proj" / "dn.py").write_text("from proj.ops.nothing_here import x  # noqa\n")
+    with pytest.raises(TreeImportError) as raised:
+        load_file(tmp_path / "proj" / "dn.py")
+    assert "pip install" not in str(raised.value) and "nothing_here" in str(raised.value)
+
+
+def test_a_third_party_module_still_gets_its_pip_install(tmp_path):
+    (tmp_path / "dn.py").write_text("import dnspec_fixture_not_installed_anywhere  # noqa\n")
+    with pytest.raises(TreeImportError, match="pip install dnspec_fixture_not_installed_anywhere"):
+        load_file(tmp_path / "dn.py")
+
+
+# --- the user's tree as found, draws independent of it ----------------------------------------
+
+
+def test_verify_leaves_no_hypothesis_folder_in_the_working_folder(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("HYPOTHESIS_STORAGE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    work = tmp_path / "fork"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    spec = f"{ABS / 'models' / 'dn_components.py'}:{FUNCTION}"
+    assert main(["verify", spec, "--profile", "dev", "--max-examples", "3", "--only", "structure"]) == 0
+    capsys.readouterr()
+    assert not (work / ".hypothesis").exists() and list(work.iterdir()) == []
+
+
+def _draws() -> list:
+    from hypothesis import Phase, given, settings
+    from hypothesis import strategies as st
+
+    seen = []
+
+    @settings(derandomize=True, database=None, max_examples=150, phases=[Phase.generate])
+    @given(st.lists(st.floats(allow_nan=False), min_size=3, max_size=3))
+    def draw(values):
+        seen.append(values)
+
+    draw()
+    return seen
+
+
+def _import_constants_module(folder: Path, name: str, constants: str) -> None:
+    import importlib
+
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.py").write_text(f"CONSTANTS = ({constants})\n")
+    sys.path.insert(0, str(folder))
+    try:
+        importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
+
+
+def test_draws_do_not_depend_on_unrelated_local_files(tmp_path):
+    """Hypothesis draws constants from local modules' source; dnspec's runs do not: the
+    same draws before and after an unrelated module full of constants is imported. The
+    control shows the mechanism is real: outside dnspec's runs the draws change."""
+    from dnspec.generation import profiles
+
+    assert profiles.LOCAL_CONSTANTS_HOOK, "Hypothesis renamed _get_local_constants: look at profiles.outside_the_tree"
+    with profiles.outside_the_tree():
+        before = _draws()
+        _import_constants_module(tmp_path / "tree", "unrelated_constants_a", "123456.789, -98765.4321, 31337.25")
+        assert _draws() == before
+    # the control: the hook Hypothesis draws local constants from sees the module outside
+    # dnspec's runs, and nothing inside them
+    from hypothesis.internal.conjecture import providers
+
+    assert 123456.789 in providers._get_local_constants().floats
+    with profiles.outside_the_tree():
+        assert 123456.789 not in providers._get_local_constants().floats

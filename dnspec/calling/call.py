@@ -36,6 +36,11 @@ class ImplementationTimeout(ImplementationError):
     """The implementation under test ran past the per-call time limit."""
 
 
+class UnreadableOutput(ImplementationError):
+    """The implementation returned something that is not RT-DETR's four outputs in any
+    container :mod:`dnspec.calling.outputs` reads (one divergence, ``structure.outputs``)."""
+
+
 @dataclass
 class HangRecord:
     """Implementations that hung in this process, by name, with the first case that hung."""
@@ -54,6 +59,7 @@ class CallRecord:
     leaks: list = field(default_factory=list)
     rng_before: object = None
     rng_after: object = None
+    container: str = ""  # the container its outputs came in (dnspec.calling.outputs), "" for RT-DETR's tuple
 
 
 LAST_CALL = CallRecord()
@@ -116,7 +122,28 @@ def call_implementation(
     seed unless ``reseed`` is False: a call that continues from the RNG state the previous
     one left), turning a raise (any BaseException) into ImplementationError and a hang into
     ImplementationTimeout; either carries the case of the call as ``.case`` (where it
-    failed is read off it)."""
+    failed is read off it). What it returned is read as RT-DETR's four outputs
+    (:func:`dnspec.calling.outputs.read_outputs`: the container is kept in
+    ``LAST_CALL.container``; an unreadable value is an UnreadableOutput, with ``.case``)."""
+    result = _call_implementation(
+        impl, case, time_limit_s=time_limit_s, class_embed=class_embed, args=args, reseed=reseed, **kwargs
+    )
+    from dnspec.calling.outputs import NotFourOutputs, read_outputs
+
+    try:
+        read = read_outputs(result)
+    except NotFourOutputs as problem:
+        error = UnreadableOutput(str(problem))
+        error.case = case
+        raise error from None
+    LAST_CALL.container = read.container
+    return read.outputs
+
+
+def _call_implementation(
+    impl, case, *, time_limit_s: float | None = None, class_embed=None, args=None, reseed: bool = True, **kwargs
+):
+    """The call itself (see :func:`call_implementation`), its value as returned."""
     name = getattr(impl, "name", repr(impl))
     if name in HANGS.hung:
         refused = ImplementationTimeout(
@@ -128,6 +155,7 @@ def call_implementation(
     if time_limit_s is None:
         time_limit_s = DEFAULT_TIME_LIMIT_S_ACTIVE
     LAST_CALL.leaks = []
+    LAST_CALL.container = ""
     if NOTE_EACH_CALL is not None:
         NOTE_EACH_CALL(case)
     try:

@@ -274,7 +274,7 @@ def _run(args) -> int:
     buffer = BoundedOutput()
     try:
         with captured(buffer):  # a module may print (or fail loudly) while it imports
-            impl = load_implementation(args.spec)
+            impl = load_implementation(args.spec, bind=getattr(args, "bind_table", None))
     except SpecError as error:
         return usage(str(error))
     except BaseException as error:  # SystemExit from the user's module, say
@@ -283,6 +283,9 @@ def _run(args) -> int:
         return usage(f"cannot load SPEC {args.spec!r}: loading it raised {type(error).__name__}: {error}")
     if buffer.total:
         report.notes.append(f"loading {args.spec!r} printed {_size(buffer.total)} (captured, not shown)")
+    other_api = _other_api(impl, args, buffer)
+    if other_api:
+        return usage(f"{args.spec}: not RT-DETR's API: {other_api}; dnspec checks RT-DETR's contract only")
 
     time_limit = args.time_limit if args.time_limit and args.time_limit > 0 else None
     options = RunOptions(
@@ -334,6 +337,8 @@ def _run(args) -> int:
         f"dnspec verify {impl.label}: {len(selected)} checks in {len(report.regimes)} input regimes, profile {profile}, "
         f"device {args.device}, {args.dtype}" + (f", time limit {time_limit:g} s per call" if time_limit else "")
     )
+    for note in impl.notes:  # how the SPEC was loaded and bound, when not plainly
+        screen.line(note)
 
     theirs = None
     if args.against:  # THEIRS first, in the same run, under the same contract (dnspec.running.against)
@@ -453,6 +458,25 @@ def _status_of(line: str) -> str | None:
 
     word = line.split(" ", 1)[0]
     return next((status for status, w in STATUS_WORD.items() if w == word), None)
+
+
+def _other_api(impl, args, buffer) -> str:
+    """What makes ``impl`` another API than RT-DETR's (:mod:`dnspec.calling.api_probe`: one probe
+    call, in a worker process unless --in-process), or ''."""
+    from dnspec.calling import workers
+    from dnspec.calling.api_probe import probe
+
+    limit = args.time_limit if args.time_limit and args.time_limit > 0 else None
+
+    def one(task):
+        with captured(buffer):
+            return probe(impl, limit)
+
+    try:
+        found = workers.run_tasks(["probe"], one, jobs=1, device=args.device, in_process=args.in_process)[0]
+    except Exception:  # the probe decides nothing it cannot finish: the properties will
+        return ""
+    return found.what if found is not None and hasattr(found, "what") else ""
 
 
 def _size(chars: int) -> str:

@@ -168,6 +168,14 @@ def build_parser(subparsers) -> argparse.ArgumentParser:
         help="torch intra-op threads during the run (default 1: the cases are small, and waking threads "
         "costs more than they save)",
     )
+    parser.add_argument(
+        "--bind",
+        action="append",
+        default=None,
+        metavar="NAME=PARAM",
+        help="give RT-DETR's argument NAME to the builder's parameter PARAM (a fork whose parameters are renamed; "
+        "repeatable, over the bind table of [tool.dnspec]; docs/adapters.md)",
+    )
     add_accept_arguments(parser)
     return parser
 
@@ -271,11 +279,12 @@ def hypothesis_profile(name: str, pinned_examples: bool = True, shrink: bool = T
     from dnspec.generation import profiles
 
     previous = settings.get_current_profile_name()
-    profiles.load_profile(name, pinned_examples=pinned_examples, shrink=shrink)
-    try:
-        yield
-    finally:
-        settings.load_profile(previous)
+    with profiles.outside_the_tree():  # no .hypothesis/ in the user's tree, no draws steered by its files
+        profiles.load_profile(name, pinned_examples=pinned_examples, shrink=shrink, outside=True)
+        try:
+            yield
+        finally:
+            settings.load_profile(previous)
 
 
 def configured_runs(args) -> list:
@@ -304,6 +313,12 @@ def configured_runs(args) -> list:
     ):
         if getattr(args, name, None) is None:
             setattr(args, name, value)
+    from dnspec.implementations.binding import parse_bind
+
+    try:
+        args.bind_table = {**config.bind, **parse_bind(getattr(args, "bind", None) or [], "--bind")}
+    except ValueError as error:
+        raise UsageProblem(str(error)) from None
     accepted = list(config.accept) + accept.from_command_line(getattr(args, "accept", None))
     if getattr(args, "baseline", None):
         try:

@@ -5,13 +5,40 @@
               automatically when the CI environment variable is set.
 ``dev``       the default: random seeds, the example database replays failures first.
 ``thorough``  10x dev's examples, for a release or a new implementation.
+
+A ``dnspec verify`` run leaves the user's tree as it found it and draws the same examples
+for the same ``--seed`` wherever it runs (:func:`outside_the_tree`):
+
+- Hypothesis' storage (its example database, its caches) goes to dnspec's cache folder
+  (``$XDG_CACHE_HOME/dnspec/hypothesis``, else ``~/.cache/dnspec/hypothesis``), not to a
+  ``.hypothesis/`` folder in the working directory; ``HYPOTHESIS_STORAGE_DIRECTORY``, when
+  set, is the user asking for another place and is kept.
+- Hypothesis draws, with a small probability, constants it collects from the source of
+  every "local" module imported (``hypothesis.internal.conjecture.providers.
+  _get_local_constants``): the user's builder, its tree, and dnspec itself when run from
+  a checkout rather than installed. That makes dnspec's examples depend on unrelated
+  files and on how dnspec was installed. Hypothesis (6.170) has no setting for it, so
+  during a verify run that private hook returns no local constants (Hypothesis' own
+  global constants are still drawn); :data:`LOCAL_CONSTANTS_HOOK` is False where a later
+  Hypothesis renamed the hook, and the test suite fails then, so that it is looked at.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
+
+try:  # the private hook Hypothesis draws local constants from (see the module docstring)
+    from hypothesis.internal.conjecture import providers as _providers
+
+    LOCAL_CONSTANTS_HOOK = callable(getattr(_providers, "_get_local_constants", None)) and hasattr(
+        _providers, "CONSTANTS_CACHE"
+    )
+except ImportError:  # pragma: no cover - a Hypothesis without it
+    _providers, LOCAL_CONSTANTS_HOOK = None, False
 
 DEV_EXAMPLES = 60
 # `dnspec verify reference --profile ci` takes ~14 s on 2 shared CPU cores at 100 examples
@@ -46,7 +73,7 @@ def default_profile() -> str:
     return "ci" if os.environ.get("CI") else "dev"
 
 
-def load_profile(name: str, pinned_examples: bool = True, shrink: bool = True) -> None:
+def load_profile(name: str, pinned_examples: bool = True, shrink: bool = True, outside: bool = False) -> None:
     """Load a dnspec profile.
 
     ``pinned_examples=False`` drops Hypothesis' explicit phase (dnspec's pinned
@@ -54,6 +81,8 @@ def load_profile(name: str, pinned_examples: bool = True, shrink: bool = True) -
     ``dnspec verify --no-pinned`` uses it to show and replay the minimal counterexample
     when a pinned edge case failed first. ``shrink=False`` drops the shrink and explain
     phases (``dnspec verify --no-shrink``: the first failing example, as found, fast).
+    ``outside=True`` keeps its example database out of the working folder
+    (:func:`database_outside_the_tree`: ``dnspec verify``).
     """
     if name not in PROFILES:
         raise ValueError(f"profile: unknown Hypothesis profile {name!r}; choose one of {', '.join(PROFILES)}")
@@ -67,4 +96,55 @@ def load_profile(name: str, pinned_examples: bool = True, shrink: bool = True) -
         base = settings.get_profile(name)
         name = name + ("-no-pinned" if not pinned_examples else "") + ("-no-shrink" if not shrink else "")
         settings.register_profile(name, base, phases=[phase for phase in base.phases if phase not in dropped])
+    if outside:
+        name = database_outside_the_tree(name)
     settings.load_profile(name)
+
+
+def cache_folder() -> Path:
+    """Where dnspec keeps Hypothesis' storage: ``$XDG_CACHE_HOME/dnspec/hypothesis``, else
+    ``~/.cache/dnspec/hypothesis``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dnspec" / "hypothesis"
+
+
+@contextlib.contextmanager
+def outside_the_tree():
+    """For the duration of a verify run: Hypothesis' storage in :func:`cache_folder`
+    (unless ``HYPOTHESIS_STORAGE_DIRECTORY`` is set) and no constants drawn from local
+    source files (see the module docstring); both put back afterwards."""
+    from hypothesis import configuration
+
+    previous_home = configuration.__dict__.get("__hypothesis_home_directory")  # None: not chosen yet
+    moved = not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY")
+    if moved:
+        configuration.set_hypothesis_home_dir(cache_folder())
+    original = _providers._get_local_constants if LOCAL_CONSTANTS_HOOK else None
+    if LOCAL_CONSTANTS_HOOK:
+        from hypothesis.internal.constants_ast import Constants
+
+        empty = Constants()
+        _providers._get_local_constants = lambda: empty
+        _providers.CONSTANTS_CACHE.cache.clear()
+    try:
+        yield
+    finally:
+        if LOCAL_CONSTANTS_HOOK:
+            _providers._get_local_constants = original
+            _providers.CONSTANTS_CACHE.cache.clear()
+        if moved:
+            configuration.set_hypothesis_home_dir(previous_home)
+
+
+def database_outside_the_tree(name: str) -> str:
+    """The profile ``name``, with its example database (if it has one) in
+    :func:`cache_folder` rather than the working folder; returns the profile to load."""
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    base = settings.get_profile(name)
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY") or base.database is None:
+        return name
+    settings.register_profile(
+        name + "-cached", base, database=DirectoryBasedExampleDatabase(cache_folder() / "examples")
+    )
+    return name + "-cached"

@@ -19,9 +19,23 @@ loaded as a module of its own package chain, without running those ``__init__`` 
   ``__init__`` then, once, and takes the name from it; when that fails, the error says
   which ``__init__`` was run and why.
 
+A file may also import its repository's own top-level package by its absolute name
+(``from src.core import register``, ``from util import box_ops``, ``from myproj.ops import
+x``), as it does when run from the repository root. :class:`_OwnPackageFinder` resolves
+such an import, made from a file of a tree dnspec loaded, when no installed module or
+package has that name: the name is looked up as a folder (or ``name.py``) in the
+importing file's folder and each folder above it, nearest first, and the import is an
+alias of the same private modules above (the same module objects under both names, so
+nothing is executed twice, no ``__init__`` runs that the file does not need, and there
+is no circular import through an ``__init__`` that imports the whole zoo). An installed
+package of that name wins (the file cannot mean a folder Python would not find). The
+aliases live in ``sys.modules`` only while the file loads (so two trees with a ``utils``
+folder each, or an installed ``utils`` imported later, never see each other's); those
+made are listed in :data:`OWN_PACKAGES` for the verdict's header line.
+
 An import that fails because a dependency is missing becomes one line
 (:class:`TreeImportError`) naming the file that imports it, the missing package and
-what to install.
+what to install; a name that is a folder of the user's tree is never sent to ``pip``.
 """
 
 from __future__ import annotations
@@ -150,13 +164,14 @@ class _TreeFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-def load_file(path: str | Path):
-    """Import the file at ``path`` as a module of its package chain (see the module
-    docstring) and return the module. Raises :class:`TreeImportError` (one line) when a
-    dependency is missing, and whatever the module raises otherwise."""
-    path = Path(path).resolve()
-    chain = package_chain(path)
-    root = chain[0].parent
+# top-level name -> the folder above the file that holds it: the aliases of the latest load_file
+OWN_PACKAGES: dict[str, Path] = {}
+_OWN_BY_MODULE: dict[str, dict] = {}  # module name -> the OWN_PACKAGES of its load
+_ROOTS: set[Path] = set()  # the folders whose files may import their own packages by name
+
+
+def _register_tree(root: Path) -> str:
+    """Register the private name of the tree in ``root`` (finder and top module); return it."""
     name = tree_name(root)
     if not any(isinstance(f, _TreeFinder) and f.name == name for f in sys.meta_path):
         sys.meta_path.insert(0, _TreeFinder(name, root))
@@ -164,9 +179,98 @@ def load_file(path: str | Path):
         top = types.ModuleType(name, f"dnspec's private name for the packages in {root}")
         top.__path__ = [str(root)]
         sys.modules[name] = top
+    return name
+
+
+def _importer() -> Path | None:
+    """The file whose ``import`` statement is being resolved: the first frame outside the
+    import machinery (importlib's frozen modules, importlib/__init__.py, this file)."""
+    frame = sys._getframe(2)
+    skip = (__file__, importlib.__file__)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith("<frozen") and name not in skip:
+            return Path(name)
+        frame = frame.f_back
+    return None
+
+
+def own_package_folder(top: str, start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` that holds a package folder or module
+    named ``top`` (None: none does)."""
+    for folder in (start, *start.parents):
+        if (folder / top).is_dir() or (folder / f"{top}.py").is_file():
+            return folder
+    return None
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """The module of an own-package import is the tree's private module of the same path."""
+
+    def __init__(self, private: str):
+        self.private = private
+
+    def create_module(self, spec):
+        return importlib.import_module(self.private)
+
+    def exec_module(self, module) -> None:
+        pass
+
+
+class _OwnPackageFinder(importlib.abc.MetaPathFinder):
+    """Resolves ``top.a.b`` imported by a file of a loaded tree, where ``top`` is a folder
+    above that file and no installed module is called ``top`` (see the module docstring)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        top = fullname.split(".")[0]
+        if top.startswith(PREFIX) or top in sys.builtin_module_names or top in sys.stdlib_module_names:
+            return None
+        folder = OWN_PACKAGES.get(top)
+        if folder is None:
+            if "." in fullname:
+                return None
+            importer = _importer()
+            if importer is None or not any(_inside(str(importer), root) for root in _ROOTS):
+                return None
+            folder = own_package_folder(top, importer.parent)
+            if folder is None or self._installed(top):
+                return None
+            OWN_PACKAGES[top] = folder
+            _ROOTS.add(folder)
+        private = f"{_register_tree(folder)}.{fullname}"
+        place = folder.joinpath(*fullname.split("."))
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(private), is_package=place.is_dir())
+
+    def _installed(self, top: str) -> bool:
+        for finder in sys.meta_path:
+            if finder is self or isinstance(finder, _TreeFinder) or not hasattr(finder, "find_spec"):
+                continue
+            try:
+                if finder.find_spec(top, None) is not None:
+                    return True
+            except (ImportError, ValueError):
+                continue
+        return False
+
+
+def load_file(path: str | Path):
+    """Import the file at ``path`` as a module of its package chain (see the module
+    docstring) and return the module. Raises :class:`TreeImportError` (one line) when a
+    dependency is missing, and whatever the module raises otherwise."""
+    path = Path(path).resolve()
+    chain = package_chain(path)
+    root = chain[0].parent
+    name = _register_tree(root)
+    _ROOTS.add(root)
+    if not any(isinstance(f, _OwnPackageFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _OwnPackageFinder())
+    OWN_PACKAGES.clear()
     module_name = ".".join([name, *(folder.name for folder in chain), path.stem])
+    OWN_PACKAGES.update(_OWN_BY_MODULE.get(module_name, {}))  # loaded before: its imports ran then
     try:
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
+        _OWN_BY_MODULE[module_name] = dict(OWN_PACKAGES)
+        return module
     except TreeImportError:
         raise
     except ImportError as error:
@@ -178,6 +282,10 @@ def load_file(path: str | Path):
                 f"of the file's package chain (each folder of a package needs an __init__.py)"
             ) from error
         raise
+    finally:  # the real names were for the file's own imports: take them out of the process
+        for alias in [n for n in sys.modules if n.split(".")[0] in OWN_PACKAGES]:
+            if getattr(sys.modules[alias], "__name__", alias) != alias:
+                del sys.modules[alias]
 
 
 def _missing_line(error: ImportError, root: Path) -> str:
@@ -189,14 +297,14 @@ def _missing_line(error: ImportError, root: Path) -> str:
         inside = missing.split(".", 1)[1] if "." in missing else missing
         return f"{_where(error, root)} imports {inside!r}, which is not a module or package in {root}"
     top = missing.split(".")[0]
+    folder = own_package_folder(top, root)
+    if folder is not None:  # a folder of the user's tree: never a pip install
+        return (
+            f"{_where(error, root)} imports {missing!r}, and {folder / top} is a folder of this repository, but an "
+            f"installed package named {top!r} was found first, which has no {missing!r}"
+        )
     package = PIP_NAMES.get(missing, PIP_NAMES.get(top, top))
-    hint = (
-        f"; if {top!r} is this repository's own package, its files import it by its absolute name: dnspec loads the "
-        f"tree under a private name (so relative imports work), so run with the repository root on PYTHONPATH"
-        if (root / top).is_dir()
-        else ""
-    )
-    return f"{_where(error, root)} imports {missing!r}, which is not installed: pip install {package}{hint}"
+    return f"{_where(error, root)} imports {missing!r}, which is not installed: pip install {package}"
 
 
 def _where(error: BaseException, root: Path) -> str:

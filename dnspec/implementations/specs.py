@@ -46,7 +46,9 @@ class Implementation:
     ``not_comparable``: ``{property or family name: why}`` for properties an adapter
     cannot compare with RT-DETR's semantics (an extra argument with no RT-DETR
     equivalent, a different layout by design); they are reported "not comparable: why",
-    never run and never failed.
+    never run and never failed. ``notes``: how the SPEC was loaded and bound, when not
+    plainly (its own package imported by absolute name, renamed parameters, parameters
+    left at their defaults), one line each for the verdict's header.
     """
 
     name: str
@@ -59,6 +61,7 @@ class Implementation:
     description: str = ""
     extra: dict = field(default_factory=dict)
     not_comparable: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
@@ -76,13 +79,27 @@ def takes_noise(fn: Callable) -> bool:
         return False
 
 
-def as_implementation(obj, name: str, version: str = "") -> Implementation:
-    """Wrap a loaded object as an Implementation (or return it, renamed if unnamed)."""
+def as_implementation(obj, name: str, version: str = "", bind: dict | None = None, notes=()) -> Implementation:
+    """Wrap a loaded object as an Implementation (or return it, renamed if unnamed). A
+    plain callable is bound to RT-DETR's arguments first (:mod:`dnspec.implementations.binding`,
+    ``bind``: the user's ``{RT-DETR name: parameter}``); one that cannot be is a SpecError.
+    An Implementation follows dnspec's convention already (an adapter) and is not bound."""
+    from dnspec.implementations.binding import BindingError, Bound
+    from dnspec.implementations.binding import bind as bind_parameters
+
     if isinstance(obj, Implementation):
         return obj
     if not callable(obj):
         raise SpecError(f"SPEC {name!r} resolved to {type(obj).__name__}, which is not callable")
-    return Implementation(name=name, fn=obj, accepts_noise=takes_noise(obj), version=version)
+    try:
+        binding = bind_parameters(obj, bind, label=name)
+    except BindingError as error:
+        raise SpecError(str(error)) from None
+    fn = obj if binding.plain else Bound(obj, binding)
+    lines = tuple(notes)
+    if binding.lines:
+        lines += ("bound: " + "; ".join(binding.lines),)
+    return Implementation(name=name, fn=fn, accepts_noise=takes_noise(obj), version=version, notes=lines)
 
 
 # --- built-in names --------------------------------------------------------------------
@@ -150,6 +167,20 @@ def _entry_points():
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
+def loading_notes() -> tuple[str, ...]:
+    """How the latest file SPEC was loaded, when not plainly: the own packages it imported
+    by absolute name (:data:`dnspec.implementations.file_loader.OWN_PACKAGES`)."""
+    from dnspec.implementations.file_loader import OWN_PACKAGES
+
+    if not OWN_PACKAGES:
+        return ()
+    names = ", ".join(
+        f"{name!r} from {folder / name if (folder / name).is_dir() else folder / (name + '.py')}"
+        for name, folder in OWN_PACKAGES.items()
+    )
+    return (f"loaded: as a module of its package chain; its own package imported by absolute name: {names}",)
+
+
 def _load_from_file(path_text: str, attr: str, spec: str):
     """The callable ``attr`` of the file, loaded as a module of its package chain
     (:mod:`dnspec.implementations.file_loader`: relative imports work, package ``__init__`` files are not
@@ -191,8 +222,9 @@ def _get_attr(module, attr: str, spec: str, where: str):
     return obj
 
 
-def load_implementation(spec: str) -> Implementation:
-    """Resolve a SPEC string (see the module docstring) to an Implementation."""
+def load_implementation(spec: str, bind: dict | None = None) -> Implementation:
+    """Resolve a SPEC string (see the module docstring) to an Implementation; a plain
+    callable is bound to RT-DETR's arguments (``bind``: ``{RT-DETR name: parameter}``)."""
     if isinstance(spec, Implementation):
         return spec
     loaders = builtin_loaders()
@@ -202,11 +234,13 @@ def load_implementation(spec: str) -> Implementation:
         target, attr = spec.rsplit(":", 1)
         if not attr:
             raise SpecError(f"cannot load SPEC {spec!r}: nothing after ':' (expected module:callable)")
+        notes = ()
         if target.endswith(".py") or "/" in target or "\\" in target:
             obj = _load_from_file(target, attr, spec)
+            notes = loading_notes()
         else:
             obj = _load_from_module(target, attr, spec)
-        impl = as_implementation(obj, spec)
+        impl = as_implementation(obj, spec, bind=bind, notes=notes)
         return impl if impl.name else replace(impl, name=spec)
     entry_points = _entry_points()
     if spec in entry_points:
@@ -218,7 +252,7 @@ def load_implementation(spec: str) -> Implementation:
                 f"cannot load SPEC {spec!r}: entry point {ep.value!r} raised {type(exc).__name__}: {exc}"
             ) from exc
         version = ep.dist.version if ep.dist is not None else ""
-        return as_implementation(obj, spec, version)
+        return as_implementation(obj, spec, version, bind=bind)
     raise SpecError(
         f"cannot load SPEC {spec!r}: not a built-in name ({', '.join(loaders)}), not an entry point in "
         f"{ENTRY_POINT_GROUP!r} ({', '.join(entry_points) or 'none installed'}), and not of the form "

@@ -82,7 +82,13 @@ def convention_lines(report: VerifyReport) -> list[str]:
     from dnspec.contract.conventions import TITLES
 
     name = report.conventions.get("empty_batch")
-    return [f"empty-batch convention: {TITLES.get(name, name)}"] if name else []
+    lines = [f"empty-batch convention: {TITLES.get(name, name)}"] if name else []
+    container = report.conventions.get("output_container")
+    if container:
+        lines.append(f"output container: {container}, read as RT-DETR's 4-tuple")
+    if report.conventions.get("no_denoising"):
+        lines.append("no denoising: a bare None, read as RT-DETR's four Nones")
+    return lines
 
 
 def closing_lines(report: VerifyReport) -> list[str]:

@@ -17,6 +17,16 @@ the reference's) is folded into the divergence of the direct property of that ou
 (``attention_mask``) when there is one in the same regimes, so that one wrong mask is one
 divergence, seen by two properties.
 
+One cause seen as several signatures is one divergence too (:func:`_merge_causes`), on
+the ``structure`` divergence it goes with, whose line lists every property affected:
+
+- a check that could not read an output (``<property>.unreadable_output``) is folded into
+  the structure divergence (the output's shape or type) seen in its regimes: the wrong
+  output is the bug, not each property that tripped on it;
+- a crash and a structure divergence in exactly the same regimes, outside the common
+  regime, are one edge the builder does not handle (no ``if num_denoising <= 0`` guard:
+  ``num_denoising == 0`` returns outputs, a negative one raises).
+
 A divergence's regimes are the smallest regime sets among its findings'
 (:func:`dnspec.generation.regimes.minimal_regime_sets`): "the common regime" when any finding was in
 it, else e.g. "box_noise_scale == 0".
@@ -104,10 +114,12 @@ def raising_frame(error: BaseException):
 def crash_signature(error: BaseException) -> tuple[Signature, str, str]:
     """(signature, where, details) of an exception the implementation raised (the
     ImplementationError's chained cause, when there is one)."""
-    from dnspec.calling.call import ImplementationTimeout
+    from dnspec.calling.call import ImplementationTimeout, UnreadableOutput
 
     if isinstance(error, ImplementationTimeout):
         return Signature(HANGS, "timeout"), "", ""
+    if isinstance(error, UnreadableOutput):  # one divergence, whatever property needed the call
+        return Signature(VIOLATES, "structure.outputs"), "", ""
     cause = error.__cause__ or error
     frame = raising_frame(cause)
     if frame is None:
@@ -228,6 +240,10 @@ class Divergence:
         message = self.example_message or finding.message
         if self.signature.kind == RAISES:
             return f"{message} (at {finding.where})" if finding.where else message
+        crash = next((f for f in self.findings if f.signature.kind == RAISES), None)  # merged: one cause
+        if crash is not None:
+            where = f" at {crash.where}" if crash.where else ""
+            return f"{message}; on other calls in these regimes it raises {crash.signature.key.split('@')[0]}{where}"
         return message
 
 
@@ -260,7 +276,7 @@ def classify(findings: list[Finding], order: dict | None = None) -> list[Diverge
         if target is None:
             target = by_signature.setdefault(finding.signature, Divergence(0, finding.signature))
         target.findings.append(finding)
-    divergences = list(by_signature.values())
+    divergences = _merge_causes(list(by_signature.values()))
     first = {id(d): i for i, d in enumerate(divergences)}
     divergences.sort(key=lambda d: (not d.in_common_regime, -len(d.labels), first[id(d)]))
     for number, divergence in enumerate(divergences, 1):
@@ -282,3 +298,27 @@ def _direct_divergence(finding: Finding, divergences: list[Divergence]) -> Diver
         if any(s <= finding.regimes for s in divergence.regime_sets):
             return divergence
     return None
+
+
+def _merge_causes(divergences: list[Divergence]) -> list[Divergence]:
+    """Fold the divergences that are one cause into the structure divergence they go with
+    (see the module docstring); the others are returned as they are, in order."""
+    structure = [d for d in divergences if d.signature.kind == VIOLATES and d.signature.key.startswith("structure.")]
+    kept = []
+    for divergence in divergences:
+        target = None
+        if divergence.signature.kind == VIOLATES and divergence.signature.key.endswith(".unreadable_output"):
+            target = next(
+                (s for s in structure if all(any(r <= f.regimes for r in s.regime_sets) for f in divergence.findings)),
+                None,
+            )
+        elif divergence.signature.kind == RAISES and not divergence.in_common_regime:
+            target = next(
+                (s for s in structure if not s.in_common_regime and set(s.regime_sets) == set(divergence.regime_sets)),
+                None,
+            )
+        if target is None or target is divergence:
+            kept.append(divergence)
+        else:
+            target.findings.extend(divergence.findings)
+    return kept

@@ -1,0 +1,1 @@
+raise RuntimeError("src/zoo/__init__.py was run: dnspec must not need it")
