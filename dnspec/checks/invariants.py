@@ -7,7 +7,8 @@ offending row or value and the check that failed (``.check``, e.g.
 ``attention_mask.object_queries_see_dn``: the id that groups failures into divergences),
 or :class:`~dnspec.checks.violations.Failures` when one call breaks several independent checks.
 A crash of the implementation reaches the caller as the call's ImplementationError. The
-box check lives in :mod:`dnspec.checks.box_checks`.
+box check lives in :mod:`dnspec.checks.box_checks`, the attention-mask check in
+:mod:`dnspec.checks.mask_checks`.
 
 The expected values come from :mod:`dnspec.contract.layout` (the closed-form oracles), never from
 the reference's code, except in the differential checks whose point is to compare with
@@ -214,52 +215,6 @@ def produced_outputs(trial, key: CallKey = CallKey()):
     if not isinstance(outputs[3], dict):
         fail(f"dn_meta is {type(outputs[3]).__name__}, expected a dict", "structure.dn_meta.type", case)
     return outputs
-
-
-# --- 2. attention mask ----------------------------------------------------------------
-
-
-def check_attention_mask(trial):
-    """The mask equals the layout oracle exactly: object queries (rows >= N) see no dn
-    row; a dn row sees every object query and the 2*max_gt rows of its own group only.
-    Wrong entries are judged by kind (object queries seeing dn rows; dn groups seeing
-    each other; entries blocked that must be open), each kind on its own."""
-    layout = layout_of(trial.case)
-    if not layout.produces_output:
-        return
-    attn_mask = produced_outputs(trial)[2]
-    expected = layout.attn_mask()
-    got = attn_mask.cpu()  # of the expected shape (produced_outputs checks it)
-    wrong = got.to(torch.bool) != expected
-    if not bool(wrong.any()):
-        return
-    n = layout.num_dn_rows
-    rows = torch.arange(expected.shape[0])
-    query_is_object = (rows >= n)[:, None]
-    key_is_dn = (rows < n)[None, :]
-    kinds = {
-        "object_queries_see_dn": wrong & expected & query_is_object & key_is_dn,
-        "groups_see_each_other": wrong & expected & ~query_is_object & key_is_dn,
-        "over_masked": wrong & ~expected,
-    }
-
-    def role(r):
-        return f"dn row {r} (group {r // (2 * layout.max_gt)})" if r < n else f"object query {r - n}"
-
-    failures = []
-    for kind, cells in kinds.items():
-        if not bool(cells.any()):
-            continue
-        i, j = (int(v) for v in cells.nonzero()[0])
-        verb = "may not" if bool(expected[i, j]) else "must be allowed to"
-        failures.append(
-            PropertyViolation(
-                f"attn_mask[{i}, {j}] is {bool(got[i, j])}: {role(i)} {verb} attend to {role(j)} "
-                f"({int(cells.sum())} such entries of {int(wrong.sum())} wrong; groups are 2*max_gt = {2 * layout.max_gt} rows wide)",
-                f"attention_mask.{kind}",
-            )
-        )
-    raise_all(failures)
 
 
 # --- 3. positive index lists ----------------------------------------------------------
