@@ -24,8 +24,9 @@ import torch
 
 from dnspec.calling.trial import NOISE_FREE, CallKey
 from dnspec.checks.violations import PropertyViolation, fail, judge_separately, raise_all
-from dnspec.contract.decode import recover_labels
+from dnspec.contract.decode import LOGIT, expects_logit_space, recover_labels, space_at_scale_0
 from dnspec.contract.layout import CdnLayout
+from dnspec.contract.mask_layouts import ReadMask, Unreadable, read_mask
 from dnspec.contract.tolerances import decoded_box_tolerance, tolerance_for
 
 # RT-DETR allocates its box buffer with torch.zeros (the default dtype, float32) whatever
@@ -34,6 +35,36 @@ UPSTREAM_BOX_DTYPE = torch.float32
 
 
 def outputs_of(trial, key: CallKey = CallKey()):
+    """The four outputs of one call of ``trial`` as :func:`raw_outputs_of` checks them,
+    with the attention mask read back as RT-DETR's ``[T, T]`` bool (True = blocked) when
+    it is in another layout or value convention (:mod:`dnspec.contract.mask_layouts`;
+    blocked only where every slice blocks), so that every check but the structure and
+    mask checks, which judge the mask as returned, compares RT-DETR's form. A mask in no
+    known layout is left as it is (the structure check reports it)."""
+    outputs = raw_outputs_of(trial, key)
+    mask = outputs[2]
+    if not isinstance(mask, torch.Tensor) or (mask.dtype == torch.bool and mask.dim() == 2):
+        return outputs
+    case = trial.case_for(key)
+    layout = layout_of(case)
+    if case.num_denoising <= 0 or not layout.produces_output:
+        return outputs
+    read = read_layout(mask, case, layout)
+    if isinstance(read, ReadMask):
+        return (outputs[0], outputs[1], read.combined(), outputs[3])
+    return outputs
+
+
+def read_layout(mask, case, layout: CdnLayout | None = None) -> ReadMask | Unreadable:
+    """``mask`` read in the layout conventions of :mod:`dnspec.contract.mask_layouts`, for
+    the case's batch and T = N + Q, the oracle deciding a bool mask's polarity where the
+    layout does not."""
+    layout = layout or layout_of(case)
+    size = layout.num_dn_rows + case.num_queries
+    return read_mask(mask, case.batch_size, size, layout.attn_mask(device=getattr(mask, "device", None)))
+
+
+def raw_outputs_of(trial, key: CallKey = CallKey()):
     """The four outputs of one call of ``trial``, checking only that there are four and
     that the tensors are on the inputs' device (anything else is a structure violation),
     and, for a call given an injected draw, that the call left the draw as it was."""
@@ -83,6 +114,29 @@ def gt_rows(case, layout: CdnLayout):
     return labels[:, slot], boxes[:, slot]
 
 
+def returns_logits(case, bbox, fixes_advisories: bool) -> bool:
+    """Whether the box output ``bbox`` of a call on ``case`` is in logit space: always for
+    an implementation that declares ``fixes_advisories`` and at box_noise_scale > 0; at
+    scale 0, the space the output is in (:func:`dnspec.contract.decode.space_at_scale_0`:
+    RT-DETR's box space, or logits as forks that fix advisory box_output_space return),
+    box space when it cannot be told."""
+    if fixes_advisories or case.box_noise_scale > 0:
+        return expects_logit_space(case.box_noise_scale, fixes_advisories)
+    return scale_0_space(case, bbox) == LOGIT
+
+
+def scale_0_space(case, bbox) -> str | None:
+    """``'box'`` or ``'logit'``: the space the box output of a call at box_noise_scale 0
+    is in, when exactly one fits it (None: neither or both, or no rows to tell by)."""
+    layout = layout_of(case)
+    if not (isinstance(bbox, torch.Tensor) and layout.produces_output and case.num_denoising > 0):
+        return None
+    if tuple(bbox.shape) != (layout.batch_size, layout.num_dn_rows, 4) or not bbox.is_floating_point():
+        return None
+    _, gt_boxes = gt_rows(case, layout)
+    return space_at_scale_0(bbox.detach().cpu(), gt_boxes, layout.real_rows())
+
+
 def accepted_box_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, ...]:
     """The dtypes the box output may have for boxes in ``dtype``: the inputs' own, or
     RT-DETR's float32 buffer."""
@@ -96,12 +150,14 @@ def check_structure(trial):
     """Four outputs; (None,)*4 when num_denoising <= 0; for an all-empty batch one of the
     known conventions (:mod:`dnspec.contract.conventions`: four Nones, a dummy group, meta only, an
     empty group), consistent with itself (and four Nones when ``--convention rtdetr``
-    asks for RT-DETR's); otherwise shapes [bs,N,D], [bs,N,4], [N+Q,N+Q], a bool mask,
+    asks for RT-DETR's); otherwise shapes [bs,N,D], [bs,N,4], a mask in one of the
+    layouts of :mod:`dnspec.contract.mask_layouts` (RT-DETR's [N+Q,N+Q] bool, per head,
+    SDPA's broadcast, or additive float; the convention is recorded on the trial),
     class queries in the embedding's dtype and boxes in the boxes' dtype or in float32
     (RT-DETR's buffer), all on the inputs' device; dn_num_split == [N, Q] and
     dn_num_group == max(1, num_denoising // max_gt)."""
     case = trial.case
-    outputs = outputs_of(trial)
+    outputs = raw_outputs_of(trial)
     layout = layout_of(case)
     if case.num_denoising <= 0:
         if any(o is not None for o in outputs):
@@ -121,7 +177,6 @@ def check_structure(trial):
     expected = {
         "input_query_class": (query_class, (bs, n, d), (case.dtype,)),
         "input_query_bbox": (query_bbox, (bs, n, 4), accepted_box_dtypes(case.dtype)),
-        "attn_mask": (attn_mask, (n + q, n + q), (torch.bool,)),
     }
     for name, (value, shape, dtypes) in expected.items():
         if not isinstance(value, torch.Tensor):
@@ -137,6 +192,11 @@ def check_structure(trial):
                 + (" (the inputs' dtype, or RT-DETR's float32 buffer)" if len(dtypes) > 1 else ""),
                 f"structure.{name}.dtype",
             )
+    read = read_layout(attn_mask, case, layout)
+    if isinstance(read, Unreadable):
+        fail(f"{read.message} (N={n}, Q={q}, bs={bs})", f"structure.attn_mask.{read.part}")
+    if not read.ambiguous:
+        trial.observations["mask"] = read.convention
     if not isinstance(meta, dict):
         fail(f"dn_meta is {type(meta).__name__}, expected a dict", "structure.dn_meta.type")
     missing = {"dn_positive_idx", "dn_num_group", "dn_num_split"} - set(meta)
@@ -421,7 +481,8 @@ def check_determinism(trial):
 def check_noiseless_matches_reference(trial):
     """With label_noise_ratio == 0 and box_noise_scale == 0 the call is deterministic and
     equals the reference's output exactly (boxes compared through the sigmoid, within
-    the dtype's tolerance, for implementations that return logits at scale 0; boxes in
+    the dtype's tolerance, for implementations that return logits at scale 0, by
+    declaration or as read off the output: :func:`returns_logits`; boxes in
     float32, RT-DETR's buffer, compared at the inputs' dtype's tolerance). An all-empty
     batch is left to the structure check, which judges it by its convention."""
     key = CallKey(config=NOISE_FREE)
@@ -432,7 +493,7 @@ def check_noiseless_matches_reference(trial):
     expected = oracle_outputs(trial, key)
     check = "noiseless_matches_reference"
     if got[0] is not None and expected[0] is not None:
-        if trial.impl.fixes_advisories:
+        if returns_logits(case, got[1], trial.impl.fixes_advisories):
             got = (got[0], got[1].detach().to(torch.float64).sigmoid().to(got[1].dtype), got[2], got[3])
             tolerance = replace(tolerance_for(case.dtype), box=decoded_box_tolerance(case.dtype, logit_space=True))
             assert_outputs_equal(got, expected, "noise-free output vs the reference", tolerance, check, case)

@@ -79,10 +79,9 @@ def verdict_lines(report: VerifyReport) -> list[str]:
 
 def convention_lines(report: VerifyReport) -> list[str]:
     """One line per convention the implementation follows (a convention is never a failure)."""
-    from dnspec.contract.conventions import TITLES
+    from dnspec.contract.conventions import convention_lines as lines
 
-    name = report.conventions.get("empty_batch")
-    return [f"empty-batch convention: {TITLES.get(name, name)}"] if name else []
+    return lines(report.conventions)
 
 
 def closing_lines(report: VerifyReport) -> list[str]:
