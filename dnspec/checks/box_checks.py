@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.checks.invariants import gt_rows, layout_of, produced_outputs, returns_logits, scale_0_space
+from dnspec.checks.invariants import gt_rows, layout_of, observe_space_at_scale_0, produced_outputs, returns_logits
 from dnspec.checks.violations import fail, judge_separately
 from dnspec.contract.boxes import inverse_sigmoid
 from dnspec.contract.decode import corners, decode_boxes
@@ -156,10 +156,7 @@ def check_boxes(trial):
         return
     bbox = produced_outputs(trial)[1].detach().cpu()
     logit_space = returns_logits(case, bbox, impl.fixes_advisories)
-    if case.box_noise_scale == 0 and not impl.fixes_advisories:
-        seen = scale_0_space(case, bbox)
-        if seen is not None:
-            trial.observations["box_space_at_scale_0"] = seen
+    observe_space_at_scale_0(trial, case, bbox)
     tol = decoded_box_tolerance(case.dtype, logit_space)
     decoded = decode_boxes(bbox, logit_space)
     real = layout.real_rows()

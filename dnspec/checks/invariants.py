@@ -493,10 +493,9 @@ def check_noiseless_matches_reference(trial):
     expected = oracle_outputs(trial, key)
     check = "noiseless_matches_reference"
     if got[0] is not None and expected[0] is not None:
+        observe_space_at_scale_0(trial, case, got[1])
         if returns_logits(case, got[1], trial.impl.fixes_advisories):
-            got = (got[0], got[1].detach().to(torch.float64).sigmoid().to(got[1].dtype), got[2], got[3])
-            tolerance = replace(tolerance_for(case.dtype), box=decoded_box_tolerance(case.dtype, logit_space=True))
-            assert_outputs_equal(got, expected, "noise-free output vs the reference", tolerance, check, case)
+            _compare_logits_at_scale_0(got, expected, "noise-free output vs the reference", check, case)
             return
         if got[1] is not None and getattr(got[1], "dtype", None) != expected[1].dtype:
             # RT-DETR's float32 buffer for inputs in another dtype: the values, at the inputs' tolerance
@@ -508,19 +507,40 @@ def check_noiseless_matches_reference(trial):
 
 def check_injected_noise_matches_reference(trial):
     """For an implementation that accepts an injected draw: under the same NoiseDraw its
-    outputs equal the reference's bit for bit."""
+    outputs equal the reference's bit for bit (at box_noise_scale 0, boxes returned as
+    logits are compared through the sigmoid, as in the noise-free check)."""
     if not layout_of(trial.case).produces_output:
         return
     key = CallKey(injected=True)
     got = outputs_of(trial, key)
     expected = oracle_outputs(trial, key)
-    assert_outputs_equal(
-        got,
-        expected,
+    case, what, check = (
+        trial.case_for(key),
         "output under an injected draw vs the reference",
-        check="injected_noise_matches_reference",
-        case=trial.case_for(key),
+        "injected_noise_matches_reference",
     )
+    if case.box_noise_scale == 0 and got[0] is not None and returns_logits(case, got[1], trial.impl.fixes_advisories):
+        _compare_logits_at_scale_0(got, expected, what, check, case)
+        return
+    assert_outputs_equal(got, expected, what, check=check, case=case)
+
+
+def _compare_logits_at_scale_0(got, expected, what: str, check: str, case) -> None:
+    """Outputs whose boxes are logits at box_noise_scale 0 against the oracle's box-space
+    ones: the boxes through the sigmoid, within the dtype's decoded-box tolerance."""
+    got = (got[0], got[1].detach().to(torch.float64).sigmoid().to(got[1].dtype), got[2], got[3])
+    tolerance = replace(tolerance_for(case.dtype), box=decoded_box_tolerance(case.dtype, logit_space=True))
+    assert_outputs_equal(got, expected, what, tolerance, check, case)
+
+
+def observe_space_at_scale_0(trial, case, bbox) -> None:
+    """Record on the trial the space of a box output at box_noise_scale 0 when it can be
+    told (for an implementation that does not declare ``fixes_advisories``, which must
+    return logits there): a builder that returns both is reported by the runner."""
+    if case.box_noise_scale == 0 and not trial.impl.fixes_advisories:
+        seen = scale_0_space(case, bbox)
+        if seen is not None:
+            trial.observations["box_space_at_scale_0"] = seen
 
 
 # --- 9. the oracle: the contract's reference, or THEIRS (--against) ------------------------
