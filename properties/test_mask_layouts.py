@@ -7,12 +7,14 @@ their convention named, and a broken slice in each is caught (properties/selftes
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import pytest
 import torch
 from selftest.mask_variants import BROKEN, CORRECT
 
 from dnspec.checks.suite import RunOptions
+from dnspec.cli import main
 from dnspec.contract import mask_layouts
 from dnspec.contract.conventions import convention_lines
 from dnspec.contract.layout import CdnLayout
@@ -124,3 +126,31 @@ def test_a_broken_slice_or_a_mixed_layout_is_one_divergence(name):
 def test_the_rtdetr_mask_is_not_named():
     """RT-DETR's own convention adds no line to a verdict (outputs of RT-DETR copies keep theirs)."""
     assert convention_lines({"mask": "tt.blocked", "box_space_at_scale_0": "box"}) == []
+
+
+ATTENTION_FORK = Path(__file__).parent / "repo_fixtures" / "attention_fork" / "models"
+
+
+@pytest.mark.parametrize(
+    "file,lines",
+    [
+        (
+            "denoising_sdpa.py",
+            [
+                "mask convention: [bs, 1, T, T] (SDPA broadcast), bool, True = may attend (SDPA)",
+                "box space: logit-space boxes, as at every other scale (fixes advisory box_output_space)",
+            ],
+        ),
+        ("denoising_mha.py", ["mask convention: [bs*heads, T, T] (nn.MultiheadAttention), additive float"]),
+    ],
+)
+def test_a_fork_file_in_its_attention_s_layout_conforms_with_the_convention_named(file, lines, capsys):
+    code = main(
+        ["verify", f"{ATTENTION_FORK / file}:get_contrastive_denoising_training_group", "--profile", "ci"]
+        + ["--max-examples", "10", "--jobs", "2"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert ": conforms (" in out
+    for line in lines:
+        assert line in out, out
