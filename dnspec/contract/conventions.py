@@ -95,6 +95,17 @@ KINDS = _kinds()
 LINE_NAMES = {"empty_batch": "empty-batch convention", "mask": "mask convention", "box_space_at_scale_0": "box space"}
 
 
+def named_conventions(consistent: dict) -> dict:
+    """The conventions a verdict records, of those observed consistently (``{key:
+    value}``): the empty-batch one always, the others (mask, box space at scale 0) only
+    where they are not RT-DETR's, so that RT-DETR's copies keep their records as they were."""
+    return {
+        key: value
+        for key, value in consistent.items()
+        if key not in KINDS or key == "empty_batch" or value != KINDS[key].rtdetr
+    }
+
+
 def convention_lines(conventions: dict) -> list[str]:
     """The lines a verdict names the conventions of ``conventions`` (``{key: value}``, as
     observed consistently over a run) with: the empty-batch one always (as before), the

@@ -227,7 +227,9 @@ def run(
                     prop, variant, status, message, details, seconds.get(name, 0.0), {"fixed workload": status}, numbers
                 )
             )
-    conventions = {name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1}
+    from dnspec.contract.conventions import named_conventions
+
+    conventions = named_conventions({name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1})
     level, line = compatibility(
         impl,
         outcomes,
