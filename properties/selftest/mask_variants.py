@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.contract.boxes import inverse_sigmoid
 from dnspec.contract.reference import get_contrastive_denoising_training_group as reference
 from dnspec.implementations.specs import Implementation
 
@@ -146,7 +145,10 @@ def logits_with_box_padding(
     if outputs[0] is None or box_noise_scale > 0:
         return outputs
     bbox = outputs[1].clone()
-    bbox[bbox == inverse_sigmoid(torch.zeros((), dtype=bbox.dtype))] = 0  # BUG: padding in the wrong space
+    max_gt = max(len(t["labels"]) for t in targets)
+    slot = torch.arange(bbox.shape[1], device=bbox.device) % max_gt
+    for i, t in enumerate(targets):
+        bbox[i, slot >= len(t["labels"])] = 0  # BUG: padding rows in box space, real rows in logit space
     return outputs[0], bbox, outputs[2], outputs[3]
 
 
