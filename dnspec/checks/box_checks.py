@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import torch
 
-from dnspec.checks.invariants import gt_rows, layout_of, produced_outputs
+from dnspec.checks.invariants import gt_rows, layout_of, observe_space_at_scale_0, produced_outputs, returns_logits
 from dnspec.checks.violations import fail, judge_separately
 from dnspec.contract.boxes import inverse_sigmoid
-from dnspec.contract.decode import corners, decode_boxes, expects_logit_space
+from dnspec.contract.decode import corners, decode_boxes
 from dnspec.contract.tolerances import decoded_box_tolerance
 
 # sigmoid(inverse_sigmoid(0)) = 1e-5: the width or height a crossed box collapses to
@@ -139,7 +139,9 @@ def check_boxes(trial):
     """Box queries. Padding rows hold the reference's padding value (0 in box space,
     inverse_sigmoid(0) = log(1e-5) in logit space). With box_noise_scale == 0 real rows
     equal the ground-truth box (box space upstream; sigmoid of the logits for an
-    implementation that fixes the advisories). Otherwise every decoded corner lies in
+    implementation that fixes the advisories, or one whose output at scale 0 is in logit
+    space: :func:`~dnspec.checks.invariants.returns_logits`, the space recorded on the
+    trial so that a builder mixing the two is reported). Otherwise every decoded corner lies in
     [0, 1] and is reachable from its ground-truth corner by positive noise |u| < 1 or
     negative noise 1 <= |u| < 2 of d = side/2 * scale, before the clip (see
     :func:`box_noise_bounds` for the exact form, crossed corners included).
@@ -153,7 +155,8 @@ def check_boxes(trial):
     if not layout.produces_output:
         return
     bbox = produced_outputs(trial)[1].detach().cpu()
-    logit_space = expects_logit_space(case.box_noise_scale, impl.fixes_advisories)
+    logit_space = returns_logits(case, bbox, impl.fixes_advisories)
+    observe_space_at_scale_0(trial, case, bbox)
     tol = decoded_box_tolerance(case.dtype, logit_space)
     decoded = decode_boxes(bbox, logit_space)
     real = layout.real_rows()

@@ -7,7 +7,8 @@ offending row or value and the check that failed (``.check``, e.g.
 ``attention_mask.object_queries_see_dn``: the id that groups failures into divergences),
 or :class:`~dnspec.checks.violations.Failures` when one call breaks several independent checks.
 A crash of the implementation reaches the caller as the call's ImplementationError. The
-box check lives in :mod:`dnspec.checks.box_checks`.
+box check lives in :mod:`dnspec.checks.box_checks`, the attention-mask check in
+:mod:`dnspec.checks.mask_checks`.
 
 The expected values come from :mod:`dnspec.contract.layout` (the closed-form oracles), never from
 the reference's code, except in the differential checks whose point is to compare with
@@ -23,8 +24,9 @@ import torch
 
 from dnspec.calling.trial import NOISE_FREE, CallKey
 from dnspec.checks.violations import PropertyViolation, fail, judge_separately, raise_all
-from dnspec.contract.decode import recover_labels
+from dnspec.contract.decode import LOGIT, expects_logit_space, recover_labels, space_at_scale_0
 from dnspec.contract.layout import CdnLayout
+from dnspec.contract.mask_layouts import ReadMask, Unreadable, read_mask
 from dnspec.contract.tolerances import decoded_box_tolerance, tolerance_for
 
 # RT-DETR allocates its box buffer with torch.zeros (the default dtype, float32) whatever
@@ -33,6 +35,36 @@ UPSTREAM_BOX_DTYPE = torch.float32
 
 
 def outputs_of(trial, key: CallKey = CallKey()):
+    """The four outputs of one call of ``trial`` as :func:`raw_outputs_of` checks them,
+    with the attention mask read back as RT-DETR's ``[T, T]`` bool (True = blocked) when
+    it is in another layout or value convention (:mod:`dnspec.contract.mask_layouts`;
+    blocked only where every slice blocks), so that every check but the structure and
+    mask checks, which judge the mask as returned, compares RT-DETR's form. A mask in no
+    known layout is left as it is (the structure check reports it)."""
+    outputs = raw_outputs_of(trial, key)
+    mask = outputs[2]
+    if not isinstance(mask, torch.Tensor) or (mask.dtype == torch.bool and mask.dim() == 2):
+        return outputs
+    case = trial.case_for(key)
+    layout = layout_of(case)
+    if case.num_denoising <= 0 or not layout.produces_output:
+        return outputs
+    read = read_layout(mask, case, layout)
+    if isinstance(read, ReadMask):
+        return (outputs[0], outputs[1], read.combined(), outputs[3])
+    return outputs
+
+
+def read_layout(mask, case, layout: CdnLayout | None = None) -> ReadMask | Unreadable:
+    """``mask`` read in the layout conventions of :mod:`dnspec.contract.mask_layouts`, for
+    the case's batch and T = N + Q, the oracle deciding a bool mask's polarity where the
+    layout does not."""
+    layout = layout or layout_of(case)
+    size = layout.num_dn_rows + case.num_queries
+    return read_mask(mask, case.batch_size, size, layout.attn_mask(device=getattr(mask, "device", None)))
+
+
+def raw_outputs_of(trial, key: CallKey = CallKey()):
     """The four outputs of one call of ``trial``, checking only that there are four and
     that the tensors are on the inputs' device (anything else is a structure violation),
     and, for a call given an injected draw, that the call left the draw as it was."""
@@ -82,6 +114,29 @@ def gt_rows(case, layout: CdnLayout):
     return labels[:, slot], boxes[:, slot]
 
 
+def returns_logits(case, bbox, fixes_advisories: bool) -> bool:
+    """Whether the box output ``bbox`` of a call on ``case`` is in logit space: always for
+    an implementation that declares ``fixes_advisories`` and at box_noise_scale > 0; at
+    scale 0, the space the output is in (:func:`dnspec.contract.decode.space_at_scale_0`:
+    RT-DETR's box space, or logits as forks that fix advisory box_output_space return),
+    box space when it cannot be told."""
+    if fixes_advisories or case.box_noise_scale > 0:
+        return expects_logit_space(case.box_noise_scale, fixes_advisories)
+    return scale_0_space(case, bbox) == LOGIT
+
+
+def scale_0_space(case, bbox) -> str | None:
+    """``'box'`` or ``'logit'``: the space the box output of a call at box_noise_scale 0
+    is in, when exactly one fits it (None: neither or both, or no rows to tell by)."""
+    layout = layout_of(case)
+    if not (isinstance(bbox, torch.Tensor) and layout.produces_output and case.num_denoising > 0):
+        return None
+    if tuple(bbox.shape) != (layout.batch_size, layout.num_dn_rows, 4) or not bbox.is_floating_point():
+        return None
+    _, gt_boxes = gt_rows(case, layout)
+    return space_at_scale_0(bbox.detach().cpu(), gt_boxes, layout.real_rows())
+
+
 def accepted_box_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, ...]:
     """The dtypes the box output may have for boxes in ``dtype``: the inputs' own, or
     RT-DETR's float32 buffer."""
@@ -95,12 +150,14 @@ def check_structure(trial):
     """Four outputs; (None,)*4 when num_denoising <= 0; for an all-empty batch one of the
     known conventions (:mod:`dnspec.contract.conventions`: four Nones, a dummy group, meta only, an
     empty group), consistent with itself (and four Nones when ``--convention rtdetr``
-    asks for RT-DETR's); otherwise shapes [bs,N,D], [bs,N,4], [N+Q,N+Q], a bool mask,
+    asks for RT-DETR's); otherwise shapes [bs,N,D], [bs,N,4], a mask in one of the
+    layouts of :mod:`dnspec.contract.mask_layouts` (RT-DETR's [N+Q,N+Q] bool, per head,
+    SDPA's broadcast, or additive float; the convention is recorded on the trial),
     class queries in the embedding's dtype and boxes in the boxes' dtype or in float32
     (RT-DETR's buffer), all on the inputs' device; dn_num_split == [N, Q] and
     dn_num_group == max(1, num_denoising // max_gt)."""
     case = trial.case
-    outputs = outputs_of(trial)
+    outputs = raw_outputs_of(trial)
     layout = layout_of(case)
     if case.num_denoising <= 0:
         if any(o is not None for o in outputs):
@@ -120,7 +177,6 @@ def check_structure(trial):
     expected = {
         "input_query_class": (query_class, (bs, n, d), (case.dtype,)),
         "input_query_bbox": (query_bbox, (bs, n, 4), accepted_box_dtypes(case.dtype)),
-        "attn_mask": (attn_mask, (n + q, n + q), (torch.bool,)),
     }
     for name, (value, shape, dtypes) in expected.items():
         if not isinstance(value, torch.Tensor):
@@ -136,6 +192,11 @@ def check_structure(trial):
                 + (" (the inputs' dtype, or RT-DETR's float32 buffer)" if len(dtypes) > 1 else ""),
                 f"structure.{name}.dtype",
             )
+    read = read_layout(attn_mask, case, layout)
+    if isinstance(read, Unreadable):
+        fail(f"{read.message} (N={n}, Q={q}, bs={bs})", f"structure.attn_mask.{read.part}")
+    if not read.ambiguous:
+        trial.observations["mask"] = read.convention
     if not isinstance(meta, dict):
         fail(f"dn_meta is {type(meta).__name__}, expected a dict", "structure.dn_meta.type")
     missing = {"dn_positive_idx", "dn_num_group", "dn_num_split"} - set(meta)
@@ -214,52 +275,6 @@ def produced_outputs(trial, key: CallKey = CallKey()):
     if not isinstance(outputs[3], dict):
         fail(f"dn_meta is {type(outputs[3]).__name__}, expected a dict", "structure.dn_meta.type", case)
     return outputs
-
-
-# --- 2. attention mask ----------------------------------------------------------------
-
-
-def check_attention_mask(trial):
-    """The mask equals the layout oracle exactly: object queries (rows >= N) see no dn
-    row; a dn row sees every object query and the 2*max_gt rows of its own group only.
-    Wrong entries are judged by kind (object queries seeing dn rows; dn groups seeing
-    each other; entries blocked that must be open), each kind on its own."""
-    layout = layout_of(trial.case)
-    if not layout.produces_output:
-        return
-    attn_mask = produced_outputs(trial)[2]
-    expected = layout.attn_mask()
-    got = attn_mask.cpu()  # of the expected shape (produced_outputs checks it)
-    wrong = got.to(torch.bool) != expected
-    if not bool(wrong.any()):
-        return
-    n = layout.num_dn_rows
-    rows = torch.arange(expected.shape[0])
-    query_is_object = (rows >= n)[:, None]
-    key_is_dn = (rows < n)[None, :]
-    kinds = {
-        "object_queries_see_dn": wrong & expected & query_is_object & key_is_dn,
-        "groups_see_each_other": wrong & expected & ~query_is_object & key_is_dn,
-        "over_masked": wrong & ~expected,
-    }
-
-    def role(r):
-        return f"dn row {r} (group {r // (2 * layout.max_gt)})" if r < n else f"object query {r - n}"
-
-    failures = []
-    for kind, cells in kinds.items():
-        if not bool(cells.any()):
-            continue
-        i, j = (int(v) for v in cells.nonzero()[0])
-        verb = "may not" if bool(expected[i, j]) else "must be allowed to"
-        failures.append(
-            PropertyViolation(
-                f"attn_mask[{i}, {j}] is {bool(got[i, j])}: {role(i)} {verb} attend to {role(j)} "
-                f"({int(cells.sum())} such entries of {int(wrong.sum())} wrong; groups are 2*max_gt = {2 * layout.max_gt} rows wide)",
-                f"attention_mask.{kind}",
-            )
-        )
-    raise_all(failures)
 
 
 # --- 3. positive index lists ----------------------------------------------------------
@@ -466,7 +481,8 @@ def check_determinism(trial):
 def check_noiseless_matches_reference(trial):
     """With label_noise_ratio == 0 and box_noise_scale == 0 the call is deterministic and
     equals the reference's output exactly (boxes compared through the sigmoid, within
-    the dtype's tolerance, for implementations that return logits at scale 0; boxes in
+    the dtype's tolerance, for implementations that return logits at scale 0, by
+    declaration or as read off the output: :func:`returns_logits`; boxes in
     float32, RT-DETR's buffer, compared at the inputs' dtype's tolerance). An all-empty
     batch is left to the structure check, which judges it by its convention."""
     key = CallKey(config=NOISE_FREE)
@@ -477,10 +493,9 @@ def check_noiseless_matches_reference(trial):
     expected = oracle_outputs(trial, key)
     check = "noiseless_matches_reference"
     if got[0] is not None and expected[0] is not None:
-        if trial.impl.fixes_advisories:
-            got = (got[0], got[1].detach().to(torch.float64).sigmoid().to(got[1].dtype), got[2], got[3])
-            tolerance = replace(tolerance_for(case.dtype), box=decoded_box_tolerance(case.dtype, logit_space=True))
-            assert_outputs_equal(got, expected, "noise-free output vs the reference", tolerance, check, case)
+        observe_space_at_scale_0(trial, case, got[1])
+        if returns_logits(case, got[1], trial.impl.fixes_advisories):
+            _compare_logits_at_scale_0(got, expected, "noise-free output vs the reference", check, case)
             return
         if got[1] is not None and getattr(got[1], "dtype", None) != expected[1].dtype:
             # RT-DETR's float32 buffer for inputs in another dtype: the values, at the inputs' tolerance
@@ -492,19 +507,40 @@ def check_noiseless_matches_reference(trial):
 
 def check_injected_noise_matches_reference(trial):
     """For an implementation that accepts an injected draw: under the same NoiseDraw its
-    outputs equal the reference's bit for bit."""
+    outputs equal the reference's bit for bit (at box_noise_scale 0, boxes returned as
+    logits are compared through the sigmoid, as in the noise-free check)."""
     if not layout_of(trial.case).produces_output:
         return
     key = CallKey(injected=True)
     got = outputs_of(trial, key)
     expected = oracle_outputs(trial, key)
-    assert_outputs_equal(
-        got,
-        expected,
+    case, what, check = (
+        trial.case_for(key),
         "output under an injected draw vs the reference",
-        check="injected_noise_matches_reference",
-        case=trial.case_for(key),
+        "injected_noise_matches_reference",
     )
+    if case.box_noise_scale == 0 and got[0] is not None and returns_logits(case, got[1], trial.impl.fixes_advisories):
+        _compare_logits_at_scale_0(got, expected, what, check, case)
+        return
+    assert_outputs_equal(got, expected, what, check=check, case=case)
+
+
+def _compare_logits_at_scale_0(got, expected, what: str, check: str, case) -> None:
+    """Outputs whose boxes are logits at box_noise_scale 0 against the oracle's box-space
+    ones: the boxes through the sigmoid, within the dtype's decoded-box tolerance."""
+    got = (got[0], got[1].detach().to(torch.float64).sigmoid().to(got[1].dtype), got[2], got[3])
+    tolerance = replace(tolerance_for(case.dtype), box=decoded_box_tolerance(case.dtype, logit_space=True))
+    assert_outputs_equal(got, expected, what, tolerance, check, case)
+
+
+def observe_space_at_scale_0(trial, case, bbox) -> None:
+    """Record on the trial the space of a box output at box_noise_scale 0 when it can be
+    told (for an implementation that does not declare ``fixes_advisories``, which must
+    return logits there): a builder that returns both is reported by the runner."""
+    if case.box_noise_scale == 0 and not trial.impl.fixes_advisories:
+        seen = scale_0_space(case, bbox)
+        if seen is not None:
+            trial.observations["box_space_at_scale_0"] = seen
 
 
 # --- 9. the oracle: the contract's reference, or THEIRS (--against) ------------------------

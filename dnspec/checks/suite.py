@@ -28,6 +28,7 @@ from dnspec.checks import (
     fresh_noise,
     gradients,
     invariants,
+    mask_checks,
     process_state,
 )
 from dnspec.checks import bad_input as bad_input_family
@@ -119,7 +120,7 @@ PROPERTIES: tuple[Property, ...] = (
         "attention mask",
         CONTRACT,
         "the mask equals the layout oracle: object queries see no dn row, dn rows see object queries and their own group only",
-        invariants.check_attention_mask,
+        mask_checks.check_attention_mask,
     ),
     Property(
         "positive_indices",

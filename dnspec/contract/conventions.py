@@ -23,6 +23,11 @@ convention, checked for consistency, never a failure by itself:
 inconsistent (a dummy row visible to the object queries, a dummy row listed as a
 positive, meta that disagrees with the shapes); an output that is none of them is
 ``None``.
+
+The other conventions a verdict names (:data:`KINDS`) are the attention mask's layout and
+values (:mod:`dnspec.contract.mask_layouts`) and the space of the boxes at box_noise_scale 0
+(:func:`dnspec.contract.decode.space_at_scale_0`); each is observed per call, and a builder
+that follows two of one kind is inconsistent.
 """
 
 from __future__ import annotations
@@ -48,6 +53,69 @@ SHORT = {
     META_ONLY: "meta only (D-FINE)",
     EMPTY_GROUP: "empty group (lightly-train #446)",
 }
+
+
+# --- every convention a verdict names ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of convention a builder follows, observed per call (``key``, the name the
+    checks record it under on the trial): the property a builder that mixes two of them
+    fails (``prop``, its check id ``<prop>.<key>.mixed``), how a verdict says what it
+    returns (``what``), RT-DETR's value (a verdict names only the others) and the title of
+    each value."""
+
+    key: str
+    prop: str
+    what: str
+    rtdetr: str
+    titles: object  # value -> title
+
+    def title(self, value: str) -> str:
+        return self.titles(value) if callable(self.titles) else self.titles.get(value, value)
+
+    @property
+    def mixed_id(self) -> str:
+        return f"{self.prop}.{self.key}.mixed"
+
+
+def _kinds() -> dict[str, Kind]:
+    from dnspec.contract import decode, mask_layouts
+
+    kinds = (
+        Kind("empty_batch", "structure", "for batches with no boxes it returns", FOUR_NONES, TITLES),
+        Kind("mask", "structure", "its attention mask is", mask_layouts.RTDETR, mask_layouts.title),
+        Kind("box_space_at_scale_0", "boxes", "at box_noise_scale 0 it returns", decode.BOX, decode.SPACE_TITLES),
+    )
+    return {kind.key: kind for kind in kinds}
+
+
+KINDS = _kinds()
+LINE_NAMES = {"empty_batch": "empty-batch convention", "mask": "mask convention", "box_space_at_scale_0": "box space"}
+
+
+def named_conventions(consistent: dict) -> dict:
+    """The conventions a verdict records, of those observed consistently (``{key:
+    value}``): the empty-batch one always, the others (mask, box space at scale 0) only
+    where they are not RT-DETR's, so that RT-DETR's copies keep their records as they were."""
+    return {
+        key: value
+        for key, value in consistent.items()
+        if key not in KINDS or key == "empty_batch" or value != KINDS[key].rtdetr
+    }
+
+
+def convention_lines(conventions: dict) -> list[str]:
+    """The lines a verdict names the conventions of ``conventions`` (``{key: value}``, as
+    observed consistently over a run) with: the empty-batch one always (as before), the
+    others only where they are not RT-DETR's."""
+    lines = []
+    for key, kind in KINDS.items():
+        value = conventions.get(key)
+        if value is not None and (key == "empty_batch" or value != kind.rtdetr):
+            lines.append(f"{LINE_NAMES[key]}: {kind.title(value)}")
+    return lines
 
 
 @dataclass(frozen=True)

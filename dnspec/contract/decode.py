@@ -40,5 +40,33 @@ def corners(boxes_cxcywh: torch.Tensor) -> torch.Tensor:
 
 def expects_logit_space(box_noise_scale: float, fixes_advisories: bool) -> bool:
     """Upstream returns logits only when box_noise_scale > 0 (advisory (a)); a fixed
-    implementation always returns logits."""
+    implementation always returns logits. At scale 0 the checks read the space off the
+    output (:func:`space_at_scale_0`), since forks that return logits there too are a
+    recognised convention."""
     return fixes_advisories or box_noise_scale > 0
+
+
+BOX, LOGIT = "box", "logit"
+SPACE_TITLES = {
+    BOX: "box-space boxes (RT-DETR)",
+    LOGIT: "logit-space boxes, as at every other scale (fixes advisory box_output_space)",
+}
+# how far a decoded coordinate may be from its ground truth and still tell the space apart
+# (the box check then judges the output at the dtype's own tolerance)
+SPACE_TOLERANCE = 1e-2
+
+
+def space_at_scale_0(bbox: torch.Tensor, gt_boxes: torch.Tensor, real: torch.Tensor) -> str | None:
+    """The space of a box output ``bbox`` [bs, N, 4] returned at box_noise_scale 0 (every
+    real row a copy of its ground truth ``gt_boxes`` [bs, N, 4], padding rows where
+    ``real`` [bs, N] is False): ``'box'`` when every row is within :data:`SPACE_TOLERANCE` of
+    its box-space value (ground truth; 0 on padding rows) and ``'logit'`` when every row's
+    sigmoid is within it of the same values (padding: sigmoid(inverse_sigmoid(0)) = 1e-5),
+    when exactly one of the two fits; None when neither or both do."""
+    values = bbox.to(torch.float64)
+    target = torch.where(real[..., None], gt_boxes.to(torch.float64), torch.zeros_like(values))
+    fits_box = bool(((values - target).abs() <= SPACE_TOLERANCE).all())
+    fits_logit = bool(((values.sigmoid() - target).abs() <= SPACE_TOLERANCE).all())
+    if fits_box == fits_logit:
+        return None
+    return BOX if fits_box else LOGIT

@@ -79,16 +79,15 @@ def verdict_lines(report: VerifyReport) -> list[str]:
 
 def convention_lines(report: VerifyReport) -> list[str]:
     """One line per convention the implementation follows (a convention is never a failure)."""
-    from dnspec.contract.conventions import TITLES
+    from dnspec.contract.conventions import convention_lines as lines
 
-    name = report.conventions.get("empty_batch")
-    lines = [f"empty-batch convention: {TITLES.get(name, name)}"] if name else []
+    found = lines(report.conventions)
     container = report.conventions.get("output_container")
     if container:
-        lines.append(f"output container: {container}, read as RT-DETR's 4-tuple")
+        found.append(f"output container: {container}, read as RT-DETR's 4-tuple")
     if report.conventions.get("no_denoising"):
-        lines.append("no denoising: a bare None, read as RT-DETR's four Nones")
-    return lines
+        found.append("no denoising: a bare None, read as RT-DETR's four Nones")
+    return found
 
 
 def closing_lines(report: VerifyReport) -> list[str]:

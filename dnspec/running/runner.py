@@ -227,7 +227,9 @@ def run(
                     prop, variant, status, message, details, seconds.get(name, 0.0), {"fixed workload": status}, numbers
                 )
             )
-    conventions = {name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1}
+    from dnspec.contract.conventions import named_conventions
+
+    conventions = named_conventions({name: next(iter(seen)) for name, seen in observed.items() if len(seen) == 1})
     level, line = compatibility(
         impl,
         outcomes,
@@ -264,19 +266,23 @@ def _locate_caseless(findings: list[Finding]) -> None:
 
 
 def _mixed_conventions(observed: dict) -> list[Finding]:
-    """A builder that answers all-empty batches in two ways is inconsistent: one finding
-    of the structure property (on the case of the second way)."""
+    """A builder that answers all-empty batches in two ways (or returns its mask in two
+    layouts, or its boxes at scale 0 in two spaces: :data:`dnspec.contract.conventions.KINDS`)
+    is inconsistent: one finding of that kind's property (on the case of the second way)."""
     from dnspec.contract import conventions
 
-    seen = observed.get("empty_batch", {})
-    if len(seen) < 2:
-        return []
-    (first, (_, first_case)), (second, (regime, case)) = list(seen.items())[:2]
-    message = (
-        f"for batches with no boxes it returns {conventions.TITLES[first]} on some ({first_case!r}) and "
-        f"{conventions.TITLES[second]} on others: one convention, please"
-    )
-    return [Finding("structure", Signature(VIOLATES, "structure.empty_batch.mixed"), message, case, regime)]
+    findings = []
+    for key, kind in conventions.KINDS.items():
+        seen = observed.get(key, {})
+        if len(seen) < 2:
+            continue
+        (first, (_, first_case)), (second, (regime, case)) = list(seen.items())[:2]
+        message = (
+            f"{kind.what} {kind.title(first)} on some ({first_case!r}) and {kind.title(second)} on others: "
+            "one convention, please"
+        )
+        findings.append(Finding(kind.prop, Signature(VIOLATES, kind.mixed_id), message, case, regime))
+    return findings
 
 
 def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: bool, on_stage, capture=None) -> None:
