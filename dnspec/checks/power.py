@@ -38,6 +38,7 @@ ci target in each parameter and checks they are caught.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from dataclasses import dataclass
 
@@ -147,7 +148,9 @@ def range_detectable(n: int, alpha: float, power: float = POWER) -> float:
     """The smallest e such that the one-sample KS test of U[0, 1) on ``n`` values detects
     the range narrowed or widened by e at either end with probability >= power (a lower
     bound on the power; see the module docstring)."""
-    critical = float(stats.kstwo.isf(alpha, n))
+    # scipy's kstest uses the exact distribution up to 10,000 values and the asymptotic one
+    # above: the larger of the two critical values holds for either
+    critical = max(float(stats.kstwo.isf(alpha, n)), float(stats.kstwobign.isf(alpha)) / math.sqrt(n))
     needed = math.floor(n * critical)  # more than this many values outside: D > critical
 
     def widened(e):
@@ -171,8 +174,10 @@ def _layout_rows(calls: int, *, labels: bool, boxes: bool) -> tuple[dist.Rows, d
     return rows, {"max_gt": layout.max_gt, "groups": layout.num_groups}
 
 
-def power_table(profile: str, power: float = POWER) -> list[ParameterPower]:
-    """Every tested parameter's smallest detectable relative departure on ``profile``."""
+@functools.lru_cache(maxsize=8)
+def power_table(profile: str, power: float = POWER) -> tuple[ParameterPower, ...]:
+    """Every tested parameter's smallest detectable relative departure on ``profile`` (the
+    profile's call counts as they are when first asked: the table is cached)."""
     from dnspec.generation import profiles
 
     calls = profiles.STATISTICAL_CALLS[profile]
@@ -267,7 +272,7 @@ def power_table(profile: str, power: float = POWER) -> list[ParameterPower]:
                 power,
             )
         )
-    return out
+    return tuple(out)
 
 
 def weakest(profile: str) -> float:

@@ -120,7 +120,12 @@ def compatibility(
     (lineage -> [cases with its numbers, cases compared]) name every lineage the builder
     is bit-compatible with under the same torch seed, or the nearest one.
     ``distributions`` (THEIRS only): None when the two-sample tests did not run, else a
-    list of the tests that failed (empty: the same distributions)."""
+    list of the tests that failed (empty: the same distributions).
+
+    Against RT-DETR or a lineage, "same distributions" is certified only when every
+    registered statistical property ran and passed, and the line names its resolution
+    (:func:`resolution`); with some skipped or left out (``--only``) the builder gets
+    "unchecked" with the missing properties named. Bit-compatibility needs no statistics."""
     from dnspec.contract import lineages
 
     oracle = getattr(against, "name", None) or lineages.get(contract).builder
