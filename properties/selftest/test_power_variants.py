@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 from dnspec.checks import distributions
 from dnspec.checks.suite import BY_NAME
@@ -21,6 +22,18 @@ from .power_variants import CAUGHT_BY, CONTROLS, PARAMETERS, departed
 
 SEED = int(os.environ.get("DNSPEC_SELFTEST_SEED", str(distributions.DEFAULT_SEED)))
 SLOW = pytest.mark.skipif(not os.environ.get("DNSPEC_SLOW"), reason="thorough workloads (~1 min each): DNSPEC_SLOW=1")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread, as dnspec's runner checks (RunOptions.threads): the batches are
+    wide but the operations small, and idle threads spinning on a shared machine cost more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _catches(parameter: str, effect: float, profile: str) -> bool:
