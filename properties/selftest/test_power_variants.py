@@ -21,7 +21,7 @@ from dnspec.generation import profiles
 from .power_variants import CAUGHT_BY, CONTROLS, PARAMETERS, departed
 
 SEED = int(os.environ.get("DNSPEC_SELFTEST_SEED", str(distributions.DEFAULT_SEED)))
-SLOW = pytest.mark.skipif(not os.environ.get("DNSPEC_SLOW"), reason="thorough workloads (~1 min each): DNSPEC_SLOW=1")
+SLOW = pytest.mark.skipif(not os.environ.get("DNSPEC_SLOW"), reason="thorough workloads (~3 min in all): DNSPEC_SLOW=1")
 
 
 @pytest.fixture(autouse=True)
