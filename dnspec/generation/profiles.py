@@ -21,6 +21,9 @@ for the same ``--seed`` wherever it runs (:func:`outside_the_tree`):
   during a verify run that private hook returns no local constants (Hypothesis' own
   global constants are still drawn); :data:`LOCAL_CONSTANTS_HOOK` is False where a later
   Hypothesis renamed the hook, and the test suite fails then, so that it is looked at.
+
+Each profile also sizes the statistical properties' workloads (:data:`STATISTICAL_CALLS`):
+ci detects a 3% relative departure of every noise parameter, thorough 1%, dev 5%.
 """
 
 from __future__ import annotations
@@ -45,6 +48,39 @@ DEV_EXAMPLES = 60
 # (~19 s at 150, ~30 s at 250); the budget is 30 s.
 CI_EXAMPLES = 100
 PROFILES = ("ci", "dev", "thorough")
+
+# The statistical properties' workloads (dnspec.checks.distributions): how many calls of the
+# implementation each property pools, every call on one batch of 256 images of 50 and 25
+# boxes (alternately), 2 groups, 38,400 real noised rows. Sized so that each noise
+# parameter's relative departure of STATISTICAL_EFFECT[profile] is detected with probability
+# >= 99% at false alarm 1e-6 per property (dnspec.checks.power computes it, properties/
+# test_statistics.py holds the sizes to it; docs/properties.md shows the tables). One call of
+# the reference on this batch is ~10 ms of one core, so the ci workloads are ~0.3 s of builder
+# time in all, thorough ~3 s, dev ~0.1 s.
+STATISTICAL_EFFECT = {"dev": 0.05, "ci": 0.03, "thorough": 0.01}
+STATISTICAL_CALLS = {
+    "dev": {
+        "label_flip_rate": 2,
+        "replacement_uniform": 4,
+        "label_noise_independence": 3,
+        "box_magnitudes": 1,
+        "noise_independence": 2,
+    },
+    "ci": {
+        "label_flip_rate": 5,
+        "replacement_uniform": 9,
+        "label_noise_independence": 8,
+        "box_magnitudes": 2,
+        "noise_independence": 4,
+    },
+    "thorough": {
+        "label_flip_rate": 43,
+        "replacement_uniform": 79,
+        "label_noise_independence": 67,
+        "box_magnitudes": 15,
+        "noise_independence": 32,
+    },
+}
 
 # report_multiple_bugs=False: one property is one invariant, so report its one minimal
 # counterexample (a hanging or crashing implementation otherwise shows up as "N distinct
@@ -71,6 +107,16 @@ def register_profiles() -> None:
 def default_profile() -> str:
     """``ci`` when the CI environment variable is set (as Hypothesis itself does), else ``dev``."""
     return "ci" if os.environ.get("CI") else "dev"
+
+
+def statistical_profile() -> str:
+    """The dnspec profile whose statistical workloads apply now: the loaded Hypothesis
+    profile's (``ci-no-shrink`` is ``ci``), else :func:`default_profile` when none of
+    dnspec's is loaded."""
+    from hypothesis import settings
+
+    base = settings.get_current_profile_name().split("-")[0]
+    return base if base in PROFILES else default_profile()
 
 
 def load_profile(name: str, pinned_examples: bool = True, shrink: bool = True, outside: bool = False) -> None:

@@ -120,7 +120,12 @@ def compatibility(
     (lineage -> [cases with its numbers, cases compared]) name every lineage the builder
     is bit-compatible with under the same torch seed, or the nearest one.
     ``distributions`` (THEIRS only): None when the two-sample tests did not run, else a
-    list of the tests that failed (empty: the same distributions)."""
+    list of the tests that failed (empty: the same distributions).
+
+    Against RT-DETR or a lineage, "same distributions" is certified only when every
+    registered statistical property ran and passed, and the line names its resolution
+    (:func:`resolution`); with some skipped or left out (``--only``) the builder gets
+    "unchecked" with the missing properties named. Bit-compatibility needs no statistics."""
     from dnspec.contract import lineages
 
     oracle = getattr(against, "name", None) or lineages.get(contract).builder
@@ -151,9 +156,39 @@ def compatibility(
             return "departs", f"departs from {oracle}: {'; '.join(distributions)}"
         return "same_distributions", f"same distributions as {oracle}{how}"
     statistical = [o for o in outcomes if o.prop.kind == "statistical"]
-    if statistical and all(o.status == "pass" for o in statistical):
-        return "same_distributions", f"same distributions as {oracle}{how}{recognised}"
+    missing = [name for name in statistical_properties() if name not in {o.prop.name for o in statistical}]
+    missing += [o.prop.name for o in statistical if o.status != "pass"]
+    if statistical and not missing:
+        return "same_distributions", f"same distributions as {oracle}{how}{recognised}; {resolution()}"
+    if len(missing) < len(statistical_properties()):
+        return "unchecked", (
+            f"conforms to the contract; its distributions were checked only in part ({', '.join(missing)} "
+            f"skipped or not run), so no distribution certificate{how}"
+        )
     return "unchecked", "conforms to the contract; its distributions were not checked (no statistical property ran)"
+
+
+def statistical_properties() -> list[str]:
+    """Every registered statistical property: all of them must pass for the distribution certificate."""
+    from dnspec.checks.suite import PROPERTIES, STATISTICAL
+
+    return [p.name for p in PROPERTIES if p.kind == STATISTICAL]
+
+
+def resolution(profile: str | None = None) -> str:
+    """How sure the distribution certificate is on ``profile`` (default: the loaded one):
+    its statistical workloads detect a relative departure of STATISTICAL_EFFECT[profile] in
+    any noise parameter with probability >= 99% (dnspec.checks.power; properties/
+    test_statistics.py holds the workloads to it)."""
+    from dnspec.checks.distributions import FALSE_ALARM
+    from dnspec.generation import profiles
+
+    profile = profile or profiles.statistical_profile()
+    effect = profiles.STATISTICAL_EFFECT[profile]
+    return (
+        f"resolution: no departure of {effect:.0%} or more in any noise parameter, at false-alarm "
+        f"{FALSE_ALARM:.0e} per property (profile {profile})".replace("e-0", "e-")
+    )
 
 
 def bit_compatible_lineages(lineage_tallies: dict) -> list[str]:
