@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
 
 from dnspec.calling import workers
 from dnspec.calling.call import ImplementationError
 from dnspec.calling.clean_text import clean
 from dnspec.calling.trial import Trial
+from dnspec.checks.call_history import CHECK as HISTORY
 from dnspec.checks.invariants import lineage_matches, same_seed_comparison
 from dnspec.checks.suite import Property, RunOptions, enforced, label
 from dnspec.checks.violations import PropertyViolation, each_failure
@@ -397,14 +399,17 @@ def shrink_here(
     """:func:`shrink`, in this process (a worker's); ``isolate_cases``: each try in a
     process of its own (a signature of a death, or an implementation known to die)."""
     last: list[Finding] = []
+    calls = [0, 0]  # calls made by this shrink so far, and when the last failure was seen
 
     def one_case(case):
         workers.note((regime, case))
         judge = _judge_isolated if isolate_cases else _judge
         judged = judge(impl, case, regime, [(prop, variant)], options, False)
+        calls[0] += judged["calls"]
         for finding in judged["results"][label(prop, variant)] or ():
             if finding.signature == signature:
                 last[:] = [finding]
+                calls[1] = calls[0]
                 raise _Reproduced() from None
 
     test = _hypothesis_test(one_case, regime, impl, options, max_examples, seed, explicit=False, shrink=True)
@@ -413,7 +418,25 @@ def shrink_here(
             test()
         except _Reproduced:
             return last[0] if last else None
+        except Flaky:  # FlakyFailure, FlakyReplay: a failure that did not happen again on the same case
+            return history_finding(impl, label(prop, variant), regime, signature, last[0] if last else None, calls[1])
     return None
+
+
+def history_finding(impl, prop_label: str, regime: str, signature: Signature, failed, calls: int) -> Finding:
+    """The finding of a failure Hypothesis could not replay (``Flaky``): the same case
+    failed with ``signature`` after ``calls`` calls in its process and not when called
+    again, so the implementation's result depends on its call history (a
+    :data:`~dnspec.checks.call_history.CHECK` finding, on that case)."""
+    name = getattr(impl, "name", "the implementation")
+    message = (
+        f"{name}'s result depends on its call history: {prop_label} failed ({signature}) on this case at call "
+        f"{calls} of its process and held when the same case was called again (the same inputs under the same "
+        "torch.manual_seed do not give the same result: a generator seeded once at import, a cache keyed on the "
+        "wrong thing, or a call counter)"
+    )
+    case = failed.case if failed is not None else None
+    return Finding(prop_label, Signature(VIOLATES, HISTORY), clean(message), case, regime)
 
 
 def shrink(
