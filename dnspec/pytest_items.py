@@ -28,7 +28,6 @@ from __future__ import annotations
 import pytest
 
 from dnspec.calling.clean_text import clean
-from dnspec.running.divergences import HISTORY, explained_by_history
 
 FIXED_WORKLOAD = "fixed_workload"
 HISTORY_PROPERTY = "call_history"
@@ -210,6 +209,8 @@ def owner_of(item: DnspecItem, divergence) -> DnspecItem:
     unaccepted (one bug whatever regime's run met it, as ``dnspec verify`` groups them):
     ``item`` itself when none before it does. Only called for a failing item; the runs of
     the items before it are made here when this process has not made them (pytest-xdist)."""
+    from dnspec.running.divergences import HISTORY, explained_by_history
+
     siblings = [
         other
         for other in item.session.items
