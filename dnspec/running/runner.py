@@ -316,6 +316,7 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
             max_examples=examples_for(finding.regime, base),
             seed=seed,
             isolate_cases=died or len(task) > 2,
+            replay_case=finding.case,
         )
 
     if tasks:
