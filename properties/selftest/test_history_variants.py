@@ -101,7 +101,7 @@ def _pytest_dnspec(folder: Path, spec: str, *argv) -> subprocess.CompletedProces
     common regime and batches of one image."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTHONPATH")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "--dnspec-profile", "ci"]
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfs", "--dnspec-profile", "ci"]
         + [f"--dnspec={VARIANTS}:{spec}", "--regime", "common", "--regime", "batch_of_one", *argv],
         capture_output=True,
         text=True,
