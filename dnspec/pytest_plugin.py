@@ -24,22 +24,25 @@ Options:
 
 **Items from the installed package** (``pytest --dnspec``, the way pytest-mypy adds its
 items): in any repository with dnspec installed, no test file needed. One item per property
-(variant) and input regime, ``dnspec::boxes[common]``, and one per statistical property or
-advisory, ``dnspec::label_flip_rate[fixed_workload]`` (several SPECs: ``dnspec[SPEC]::...``).
-Their results come from the runner's public pipeline (:func:`dnspec.running.runner.run`),
-never from calling the implementation here: one run per SPEC and regime, shared by the items
-of that regime (and per fixed workload), so the properties, regimes and divergence grouping
-are ``dnspec verify``'s, and whatever isolation the runner gives its calls covers these items
-too. An item fails when its property fails in its regime; when every divergence it shows is
-accepted (``accept`` in ``[tool.dnspec]``: :mod:`dnspec.running.accept`) it is
-``xfail(strict=True)`` with the reasons; an item where an accepted check of its property is
-expected (the check's own property, in the accepted regime) but no longer fails is an
-XPASS(strict) failure: remove it from accept. With ``--against THEIRS`` (or ``against`` in
-``[tool.dnspec]``) each run of MINE follows a run of THEIRS with the same options, as
-``dnspec verify --against`` does (matched by :func:`dnspec.running.against.shared`): MINE's
-divergences that THEIRS shows too are accepted, xfail(strict) "shared with THEIRS".
-Advisories xfail (not strict) unless ``--strict-advisories``. Items are ordered regime by regime and grouped for xdist
-(``-n auto --dist loadgroup`` gives one run per regime in all); ``-n auto`` alone works too.
+(variant) and input regime, ``dnspec::boxes[common]``, and one per property checked on a
+fixed workload, ``dnspec::label_flip_rate[fixed_workload]`` (several SPECs:
+``dnspec[SPEC]::...``), built and judged by :mod:`dnspec.pytest_items`: from the runner's
+public pipeline (:func:`dnspec.running.runner.run`, one run per SPEC and regime), never
+from calling the implementation here; one failed item per divergence (the others that
+meet it are skipped as not judged, naming it and the failing item). An item fails when
+its property fails in its regime; when every divergence it shows is accepted (``accept``
+in ``[tool.dnspec]``: :mod:`dnspec.running.accept`) it is ``xfail(strict=True)`` with the
+reasons; an item where an accepted check of its property is expected (the check's own
+property, in the accepted regime) but no longer fails is an XPASS(strict) failure: remove
+it from accept. With ``--against THEIRS`` (or ``against`` in ``[tool.dnspec]``) each run
+of MINE follows a run of THEIRS with the same options, as ``dnspec verify --against``
+does: MINE's divergences that THEIRS shows too are accepted, xfail(strict) "shared with
+THEIRS". Advisories xfail (not strict) unless ``--strict-advisories``. Items are ordered
+regime by regime and grouped for xdist (``-n auto --dist loadgroup`` gives one run per
+regime in all); ``-n auto`` alone works too. What pytest shows of these items and of the
+tests of ``--impl`` (captured output, failure text, reasons) is cleaned as dnspec's
+reports are (:func:`pytest_runtest_makereport`): no control character, no line that
+starts with ``::`` (a GitHub workflow command).
 
 Tests take the fixtures ``impl`` (parametrized over --impl via pytest_generate_tests,
 as kornia does), ``regime`` (parametrized over the input regimes of
@@ -59,7 +62,8 @@ import os
 import pytest
 import torch
 
-_IMPLEMENTATIONS: dict[str, object] = {}
+from dnspec.pytest_items import DnspecCollector, DnspecItem, load
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -138,14 +142,7 @@ def pytest_configure(config):
 
 
 def _load(spec: str):
-    from dnspec.implementations.specs import SpecError, load_implementation
-
-    if spec not in _IMPLEMENTATIONS:
-        try:
-            _IMPLEMENTATIONS[spec] = load_implementation(spec)
-        except SpecError as error:
-            raise pytest.UsageError(str(error)) from error
-    return _IMPLEMENTATIONS[spec]
+    return load(spec)
 
 
 def pytest_generate_tests(metafunc):
@@ -265,9 +262,7 @@ def check_property(name: str, impl, options, variant=None, regime: str | None = 
 
 # --- items collected from the installed package (pytest --dnspec) ----------------------------
 
-FIXED_WORKLOAD = "fixed_workload"
 _CONFIGS: dict = {}
-_RUNS: dict = {}
 
 
 def _project_config(config):
@@ -330,172 +325,22 @@ def pytest_collection_modifyitems(session, config, items):
     items[:0] = added
 
 
-class DnspecCollector(pytest.Collector):
-    """dnspec's items for one SPEC: one per property (variant) and regime, and one per
-    statistical property or advisory."""
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """What pytest shows of a dnspec item (or a test of ``--impl``), cleaned as dnspec's own
+    reports are (:func:`dnspec.calling.clean_text.clean`): the captured output sections,
+    the failure text, skip and xfail reasons."""
+    outcome = yield
+    if not isinstance(item, DnspecItem) and "impl" not in getattr(item, "fixturenames", ()):
+        return
+    from dnspec.calling.clean_text import clean
 
-    spec: str = ""
-    options = None
-    accepted: list = []
-    regimes = None
-    against: str | None = None  # THEIRS (--against, or against in [tool.dnspec])
-
-    def collect(self):
-        from dnspec.checks.suite import GENERATED_KINDS, label
-        from dnspec.generation.regimes import NAMES
-        from dnspec.running import runner
-
-        impl = _load(self.spec)
-        regimes = list(self.regimes or NAMES)
-        unknown = [r for r in regimes if r not in NAMES]
-        if unknown:
-            raise pytest.UsageError(f"--regime {unknown[0]}: no such regime; regimes: {', '.join(NAMES)}")
-        selected = runner.plan(impl, self.options)
-        generated = [entry for entry in selected if entry[0].kind in GENERATED_KINDS]
-        items = []
-        for regime in regimes:  # regime by regime: one run per regime serves consecutive items
-            for prop, variant, skip in generated:
-                items.append(
-                    DnspecItem.from_parent(
-                        self, name=f"{label(prop, variant)}[{regime}]", entry=(prop, variant, skip), regime=regime
-                    )
-                )
-        for prop, variant, skip in selected:
-            if prop.kind not in GENERATED_KINDS:
-                items.append(
-                    DnspecItem.from_parent(
-                        self, name=f"{label(prop, variant)}[{FIXED_WORKLOAD}]", entry=(prop, variant, skip), regime=None
-                    )
-                )
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(f"dnspec-{self.spec}-{item.regime or item.name}"))
-        return items
-
-
-class DnspecItem(pytest.Item):
-    """One property (variant) in one regime (None: its fixed workload), judged from the
-    shared run of that regime."""
-
-    def __init__(self, *, entry, regime, **kwargs):
-        super().__init__(**kwargs)
-        self.entry, self.regime = entry, regime
-        self.shared = []  # accepted entries for the divergences THEIRS shares (--against)
-
-    def reportinfo(self):
-        return self.path, None, f"{self.parent.name}::{self.name}"
-
-    def runtest(self):
-        from dnspec.checks.suite import label
-
-        prop, variant, skip = self.entry
-        if skip:
-            pytest.skip(skip)
-        result, self.shared = _regime_run(self.parent, self.regime, self.entry)
-        name = label(prop, variant)
-        outcome = next(o for o in result.outcomes if o.label == name)
-        if outcome.status == "skip":
-            pytest.skip(outcome.message)
-        if outcome.status == "advisory":
-            pytest.xfail(f"advisory, not enforced for {self.parent.spec} (use --strict-advisories): {outcome.message}")
-        failing = self.regime is None or outcome.regimes.get(self.regime) == "fail"
-        if outcome.status == "fail" and "fail" not in outcome.regimes.values():
-            failing = True  # every call of the property is in a regime it forces: it fails where it was run
-        shown = [d for d in result.divergences if d.number in outcome.divergences] if failing else []
-        if outcome.status != "fail" or not shown:
-            self._expect_fixed(prop)
-            return
-        self._judge(shown, outcome)
-
-    def _judge(self, shown, outcome):
-        from dnspec.running.accept import match
-
-        accepted = {d.number: match(d.id, self.parent.accepted + self.shared) for d in shown}
-        lines = []
-        for d in shown:
-            entry = accepted[d.number]
-            head = f"KNOWN {d.id} (accepted: {entry.reason})" if entry else f"DIVERGENCE {d.id}"
-            lines += [f"{head}: {d.title}", f"  properties: {', '.join(d.labels)}"]
-            if d.example:
-                lines.append(f"  minimal example ({d.example_label} in {d.example_regime}): {d.example}")
-        message = "\n".join(lines)
-        if all(accepted.values()):
-            reasons = "; ".join(
-                dict.fromkeys(
-                    f"{d.id}{'' if accepted[d.number].id == d.id else f' (accepted as {accepted[d.number].id})'}: "
-                    f"{accepted[d.number].reason}"
-                    for d in shown
-                )
-            )
-            self.add_marker(pytest.mark.xfail(strict=True, reason=f"known divergence {reasons}"))
-        raise DnspecFailure(message)
-
-    def _expect_fixed(self, prop):
-        """A passing item where an accepted check of this property, in this regime, was
-        expected: strict xfail, so it fails as XPASS(strict) (remove it from accept)."""
-        from dnspec.generation.regimes import COMMON
-        from dnspec.running.accept import split_id
-
-        for entry in self.parent.accepted:
-            kind, regimes = split_id(entry.id)
-            if kind.startswith(("raises:", "died:")) or kind == "hangs" or kind.split(".")[0] != prop.name:
-                continue
-            here = {COMMON} if not regimes else set(regimes)
-            if self.regime in here or (self.regime is None and prop.kind != "contract"):
-                self.add_marker(
-                    pytest.mark.xfail(strict=True, reason=f"{entry.id} no longer happens; remove it from accept")
-                )
-                return
-
-    def repr_failure(self, excinfo):
-        if isinstance(excinfo.value, DnspecFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
-
-
-class DnspecFailure(AssertionError):
-    """A property failed in an item's regime: the divergences it shows, one per line."""
-
-
-def _regime_run(collector, regime, entry):
-    """The run that judges an item, and the accepted entries for the divergences THEIRS
-    shares (empty without --against): for a regime, every generated property of the SPEC
-    in that regime (once per process, shared by that regime's items); for a fixed workload,
-    its property (variant) alone. Through :func:`dnspec.running.runner.run`, as ``dnspec
-    verify``; with ``against``, THEIRS' run of the same properties first, then MINE's with
-    THEIRS as the oracle, its divergences matched with THEIRS' by
-    :func:`dnspec.running.against.shared` (the items need no compatibility line, so no
-    two-sample tests run for one)."""
-    import dataclasses
-
-    from dnspec.running import against as against_run
-    from dnspec.running import runner
-
-    impl = _load(collector.spec)
-    key = (collector.spec, collector.against, regime if regime is not None else entry[0].name)
-    key += (str(entry[1]) if regime is None else "",)
-    if key not in _RUNS:
-        regimes = [] if regime is None else [regime]
-        options, shared = collector.options, []
-        if collector.against:
-            theirs = _load(collector.against)
-            theirs_selected = _selected(theirs, options, regime, entry)
-            theirs_result = runner.run(theirs, options, regimes=regimes, selected=theirs_selected)
-            options = dataclasses.replace(options, against=theirs)
-        selected = [entry] if regime is None else _selected(impl, collector.options, regime, entry)
-        result = runner.run(impl, options, regimes=regimes, selected=selected)
-        if collector.against:
-            source = f"--against {collector.against}"
-            shared = list(against_run.shared(result, theirs_result, theirs, source).values())
-        _RUNS[key] = result, shared
-    return _RUNS[key]
-
-
-def _selected(impl, options, regime, entry):
-    """What a regime's run checks: every generated property of ``impl``; for a fixed
-    workload (``regime`` None), ``entry``'s property (variant) alone."""
-    from dnspec.checks.suite import GENERATED_KINDS
-    from dnspec.running import runner
-
-    if regime is None:
-        return [e for e in runner.plan(impl, options) if e[0] is entry[0] and str(e[1]) == str(entry[1])] or [entry]
-    return [e for e in runner.plan(impl, options) if e[0].kind in GENERATED_KINDS]
+    report = outcome.get_result()
+    report.sections = [(title, clean(content)) for title, content in report.sections]
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, clean(reason))
+    elif report.longrepr is not None:
+        report.longrepr = clean(str(report.longrepr))
+    if getattr(report, "wasxfail", None):
+        report.wasxfail = clean(report.wasxfail)

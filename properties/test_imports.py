@@ -1,6 +1,17 @@
-"""The package's shape: no two dnspec modules import each other in a circle, the public
-import paths that users and the documentation name keep working, and ``dnspec/``'s top
-level holds only the package's face (the pipeline's stages are folders).
+"""The package's shape: every import points down a layer and no two dnspec modules import
+each other in a circle, the public import paths that users and the documentation name
+keep working, and ``dnspec/``'s top level holds only the package's face (the pipeline's
+stages are folders).
+
+The layers, bottom to top (:data:`LAYERS`): contract, generation, implementations,
+calling, checks, running, reports, benchmarks, commands, then the face (cli, __main__,
+pytest_plugin, and the aliases reference, strategies, noise and specs, which import what
+they alias). A module of a layer may import modules of its own layer and of the layers
+below it, never above (:func:`upward_imports`). Two modules sit outside the folders:
+the package root ``dnspec`` (``__init__.py``: ``__version__`` only) is below every layer,
+so any module may import it, and it imports nothing of dnspec; ``dnspec.config`` (the
+``[tool.dnspec]`` table, a public path) belongs to the commands layer, whose commands and
+the pytest plugin read it.
 
 The import graph is read from the source (``ast``), not from what one run happened to
 import: every ``import dnspec...`` and ``from dnspec... import ...`` (or a relative one)
@@ -24,6 +35,49 @@ ROOT = Path(dnspec.__file__).parent  # the installed package when the suite runs
 
 # the package's face: what may sit at dnspec/'s top level (the stages are packages)
 FACE_LIMIT = 12
+
+# bottom to top: a module may import its own layer and those below (see the module docstring)
+LAYERS = (
+    "contract",
+    "generation",
+    "implementations",
+    "calling",
+    "checks",
+    "running",
+    "reports",
+    "benchmarks",
+    "commands",
+    "face",
+)
+ROOT_LAYER = "root"  # the package's __init__: below every layer, imports nothing of the package
+PLACED = {"config": "commands"}  # top-level modules that are not the face: the layer they belong to
+
+
+def layer_of(module: str) -> str:
+    """The layer of a dotted module name (``pkg.checks.suite`` -> ``checks``; the package
+    root -> :data:`ROOT_LAYER`; a top-level module -> its :data:`PLACED` layer, else
+    ``face``). A first-level package that is not a layer is the face's too (and fails
+    :func:`test_every_package_is_a_layer`)."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return ROOT_LAYER
+    if parts[1] in LAYERS:
+        return parts[1]
+    return PLACED.get(parts[1], "face")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Every import (module, imported) that points up a layer, or that the package root
+    makes of the package, sorted."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    found = []
+    for module, imported in graph.items():
+        for target in imported:
+            source, imported_layer = layer_of(module), layer_of(target)
+            upward = imported_layer != ROOT_LAYER and rank.get(imported_layer, -1) > rank.get(source, -1)
+            if source == ROOT_LAYER or upward:
+                found.append((module, target))
+    return sorted(found)
 
 
 def module_files(root: Path = ROOT) -> dict[str, Path]:
@@ -156,6 +210,47 @@ def test_the_walk_finds_a_circle_when_there_is_one(tmp_path):
     ]
 
 
+def test_every_import_points_down_a_layer():
+    graph = import_graph(module_files())
+    assert {layer_of(name) for name in graph} == {ROOT_LAYER, *LAYERS}  # every layer was read
+    found = upward_imports(graph)
+    assert not found, "imports that point up a layer: " + "; ".join(
+        f"{a} ({layer_of(a)}) -> {b} ({layer_of(b)})" for a, b in found
+    )
+
+
+def test_every_package_is_a_layer():
+    """A new first-level package must be given its place in :data:`LAYERS`."""
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages <= set(LAYERS), packages - set(LAYERS)
+
+
+def test_the_walk_finds_an_upward_import_when_there_is_one(tmp_path):
+    """The check can fail: a toy package whose checks import the calling layer, whose
+    commands import its config and the root's ``__version__``, passes; a function-level
+    import of a check from the calling layer (the circle the split removed, one way
+    round), of the face from a stage, or of a stage from the package root, is caught."""
+    package = tmp_path / "pkg"
+    for folder in ("calling", "checks", "commands"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("")
+    (package / "__init__.py").write_text('__version__ = "0"\n')
+    (package / "calling" / "trial.py").write_text("class Trial:\n    pass\n")
+    (package / "checks" / "suite.py").write_text("from pkg.calling.trial import Trial\n")
+    (package / "config.py").write_text("from pkg.checks import suite\n")
+    (package / "commands" / "verify.py").write_text("import pkg\nfrom pkg import config\n")
+    (package / "cli.py").write_text("from pkg.commands import verify\n")
+    assert upward_imports(import_graph(module_files(package))) == []
+    (package / "calling" / "trial.py").write_text("def run():\n    from ..checks.suite import Trial\n")
+    (package / "checks" / "suite.py").write_text("from pkg import cli\n")
+    (package / "__init__.py").write_text("from pkg.calling import trial\n")
+    assert upward_imports(import_graph(module_files(package))) == [
+        ("pkg", "pkg.calling.trial"),
+        ("pkg.calling.trial", "pkg.checks.suite"),
+        ("pkg.checks.suite", "pkg.cli"),
+    ]
+
+
 def test_report_records_know_none_of_their_writers():
     graph = import_graph(module_files())
     writers = {name for name in graph if name.startswith("dnspec.reports.") and name != "dnspec.reports.records"}
@@ -196,5 +291,5 @@ def test_top_level_is_the_package_face():
     top_modules = sorted(p.stem for p in ROOT.glob("*.py") if p.stem != "__init__")
     assert 0 < len(top_modules) <= FACE_LIMIT, top_modules
     packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
-    stages = {"contract", "generation", "checks", "running", "reports", "benchmarks", "implementations", "commands"}
+    stages = set(LAYERS) - {"face"}
     assert stages <= packages, stages - packages

@@ -5,7 +5,8 @@ A :class:`Property` names an invariant, its family and kind, and how to check it
 ``contract`` and ``agreement`` properties are checked on Hypothesis-generated cases, in
 every input regime (their ``check`` takes a :class:`~dnspec.calling.trial.Trial`, and a variant
 where the property has variants); ``statistical`` and ``advisory`` ones on large fixed
-seeded batches (their ``check`` takes the implementation, a seed and a device).
+seeded batches, and ``history`` ones (``call_history``) on a small fixed sequence of calls
+(their ``check`` takes the implementation, a seed and a device).
 Advisories are enforced only under ``strict`` or for implementations that declare
 ``fixes_advisories``; otherwise a violation is reported as an advisory, not a failure.
 ``forces`` names the regimes every call of a property is in whatever case it is given
@@ -24,6 +25,7 @@ from dnspec.checks import (
     advisories,
     agreement,
     box_checks,
+    call_history,
     distributions,
     fresh_noise,
     gradients,
@@ -34,6 +36,7 @@ from dnspec.checks import (
 from dnspec.checks import bad_input as bad_input_family
 
 CONTRACT, AGREEMENT, STATISTICAL, ADVISORY = "contract", "agreement", "statistical", "advisory"
+HISTORY = "history"  # a contract property judged on a fixed workload: the calls' order is the input
 GENERATED_KINDS = (CONTRACT, AGREEMENT)  # checked on generated cases, in every regime
 
 
@@ -232,6 +235,13 @@ PROPERTIES: tuple[Property, ...] = (
         CONTRACT,
         "after each call, grad mode, inference mode, default dtype, autocast, deterministic algorithms, intra-op threads and anomaly detection are what they were",
         process_state.check_process_state,
+    ),
+    Property(
+        "call_history",
+        "process state",
+        HISTORY,
+        "the same inputs under the same torch.manual_seed give the fresh call's outputs after other calls too (no generator seeded once, no stale cache, no call counter; 15 calls, once per run)",
+        call_history.check_call_history,
     ),
     Property(
         "label_flip_rate",

@@ -322,3 +322,49 @@ def _merge_causes(divergences: list[Divergence]) -> list[Divergence]:
         else:
             target.findings.extend(divergence.findings)
     return kept
+
+
+# --- results that depend on the call history -----------------------------------------------
+
+HISTORY = "call_history"  # dnspec.checks.call_history.CHECK: the property's check id
+SAME_SEED = ("determinism", "device_agreement", "dtype_agreement")  # compare two of its calls under one seed
+
+
+def explained_by_history(signature: Signature) -> bool:
+    """A result that depends on the call history (``call_history``), or a failed same-seed
+    comparison of two calls (:data:`SAME_SEED`), which such a result explains."""
+    return signature.kind == VIOLATES and (signature.key == HISTORY or signature.key.split(".")[0] in SAME_SEED)
+
+
+def fold_history(divergences: list[Divergence], shrunk: dict) -> list[Divergence]:
+    """One divergence for a result that depends on the call history: the ``call_history``
+    property's, and every divergence whose shrink found that its failure does not happen
+    again on the same case (``shrunk``: number -> the shrink's Finding, whose signature
+    is then ``call_history``), and, when either exists, the divergences of the properties
+    that compare two of its calls under one seed (:data:`SAME_SEED`: while its result
+    depends on what was called before, two of its calls cannot be compared; a bug of
+    their own shows once the history is fixed) are folded into the first of them, which takes the ``call_history``
+    signature and the example of the first shrink that showed it. The rest keep their
+    order; all are numbered again from 1. No history: ``divergences`` as they are."""
+    history = Signature(VIOLATES, HISTORY)
+    flaky = {n for n, f in shrunk.items() if getattr(f, "signature", None) == history}
+    folded = [d for d in divergences if d.signature == history or d.number in flaky]
+    if not folded:
+        return divergences
+    folded += [d for d in divergences if explained_by_history(d.signature)]
+    folded = [d for d in divergences if d in folded]  # their order
+    target = Divergence(0, history, [f for d in folded for f in d.findings])
+    shown = next((d for d in folded if d.number in flaky), None) or next(
+        (d for d in folded if d.signature == history), folded[0]
+    )
+    for name in ("example", "example_case", "example_shrunk", "example_message", "example_label", "example_regime"):
+        setattr(target, name, getattr(shown, name))
+    result = []
+    for divergence in divergences:
+        if divergence is folded[0]:
+            result.append(target)
+        elif divergence not in folded:
+            result.append(divergence)
+    for number, divergence in enumerate(result, 1):
+        divergence.number = number
+    return result

@@ -45,7 +45,7 @@ from dnspec.calling.call import HANGS
 from dnspec.checks.suite import GENERATED_KINDS as GENERATED
 from dnspec.checks.suite import PROPERTIES, Property, RunOptions, label
 from dnspec.generation import regimes as regime_registry
-from dnspec.running.divergences import VIOLATES, Divergence, Finding, Signature, classify
+from dnspec.running.divergences import VIOLATES, Divergence, Finding, Signature, classify, fold_history
 from dnspec.running.sweeps import (
     DIED,
     Cell,
@@ -192,7 +192,7 @@ def run(
     findings += [f for status, _, _, found in fixed.values() for f in found]
     _locate_caseless(findings)
     divergences = classify(findings, {label(p, v): i for i, (p, v, _) in enumerate(selected)})
-    _choose_examples(
+    shrunk = _choose_examples(
         divergences,
         impl,
         options,
@@ -202,6 +202,7 @@ def run(
         on_stage=on_stage,
         capture=capture,
     )
+    divergences = fold_history(divergences, shrunk)
     outcomes = []
     for prop, variant, skip in selected:
         name = label(prop, variant)
@@ -285,8 +286,9 @@ def _mixed_conventions(observed: dict) -> list[Finding]:
     return findings
 
 
-def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: bool, on_stage, capture=None) -> None:
-    """Set each divergence's example: its representative failure shrunk in its own regime,
+def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: bool, on_stage, capture=None) -> dict:
+    """Set each divergence's example, and return the shrinks' findings by divergence
+    number (:func:`dnspec.running.divergences.fold_history` reads them): its representative failure shrunk in its own regime,
     each shrink a worker task (with each try in a process of its own when the
     implementation killed a process in this run); the first case seen when shrinking is
     off, the workload of a statistical property, or a pinned case that generation does
@@ -320,6 +322,7 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
             max_examples=examples_for(finding.regime, base),
             seed=seed,
             isolate_cases=died or len(task) > 2,
+            replay_case=finding.case,
         )
 
     if tasks:
@@ -335,6 +338,7 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
         divergence.example_message = chosen.message
         divergence.example_label = chosen.label
         divergence.example_regime = chosen.regime
+    return results
 
 
 def _variant_of(prop: Property, name: str, impl, options):

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
 
 from dnspec.calling import workers
 from dnspec.calling.call import ImplementationError
 from dnspec.calling.clean_text import clean
 from dnspec.calling.trial import Trial
+from dnspec.checks.call_history import CHECK as HISTORY
 from dnspec.checks.invariants import lineage_matches, same_seed_comparison
 from dnspec.checks.suite import Property, RunOptions, enforced, label
 from dnspec.checks.violations import PropertyViolation, each_failure
@@ -382,6 +384,9 @@ class _Reproduced(Exception):
     """Raised inside a shrink run when the case shows the signature being shrunk."""
 
 
+REPLAYS = 3  # a failure a shrink found is confirmed on its case this many times more
+
+
 def shrink_here(
     impl,
     prop: Property,
@@ -393,27 +398,79 @@ def shrink_here(
     max_examples: int,
     seed=None,
     isolate_cases: bool = False,
+    replay_case=None,
 ):
     """:func:`shrink`, in this process (a worker's); ``isolate_cases``: each try in a
-    process of its own (a signature of a death, or an implementation known to die)."""
+    process of its own (a signature of a death, or an implementation known to die).
+
+    A failure that does not happen again on its case is a :func:`history_finding` on it:
+    one Hypothesis could not replay (``Flaky``), one the shrink found that fails to show
+    again on one of :data:`REPLAYS` more calls of its case, and, when generation did not
+    find it again, the sweep's own case (``replay_case``) when it does not show it on
+    each of :data:`REPLAYS` calls. A death is never replayed (each try costs a process)."""
     last: list[Finding] = []
+    calls = [0, 0]  # calls made by this shrink so far, and when the last failure was seen
+    judge = _judge_isolated if isolate_cases else _judge
+    name = label(prop, variant)
+
+    def shows(case) -> bool:
+        judged = judge(impl, case, regime, [(prop, variant)], options, False)
+        calls[0] += judged["calls"]
+        for finding in judged["results"][name] or ():
+            if finding.signature == signature:
+                last[:] = [finding]
+                calls[1] = calls[0]
+                return True
+        return False
 
     def one_case(case):
         workers.note((regime, case))
-        judge = _judge_isolated if isolate_cases else _judge
-        judged = judge(impl, case, regime, [(prop, variant)], options, False)
-        for finding in judged["results"][label(prop, variant)] or ():
-            if finding.signature == signature:
-                last[:] = [finding]
-                raise _Reproduced() from None
+        if shows(case):
+            raise _Reproduced() from None
 
+    replays = 0 if signature.key.startswith(DIED) else REPLAYS
     test = _hypothesis_test(one_case, regime, impl, options, max_examples, seed, explicit=False, shrink=True)
     with calls_limited(options):
         try:
             test()
         except _Reproduced:
-            return last[0] if last else None
+            if not last:
+                return None
+            found, seen = last[0], calls[1]
+            if all(shows(found.case) for _ in range(replays)):
+                return found
+            return history_finding(impl, name, regime, signature, found, seen)
+        except Flaky:  # FlakyFailure, FlakyReplay: a failure that did not happen again on the same case
+            return history_finding(impl, name, regime, signature, last[0] if last else None, calls[1])
+        if replay_case is not None and replays and not all(shows(replay_case) for _ in range(replays)):
+            return history_finding(
+                impl, name, regime, signature, Finding(name, signature, "", replay_case, regime), calls[0], again=True
+            )
     return None
+
+
+def history_finding(
+    impl, prop_label: str, regime: str, signature: Signature, failed, calls: int, again: bool = False
+) -> Finding:
+    """The finding of a failure that did not happen again on its case (see
+    :func:`shrink_here`): the case failed with ``signature`` at call ``calls`` of its
+    process and held when called again (``again``: it failed in the sweep, and held on
+    at least one of the shrink's replays of it), so the implementation's result
+    depends on its call history (a :data:`~dnspec.checks.call_history.CHECK` finding, on
+    that case)."""
+    name = getattr(impl, "name", "the implementation")
+    when = (
+        f"in the sweep and held on at least one of {REPLAYS} more calls of it ({calls} calls in that process)"
+        if again
+        else f"at call {calls} of its process and held when the same case was called again"
+    )
+    message = (
+        f"{name}'s result depends on its call history: {prop_label} failed ({signature}) on this case {when} "
+        "(the same inputs under the same torch.manual_seed do not give the same result: a generator seeded once "
+        "at import, a cache keyed on the wrong thing, or a call counter)"
+    )
+    case = failed.case if failed is not None else None
+    return Finding(prop_label, Signature(VIOLATES, HISTORY), clean(message), case, regime)
 
 
 def shrink(
