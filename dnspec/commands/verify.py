@@ -21,6 +21,7 @@ wrongly, is a failed property, never a dnspec traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import shlex
@@ -368,13 +369,11 @@ def _run(args) -> int:
             capture=buffer,
         )
     if wants_pictures(args.report):  # redrawn from the live implementation, each call under the time limit
-        from dnspec.reports.pictures import divergence_pictures
+        from dnspec.reports.pictures import pictures_task
 
         pictures = workers.run_tasks(  # redrawn in a worker too: the implementation never runs here
             ["pictures"],
-            lambda task: divergence_pictures(
-                tested, result.divergences, seed=args.seed, device=args.device, time_limit_s=time_limit
-            ),
+            functools.partial(pictures_task, tested, result.divergences, args.seed, args.device, time_limit),
             jobs=1,
             device=args.device,
             in_process=args.in_process,

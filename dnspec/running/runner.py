@@ -34,6 +34,7 @@ found, and ``--seed`` replays a run.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass, field
@@ -125,24 +126,7 @@ def run(
     tasks = [("sweep", regime) for regime in regime_names] if checks else []
     tasks += [("fixed", prop) for prop, variant, skip in selected if prop.kind not in GENERATED and not skip]
 
-    def execute(task):
-        kind, what = task[:2]
-        started = time.perf_counter()
-        if kind == "sweep":
-            value = sweep_here(
-                impl,
-                what,
-                checks,
-                options,
-                max_examples=examples_for(what, base),
-                seed=seed,
-                stop_early=stop_early,
-                compare_reference=compare,
-                isolate_cases=len(task) > 2,
-            )
-        else:
-            value = fixed_here(what, impl, options)
-        return value, time.perf_counter() - started
+    execute = functools.partial(_execute, impl, checks, options, base, seed, stop_early, compare)
 
     def skip(task, finished):  # a verdict is all that is wanted, and every property has one
         return stop_early and task[0] == "sweep" and _every_check_failed(checks, finished)
@@ -242,6 +226,28 @@ def run(
     return result
 
 
+def _execute(impl, checks, options, base, seed, stop_early, compare, task):
+    """One worker task of :func:`run`, timed: a regime's sweep or a fixed batch
+    (module-level, its state as arguments: it pickles for any start method)."""
+    kind, what = task[:2]
+    started = time.perf_counter()
+    if kind == "sweep":
+        value = sweep_here(
+            impl,
+            what,
+            checks,
+            options,
+            max_examples=examples_for(what, base),
+            seed=seed,
+            stop_early=stop_early,
+            compare_reference=compare,
+            isolate_cases=len(task) > 2,
+        )
+    else:
+        value = fixed_here(what, impl, options)
+    return value, time.perf_counter() - started
+
+
 def _every_check_failed(checks, done: dict) -> bool:
     """Every check has failed in some regime swept so far (the self-test's early stop)."""
     swept = [
@@ -299,22 +305,11 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
             wanted.append((divergence, prop, _variant_of(prop, finding.label, impl, options)))
     died = any(d.signature.key.startswith(DIED) for d in divergences)
     tasks = [("shrink", divergence.number) for divergence, _, _ in wanted]
-    by_task = dict(zip(tasks, wanted, strict=False))
-
-    def execute(task):
-        divergence, prop, variant = by_task[task[:2]]
-        finding = divergence.representative
-        return shrink_here(
-            impl,
-            prop,
-            variant,
-            finding.regime,
-            finding.signature,
-            options,
-            max_examples=examples_for(finding.regime, base),
-            seed=seed,
-            isolate_cases=died or len(task) > 2,
-        )
+    what = {
+        task[1]: (prop, variant, d.representative.regime, d.representative.signature)
+        for task, (d, prop, variant) in zip(tasks, wanted, strict=False)
+    }
+    execute = functools.partial(_shrink_one, impl, options, base, seed, died, what)
 
     if tasks:
         on_stage(f"shrinking {len(tasks)} divergence{'s' if len(tasks) > 1 else ''}")
@@ -329,6 +324,23 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
         divergence.example_message = chosen.message
         divergence.example_label = chosen.label
         divergence.example_regime = chosen.regime
+
+
+def _shrink_one(impl, options, base, seed, died, what, task):
+    """One shrink task of :func:`_choose_examples` (module-level, its state as arguments):
+    ``what[number]`` is (property, variant, regime, signature) of divergence ``number``."""
+    prop, variant, regime, signature = what[task[1]]
+    return shrink_here(
+        impl,
+        prop,
+        variant,
+        regime,
+        signature,
+        options,
+        max_examples=examples_for(regime, base),
+        seed=seed,
+        isolate_cases=died or len(task) > 2,
+    )
 
 
 def _variant_of(prop: Property, name: str, impl, options):
