@@ -170,9 +170,12 @@ class _Screen:
 def run(args) -> int:
     from dnspec.config import ConfigError
 
+    from dnspec.calling.start_methods import StartMethodError, forced
+
     try:
+        forced()  # DNSPEC_START_METHOD, validated before anything runs
         runs = configured_runs(args)
-    except (ConfigError, UsageProblem) as problem:
+    except (ConfigError, UsageProblem, StartMethodError) as problem:
         print(f"dnspec verify: {problem}", file=sys.stderr)
         return 2
     codes = [_run_one(one) for one in runs]
