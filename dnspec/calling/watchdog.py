@@ -64,17 +64,19 @@ class Slot:
         self._write(*(self.stack[-1] if self.stack else (0.0, 0.0, b"")))
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """Make this process (a worker) end when ``parent_pid`` does, even by SIGKILL: Linux's
+def die_with_parent() -> None:
+    """Make this process (a worker) end when its parent does, even by SIGKILL: Linux's
     parent-death signal; elsewhere a daemon thread that checks the parent twice a second
-    and kills this process group when it is gone."""
+    and kills this process group when it is gone. (A forkserver worker's parent is the
+    fork server, which ends when the run does.)"""
+    parent = os.getppid()
     if sys.platform.startswith("linux"):
         try:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
             if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
-                if os.getppid() != parent_pid:  # it died before the request took effect
+                if os.getppid() != parent:  # it died before the request took effect
                     os._exit(1)
                 return
         except (OSError, AttributeError):
@@ -83,7 +85,7 @@ def die_with_parent(parent_pid: int) -> None:
     def watch():
         while True:
             time.sleep(0.5)
-            if os.getppid() != parent_pid:
+            if os.getppid() != parent:
                 with contextlib.suppress(OSError):
                     os.killpg(os.getpgrp(), signal.SIGKILL)
                 os._exit(1)

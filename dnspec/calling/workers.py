@@ -178,17 +178,16 @@ def _one_thread_after_fork() -> None:
         torch.set_num_threads(1)
 
 
-def _worker_main(conn, record_path: str, state=None, parent_pid: int | None = None) -> None:
+def _worker_main(conn, record_path: str, state=None) -> None:
     """A worker's loop (``state``: the pickled tasks, executor, capture and hangs when not
-    forked; ``parent_pid``: the run, whose death ends it): run the task whose index arrives, send back (kind, value, output,
+    forked): run the task whose index arrives, send back (kind, value, output,
     hung) pickled; None ends it."""
     global IN_WORKER, _RECORD_FD
     IN_WORKER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # its own process group: what the implementation starts ends with it (_end)
-    if parent_pid is not None:
-        watchdog.die_with_parent(parent_pid)
+    watchdog.die_with_parent()
     faulthandler.disable()  # a crash is reported as a divergence, not as a dump on the terminal
     if state is not None:  # spawned or forkserver: the state came pickled
         loaded = pickle.loads(state)
@@ -225,12 +224,11 @@ def in_child(fn, capture=None):
     implementation printed there is absorbed into ``capture`` and its hangs merged. Raises
     :class:`ChildDied` when the process dies before answering."""
     read_fd, write_fd = os.pipe()
-    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: answer, then end without running anything else of this process
         try:
             os.close(read_fd)
-            watchdog.die_with_parent(parent)
+            watchdog.die_with_parent()
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             faulthandler.disable()
             _one_thread_after_fork()
@@ -344,7 +342,7 @@ def run_tasks(
                 if index is None:
                     break
                 if worker is None:
-                    worker = _start(context, _portable_state(tasks, execute, capture) if portable else None)
+                    worker = _start(context, _portable_state(method, tasks, execute, capture) if portable else None)
                     pool.append(worker)
                 watchdog.clear(worker.record)
                 worker.conn.send(index)
@@ -393,13 +391,13 @@ def run_tasks(
     return results
 
 
-def _portable_state(tasks, execute, capture) -> bytes:
+def _portable_state(method: str, tasks, execute, capture) -> bytes:
     """What a worker that is not forked needs, pickled (:func:`start_methods.dumps`), with
     the implementations hung so far in this run."""
     try:
         return start_methods.dumps({"tasks": tasks, "execute": execute, "capture": capture, "hung": dict(HANGS.hung)})
     except start_methods.PicklingTrouble as error:
-        raise WorkerError(f"cannot start a worker that is not forked: {error}") from error
+        raise WorkerError(f"cannot start a {method} worker: its tasks do not pickle ({error})") from error
 
 
 def _next(queue: deque, tasks: list, skip, finished: dict):
@@ -415,7 +413,7 @@ def _start(context, state) -> _Worker:
     handle, record = tempfile.mkstemp(prefix="dnspec-worker-", suffix=".record")
     os.close(handle)
     watchdog.clear(record)
-    process = context.Process(target=_worker_main, args=(child_end, record, state, os.getpid()), daemon=True)
+    process = context.Process(target=_worker_main, args=(child_end, record, state), daemon=True)
     try:
         process.start()
     except (pickle.PicklingError, AttributeError, TypeError) as error:

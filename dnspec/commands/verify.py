@@ -168,9 +168,8 @@ class _Screen:
 
 
 def run(args) -> int:
-    from dnspec.config import ConfigError
-
     from dnspec.calling.start_methods import StartMethodError, forced
+    from dnspec.config import ConfigError
 
     try:
         forced()  # DNSPEC_START_METHOD, validated before anything runs
