@@ -16,6 +16,7 @@ table, walking up from the working folder (:func:`find`); ``--config FILE`` name
     against = "upstream/denoising.py:get_contrastive_denoising_training_group"  # THEIRS: verify --against it
     jobs = 2
     time_limit = 30           # seconds per call; 0: none
+    budget = 1800             # seconds for the whole run; 0: none
     reports = ["dnspec.xml", "dnspec.json"]
     accept = [
         { id = "boxes.crossed", reason = "D-FINE keeps |w| on purpose" },
@@ -51,6 +52,7 @@ KEYS = (
     "against",
     "jobs",
     "time_limit",
+    "budget",
     "reports",
     "accept",
 )
@@ -78,6 +80,7 @@ class Config:
     against: str | None = None  # THEIRS, a SPEC made relative to the working folder like specs
     jobs: int | None = None
     time_limit: float | None = None
+    budget: float | None = None  # seconds for a whole verify run (0: none)
     reports: list[str] = field(default_factory=list)
     accept: list[Accepted] = field(default_factory=list)
 
@@ -222,6 +225,10 @@ def parse(table, path: str) -> Config:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{_where(path, key)}: must be a number of seconds (0: no limit), not {value!r}")
             config.time_limit = float(value)
+        elif key == "budget":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{_where(path, key)}: must be a number of seconds (0: no budget), not {value!r}")
+            config.budget = float(value)
         elif key == "reports":
             config.reports = [_relative(os.path.join(folder, p)) for p in _strings(value, key, path)]
         elif key == "accept":

@@ -198,3 +198,19 @@ def test_verify_gives_the_fork_verdict_with_workers_not_forked(tmp_path, capsys,
     capsys.readouterr()
     assert other[0] == forked[0] == 1
     assert _verdict(other[1]) == _verdict(forked[1])
+
+
+def test_a_spent_budget_stops_the_run_and_says_what_was_not_judged(tmp_path, capsys):
+    code, data = _report(tmp_path, "reference", "--budget", "1", "--jobs", "1")
+    out = capsys.readouterr().out
+    assert code == 1  # an incomplete verdict is never a pass
+    (note,) = [n for n in data["notes"] if n.startswith("budget: ")]
+    assert "not judged: " in note and "regime " in note
+    assert any(o["message"].startswith("not judged") for o in data["outcomes"])
+    assert "NOT fully judged" in out
+
+
+def test_the_budget_is_validated_where_parsed(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", "reference", "--budget", "soon"])
+    assert exited.value.code == 2 and "--budget" in capsys.readouterr().err

@@ -369,6 +369,7 @@ def _run(args) -> int:
             on_advance=screen.advance,
             selected=selected,
             capture=buffer,
+            budget_s=getattr(args, "budget", None) or None,
         )
     if wants_pictures(args.report):  # redrawn from the live implementation, each call under the time limit
         from dnspec.reports.pictures import pictures_task
@@ -407,6 +408,11 @@ def _run(args) -> int:
             f"hang: {impl.name} ran past the time limit of {time_limit:g} s on {HANGS.hung[impl.name]!r}; "
             "it was stopped and not called again in this run, so every later property fails"
         )
+    if result.unjudged:
+        report.notes.append(
+            f"budget: the run's budget of {args.budget:g} s (--budget) was spent; not judged: "
+            f"{', '.join(result.unjudged)}; this verdict is incomplete (exit 1)"
+        )
     if buffer.total:
         report.captured_output = {"chars": buffer.total, "head": buffer.head(), "tail": buffer.tail()}
         report.notes.append(
@@ -422,7 +428,7 @@ def _run(args) -> int:
     report.options["accepted"] = [entry.id for entry in getattr(args, "accepted", [])]
     accept.apply(report, list(getattr(args, "accepted", [])) + shared)
     report.fixed = judged_fixed(report.fixed, args, names)
-    code = 1 if any(r.status == "fail" for r in report.outcomes) else 0
+    code = 1 if any(r.status == "fail" for r in report.outcomes) or result.unjudged else 0
     if report.fixed and getattr(args, "strict_accept", False):
         code = 1
     report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)
