@@ -75,6 +75,7 @@ _STATE: dict = {}  # what a forked worker reads: the tasks, how to execute one, 
 IN_WORKER = False  # True in a worker process (and its per-case children): calls run where they are
 _RECORD_FD: int | None = None  # the worker's record file (see note)
 END_GRACE_S = 2.0  # a worker asked to end gets this long to run its finalizers before it is killed
+FORKSERVER_PRELOAD = ("torch", "hypothesis", "dnspec.running.runner", "dnspec.running.sweeps")  # names, not imports
 HUNG = "hung"  # WorkerDied.how of a worker the watchdog ended: a call ran past its limit and the grace
 
 
@@ -323,6 +324,8 @@ def run_tasks(
         return results
     method = method or start_method(device)
     context = multiprocessing.get_context(method)
+    if method == "forkserver":  # the server imports these once; each worker is then a cheap fork of it
+        context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
     portable = method != "fork"
     queue = deque(range(len(tasks)))
     pool: list[_Worker] = []
