@@ -274,34 +274,39 @@ def _marked(marker: str) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not workers.can_fork("cpu"), reason="reads /proc")
-@pytest.mark.parametrize("signal_name", ["KILL", "TERM"])
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
 @pytest.mark.parametrize("route", ["verify", "pytest"])
 def test_no_process_of_a_run_outlives_it(tmp_path, route, signal_name):
-    """``timeout -s KILL|TERM`` on a run whose builder spins (ignoring SIGALRM, with a long
-    time limit): once the run is gone, none of its processes (workers, their children) is."""
+    """As ``timeout -s KILL|TERM`` does: the run is signalled once its workers spin (a
+    builder that ignores SIGALRM, with a long time limit); once the run is gone, none of
+    its processes (workers, their children) is."""
     import time
     import uuid
 
     marker = f"DNSPEC_TEST_MARKER_{uuid.uuid4().hex}"
-    root = _project(tmp_path, f"{VARIANTS}:alarm_ignoring")
+    root = tmp_path
     (root / "pyproject.toml").write_text(f'[tool.dnspec]\nspec = "{VARIANTS}:alarm_ignoring"\ntime_limit = 600\n')
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
     env[marker] = "1"
     command = [*DNSPEC, f"{VARIANTS}:alarm_ignoring", *QUICK, "--time-limit", "600"]
     if route == "pytest":
         command = [*PYTEST, "--dnspec", "--regime", "common"]
-    subprocess.run(
-        ["timeout", "-s", signal_name, "12", *command],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        timeout=ROUTE_TIMEOUT_S,
-    )
-    deadline = time.monotonic() + 10
-    while _marked(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = _marked(marker)
-    for pid in left:  # do not leave them spinning on the machine that runs the suite
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    run = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + ROUTE_TIMEOUT_S / 2
+        while len(_marked(marker)) < 2 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_marked(marker)) >= 2, "the run never started a worker"
+        time.sleep(1.0)  # the worker is in the builder's loop
+        os.kill(run.pid, getattr(signal, signal_name))
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _marked(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _marked(marker)
+    finally:
+        run.kill()
+        for pid in _marked(marker):  # do not leave them spinning on the machine that runs the suite
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} processes of the run outlived it"
