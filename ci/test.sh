@@ -25,3 +25,5 @@ fi
 if [ -f ci/bench.sh ]; then
     bash ci/bench.sh
 fi
+# the macOS/Windows/CUDA route: the self-test and verify again with workers that are not forked (issue 26)
+bash ci/spawn.sh

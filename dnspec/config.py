@@ -16,6 +16,7 @@ table, walking up from the working folder (:func:`find`); ``--config FILE`` name
     against = "upstream/denoising.py:get_contrastive_denoising_training_group"  # THEIRS: verify --against it
     jobs = 2
     time_limit = 30           # seconds per call; 0: none
+    budget = 1800             # seconds for the whole run; 0: none
     reports = ["dnspec.xml", "dnspec.json"]
     bind = { class_embed = "class_embeds" }  # RT-DETR's argument = the builder's parameter (docs/adapters.md)
     accept = [
@@ -52,6 +53,7 @@ KEYS = (
     "against",
     "jobs",
     "time_limit",
+    "budget",
     "reports",
     "bind",
     "accept",
@@ -80,6 +82,7 @@ class Config:
     against: str | None = None  # THEIRS, a SPEC made relative to the working folder like specs
     jobs: int | None = None
     time_limit: float | None = None
+    budget: float | None = None  # seconds for a whole verify run (0: none)
     reports: list[str] = field(default_factory=list)
     bind: dict = field(default_factory=dict)  # {RT-DETR argument: the builder's parameter}
     accept: list[Accepted] = field(default_factory=list)
@@ -225,6 +228,10 @@ def parse(table, path: str) -> Config:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{_where(path, key)}: must be a number of seconds (0: no limit), not {value!r}")
             config.time_limit = float(value)
+        elif key == "budget":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{_where(path, key)}: must be a number of seconds (0: no budget), not {value!r}")
+            config.budget = float(value)
         elif key == "reports":
             config.reports = [_relative(os.path.join(folder, p)) for p in _strings(value, key, path)]
         elif key == "bind":

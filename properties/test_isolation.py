@@ -16,6 +16,7 @@ image only).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -209,3 +210,103 @@ def test_a_child_process_left_running_ends_with_its_worker():
     while not _gone(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _gone(pid)
+
+
+# --- hangs SIGALRM cannot stop, and runs ended from outside (issue 26 §2) ---------------------
+
+HANG_LIMIT_S = 2  # --time-limit in these tests; the watchdog ends the call GRACE_S later
+HANG_BOUND_S = 150  # a whole run on a loaded 2-core machine; a hang not ended would run to ROUTE_TIMEOUT_S
+
+
+@FORKS
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "1"]], ids=["default-jobs", "jobs-1"])
+@pytest.mark.parametrize("name", ["c_deadlock", "alarm_ignoring"])
+def test_a_hang_sigalrm_cannot_stop_is_one_hangs_divergence_with_its_case(tmp_path, capsys, name, jobs):
+    import time
+
+    started = time.monotonic()
+    code, data = _verify(tmp_path, name, "--time-limit", str(HANG_LIMIT_S), *jobs)
+    elapsed = time.monotonic() - started
+    out = capsys.readouterr().out
+    assert code == 1 and "Traceback" not in out
+    (divergence,) = data["divergences"]
+    assert divergence["name"].startswith("hangs"), divergence["name"]
+    assert divergence["example"].count("'labels'") == 2  # the batch of two images it hung on
+    assert "did not stop when interrupted" in json.dumps(divergence)
+    assert elapsed < HANG_BOUND_S
+
+
+def _project(tmp_path, spec: str) -> Path:
+    (tmp_path / "pyproject.toml").write_text(f'[tool.dnspec]\nspec = "{spec}"\ntime_limit = {HANG_LIMIT_S}\n')
+    return tmp_path
+
+
+@FORKS
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_the_pytest_route_fails_on_a_hang_sigalrm_cannot_stop(tmp_path, xdist):
+    root = _project(tmp_path, f"{VARIANTS}:c_deadlock")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
+    done = subprocess.run(
+        [*PYTEST, *xdist, "--dnspec", "--regime", "common"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=ROUTE_TIMEOUT_S,
+    )
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "failed" in done.stdout and "did not stop when interrupted" in done.stdout
+
+
+def _marked(marker: str) -> list[int]:
+    """Processes whose environment holds ``marker`` (this run's, and nobody else's)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if marker.encode() in environ.read() and not _gone(int(entry)):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not workers.can_fork("cpu"), reason="reads /proc")
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("route", ["verify", "pytest"])
+def test_no_process_of_a_run_outlives_it(tmp_path, route, signal_name):
+    """As ``timeout -s KILL|TERM`` does: the run is signalled once its workers spin (a
+    builder that ignores SIGALRM, with a long time limit); once the run is gone, none of
+    its processes (workers, their children) is."""
+    import time
+    import uuid
+
+    marker = f"DNSPEC_TEST_MARKER_{uuid.uuid4().hex}"
+    root = tmp_path
+    (root / "pyproject.toml").write_text(f'[tool.dnspec]\nspec = "{VARIANTS}:alarm_ignoring"\ntime_limit = 600\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
+    env[marker] = "1"
+    command = [*DNSPEC, f"{VARIANTS}:alarm_ignoring", *QUICK, "--time-limit", "600"]
+    if route == "pytest":
+        command = [*PYTEST, "--dnspec", "--regime", "common"]
+    run = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + ROUTE_TIMEOUT_S / 2
+        while len(_marked(marker)) < 2 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_marked(marker)) >= 2, "the run never started a worker"
+        time.sleep(1.0)  # the worker is in the builder's loop
+        os.kill(run.pid, getattr(signal, signal_name))
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _marked(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _marked(marker)
+    finally:
+        run.kill()
+        for pid in _marked(marker):  # do not leave them spinning on the machine that runs the suite
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} processes of the run outlived it"

@@ -126,3 +126,91 @@ def test_every_start_method_runs_tasks_and_names_a_death(method):
 def test_a_task_that_does_not_pickle_is_a_clear_error_on_spawn():
     with pytest.raises(WorkerError, match="do not pickle"):
         run_tasks([1, 2], lambda task: task, jobs=1, method="spawn")
+
+
+# --- every start method, every route (issue 26 §1) --------------------------------------------
+
+
+def test_the_start_method_variable_is_validated_before_a_run(monkeypatch, capsys):
+    monkeypatch.setenv("DNSPEC_START_METHOD", "threads")
+    assert main(["verify", "reference", *QUICK, "--only", "structure"]) == 2
+    err = capsys.readouterr().err
+    assert "DNSPEC_START_METHOD='threads'" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_the_start_method_variable_chooses_the_method(monkeypatch, method):
+    from dnspec.calling import start_methods
+
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    monkeypatch.setenv("DNSPEC_START_METHOD", method)
+    assert start_methods.start_method() == method
+
+
+def _round_trip(value):
+    import pickle
+
+    from dnspec.calling import start_methods
+
+    return pickle.loads(start_methods.dumps(value))
+
+
+def test_implementations_and_properties_travel_to_a_worker_that_is_not_forked():
+    """A closure defined in a module (the self-test's variants), a file loaded under a
+    private module name, a captured implementation and a registered property all pickle,
+    and come back as the same thing (the worker re-loads them); a lambda is a clear error."""
+    from selftest.stopping_variants import BROKEN, STOPPING
+
+    from dnspec.calling import start_methods
+    from dnspec.calling.output_capture import BoundedOutput, capturing_implementation
+    from dnspec.checks.suite import BY_NAME
+    from dnspec.implementations.specs import Implementation, load_implementation
+    from dnspec.running import sweeps  # registers properties as travelling by name
+
+    assert sweeps.property_named("structure") is BY_NAME["structure"]
+    assert _round_trip(BY_NAME["structure"]) is BY_NAME["structure"]
+    assert _round_trip(STOPPING["segfault"]) is STOPPING["segfault"]
+    assert _round_trip(BROKEN["reseeds"]) == BROKEN["reseeds"]
+    from_file = load_implementation(f"{FIXTURES / 'broken.py'}:build")
+    assert from_file.fn.__module__.startswith("_dnspec_tree_") or from_file.fn.__module__ != "broken"
+    again = _round_trip(from_file)
+    assert again.name == from_file.name and again.fn is from_file.fn  # re-loaded by its SPEC
+    buffer = BoundedOutput()
+    captured = _round_trip((capturing_implementation(from_file, buffer), buffer))
+    assert captured[0].fn.buffer is captured[1]  # one buffer, as in the run
+    with pytest.raises(start_methods.PicklingTrouble, match="cannot be sent"):
+        start_methods.dumps(Implementation("lambda", lambda *a: None))
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_verify_gives_the_fork_verdict_with_workers_not_forked(tmp_path, capsys, monkeypatch, method):
+    """The macOS/Windows/CUDA route: every executor pickles, the verdict is the fork one
+    (the reference conforms, a broken builder's divergences are the same)."""
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    few = ["--only", "structure", "attention_mask", "label_flip_rate", "--regime", "common", "batch_of_one"]
+    spec = f"{FIXTURES / 'broken.py'}:build"
+    forked = _report(tmp_path, spec, *few)
+    monkeypatch.setenv("DNSPEC_START_METHOD", method)
+    assert _report(tmp_path, "reference", *few)[0] == 0
+    other = _report(tmp_path, spec, *few)
+    capsys.readouterr()
+    assert other[0] == forked[0] == 1
+    assert _verdict(other[1]) == _verdict(forked[1])
+
+
+def test_a_spent_budget_stops_the_run_and_says_what_was_not_judged(tmp_path, capsys):
+    code, data = _report(tmp_path, "reference", "--budget", "1", "--jobs", "1")
+    out = capsys.readouterr().out
+    assert code == 1  # an incomplete verdict is never a pass
+    (note,) = [n for n in data["notes"] if n.startswith("budget: ")]
+    assert "not judged: " in note and "regime " in note
+    assert any(o["message"].startswith("not judged") for o in data["outcomes"])
+    assert "NOT fully judged" in out
+
+
+def test_the_budget_is_validated_where_parsed(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", "reference", "--budget", "soon"])
+    assert exited.value.code == 2 and "--budget" in capsys.readouterr().err

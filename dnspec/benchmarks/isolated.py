@@ -13,6 +13,7 @@ again without them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from dnspec.calling import workers
@@ -21,19 +22,13 @@ from dnspec.calling import workers
 def measure_isolated(impls: list, workloads: list, *, specs: list[str], on_progress=None, **options) -> list:
     """:func:`dnspec.benchmarks.timing.measure` (same options), each workload in a worker
     process; ``on_progress(description, rounds)`` hears of each workload measured."""
-    from dnspec.benchmarks import timing
     from dnspec.benchmarks import workloads as workload_defaults
 
     rounds = options.get("rounds", workload_defaults.DEFAULT_ROUNDS)
     on_progress = on_progress or (lambda description, n: None)
     workloads = list(workloads)
 
-    def measure(task):
-        index, chosen = task
-        return timing.measure(
-            [impls[i] for i in chosen], [workloads[index]], specs=[specs[i] for i in chosen], **options
-        )
-
+    measure = functools.partial(_measure, impls, workloads, specs, options)
     everyone = tuple(range(len(impls)))
     tasks = [(index, everyone) for index in range(len(workloads))]
     results = workers.run_tasks(
@@ -47,21 +42,33 @@ def measure_isolated(impls: list, workloads: list, *, specs: list[str], on_progr
     return out
 
 
+def _measure(impls, workloads, specs, options, task):
+    """A worker task: workload ``task[0]`` measured on the implementations ``task[1]``
+    (module-level, its state as arguments: it pickles for any start method)."""
+    from dnspec.benchmarks import timing
+
+    index, chosen = task
+    return timing.measure([impls[i] for i in chosen], [workloads[index]], specs=[specs[i] for i in chosen], **options)
+
+
+def _probe(impls, workload, specs, options, i):
+    """A worker task: implementation ``i`` called once alone on ``workload``."""
+    from dnspec.benchmarks import timing
+
+    return timing.measure(
+        [impls[i]],
+        [workload],
+        specs=[specs[i]],
+        **{**options, "rounds": 1, "blocks": 1, "memory": False, "warmup": 0, "min_sample_s": 0.0},
+    )
+
+
 def _without_culprits(impls, specs, workload, index, measure, options) -> list:
     """The workload's measurements when its worker died: each SPEC tried once alone; those
     that die get an error row, the others are measured again together."""
-    from dnspec.benchmarks import timing
     from dnspec.benchmarks.results import Measurement
 
-    def probe(task):
-        i = task
-        return timing.measure(
-            [impls[i]],
-            [workload],
-            specs=[specs[i]],
-            **{**options, "rounds": 1, "blocks": 1, "memory": False, "warmup": 0, "min_sample_s": 0.0},
-        )
-
+    probe = functools.partial(_probe, impls, workload, specs, options)
     probes = workers.run_tasks(list(range(len(impls))), probe, jobs=1)
     died = {i: p for i, p in enumerate(probes) if isinstance(p, workers.WorkerDied)}
     alive = tuple(i for i in range(len(impls)) if i not in died)

@@ -86,13 +86,33 @@ def watched(fn, *args, **kwargs):
             process_state.restore(before)
 
 
+# In a worker: its deadline slot (dnspec.calling.watchdog.Slot), told each timed call's limit so
+# that the run can end a call SIGALRM does not stop; None elsewhere.
+WATCH = None
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None, what: str):
-    """Raise ImplementationTimeout in the main thread after ``seconds`` (SIGALRM).
+    """Raise ImplementationTimeout in the main thread after ``seconds`` (SIGALRM); in a
+    worker, also arm its watchdog slot (:data:`WATCH`) for the call, so that a call that
+    ignores SIGALRM is ended from outside.
 
-    Off the main thread, or where SIGALRM does not exist, or with ``seconds`` None,
-    no limit applies.
+    Off the main thread, or where SIGALRM does not exist, only the watchdog applies; with
+    ``seconds`` None, no limit applies.
     """
+    watch = WATCH if seconds is not None and seconds > 0 else None
+    if watch is not None:
+        watch.arm(seconds, what)
+    try:
+        with _alarm(seconds, what):
+            yield
+    finally:
+        if watch is not None:
+            watch.disarm()
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float | None, what: str):
     usable = (
         seconds is not None
         and seconds > 0

@@ -105,13 +105,23 @@ def captured(buffer: BoundedOutput):
         yield
 
 
+class _CapturedCall:
+    """``impl(*args, **kwargs)`` with its output sent to ``buffer``: an object, not a
+    closure, so that it pickles for a worker that is not forked (``impl`` travels as
+    :mod:`dnspec.calling.start_methods` sends implementations, ``buffer`` with it)."""
+
+    def __init__(self, impl, buffer: BoundedOutput):
+        self.impl, self.buffer = impl, buffer
+        functools.update_wrapper(self, impl.fn)
+
+    def __call__(self, *args, **kwargs):
+        with captured(self.buffer):
+            return self.impl.fn(*args, **kwargs)
+
+    def __reduce__(self):
+        return _CapturedCall, (self.impl, self.buffer)
+
+
 def capturing_implementation(impl, buffer: BoundedOutput):
     """The same Implementation, with its output captured during every call."""
-    fn = impl.fn
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        with captured(buffer):
-            return fn(*args, **kwargs)
-
-    return replace(impl, fn=call)
+    return replace(impl, fn=_CapturedCall(impl, buffer))

@@ -31,6 +31,18 @@ creates its own CUDA context. Where a context exists here anyway (or on macOS, W
 workers are started with ``forkserver`` or ``spawn`` (:func:`start_method`), and then the
 tasks and ``execute`` must pickle (a clear :class:`WorkerError` otherwise, never a run in
 this process).
+``DNSPEC_START_METHOD`` forces a start method (:mod:`dnspec.calling.start_methods`, which
+also sends the implementation by reference where it cannot travel by value).
+
+A call that SIGALRM does not end (ignored or blocked, C code spinning or deadlocked) is
+ended from here: the run reads each busy worker's deadline slot
+(:mod:`dnspec.calling.watchdog`) and kills the worker's process group
+:data:`~dnspec.calling.watchdog.GRACE_S` after the call's limit; the task gets a
+:class:`WorkerDied` whose ``how`` is :data:`HUNG`, with the case the worker noted, and the
+implementation counts as hung in this run (``HANGS``: later workers refuse to call it).
+Workers die with the run (SIGTERM, SIGHUP, SIGINT, exit; SIGKILL through the parent-death
+signal), see :mod:`dnspec.calling.watchdog`.
+
 ``in_process`` (``dnspec verify --in-process``, for pdb) runs the tasks here instead, in
 order: the only route where the implementation shares the verdict's process.
 """
@@ -53,6 +65,8 @@ from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
+from dnspec.calling import call as calling
+from dnspec.calling import start_methods, watchdog
 from dnspec.calling.call import HANGS
 
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # torch.cuda.is_available() makes no context here
@@ -61,6 +75,8 @@ _STATE: dict = {}  # what a forked worker reads: the tasks, how to execute one, 
 IN_WORKER = False  # True in a worker process (and its per-case children): calls run where they are
 _RECORD_FD: int | None = None  # the worker's record file (see note)
 END_GRACE_S = 2.0  # a worker asked to end gets this long to run its finalizers before it is killed
+FORKSERVER_PRELOAD = ("torch", "hypothesis", "dnspec.running.runner", "dnspec.running.sweeps")  # names, not imports
+HUNG = "hung"  # WorkerDied.how of a worker the watchdog ended: a call ran past its limit and the grace
 
 
 @dataclass(frozen=True)
@@ -118,22 +134,14 @@ def default_jobs() -> int:
 
 
 def can_fork(device: str = "cpu") -> bool:
-    """Whether workers can be forked from this process: Linux, and no CUDA context here
-    (a forked child cannot use one its parent made)."""
-    import torch
-
-    return (
-        sys.platform.startswith("linux")
-        and "fork" in multiprocessing.get_all_start_methods()
-        and not (torch.cuda.is_available() and torch.cuda.is_initialized())
-    )
+    """Whether workers can be forked from this process (:func:`start_methods.can_fork`)."""
+    return start_methods.can_fork()
 
 
 def start_method(device: str = "cpu") -> str:
-    """``fork`` where :func:`can_fork`, else ``forkserver`` (POSIX) or ``spawn``."""
-    if can_fork(device):
-        return "fork"
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    """``DNSPEC_START_METHOD`` if set, else ``fork`` where :func:`can_fork`, else
+    ``forkserver`` (POSIX) or ``spawn`` (:func:`start_methods.start_method`)."""
+    return start_methods.start_method()
 
 
 # --- in a worker -----------------------------------------------------------------------------
@@ -148,21 +156,17 @@ def note(record) -> None:
         data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # an unpicklable case: its repr still names it
         data = pickle.dumps((record[0], repr(record[1])) if isinstance(record, tuple) else repr(record))
-    os.pwrite(_RECORD_FD, len(data).to_bytes(8, "little") + data, 0)
+    os.pwrite(_RECORD_FD, len(data).to_bytes(8, "little") + data, watchdog.RECORD_AT)
 
 
 def _read_record(path: str):
     try:
         with open(path, "rb") as file:
+            file.seek(watchdog.RECORD_AT)
             size = int.from_bytes(file.read(8), "little")
             return pickle.loads(file.read(size)) if size else None
     except Exception:
         return None
-
-
-def _clear_record(path: str) -> None:
-    with open(path, "r+b") as file:
-        file.write(b"\0" * 8)
 
 
 def _one_thread_after_fork() -> None:
@@ -176,18 +180,23 @@ def _one_thread_after_fork() -> None:
 
 
 def _worker_main(conn, record_path: str, state=None) -> None:
-    """A worker's loop: run the task whose index arrives, send back (kind, value, output,
+    """A worker's loop (``state``: the pickled tasks, executor, capture and hangs when not
+    forked): run the task whose index arrives, send back (kind, value, output,
     hung) pickled; None ends it."""
     global IN_WORKER, _RECORD_FD
     IN_WORKER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # its own process group: what the implementation starts ends with it (_end)
+    watchdog.die_with_parent()
     faulthandler.disable()  # a crash is reported as a divergence, not as a dump on the terminal
-    _one_thread_after_fork()
     if state is not None:  # spawned or forkserver: the state came pickled
-        _STATE.update(state)
+        loaded = pickle.loads(state)
+        HANGS.hung.update(loaded.pop("hung"))
+        _STATE.update(loaded)
+    _one_thread_after_fork()
     _RECORD_FD = os.open(record_path, os.O_WRONLY)
+    calling.WATCH = watchdog.Slot(_RECORD_FD)
     capture = _STATE.get("capture")
     while True:
         index = conn.recv()
@@ -220,6 +229,7 @@ def in_child(fn, capture=None):
     if pid == 0:  # the child: answer, then end without running anything else of this process
         try:
             os.close(read_fd)
+            watchdog.die_with_parent()
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             faulthandler.disable()
             _one_thread_after_fork()
@@ -314,11 +324,20 @@ def run_tasks(
         return results
     method = method or start_method(device)
     context = multiprocessing.get_context(method)
-    state = None if method == "fork" else {"tasks": tasks, "execute": execute, "capture": capture}
+    if method == "forkserver":  # the server imports these once; each worker is then a cheap fork of it
+        context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    portable = method != "fork"
     queue = deque(range(len(tasks)))
     pool: list[_Worker] = []
     limit = max(1, min(jobs, len(tasks)))
     _STATE.update(tasks=tasks, execute=execute, capture=capture)
+
+    def give_up(worker: _Worker, index: int, how: str, detail: str) -> None:
+        results[index] = finished[tasks[index]] = WorkerDied(tasks[index], detail, how, _read_record(worker.record))
+        _end(worker)
+        pool.remove(worker)
+        on_done(tasks[index])
+
     try:
         while queue or any(w.index is not None for w in pool):
             for worker in [w for w in pool if w.index is None] + [None] * (limit - len(pool)):
@@ -326,29 +345,36 @@ def run_tasks(
                 if index is None:
                     break
                 if worker is None:
-                    worker = _start(context, state)
+                    worker = _start(context, _portable_state(method, tasks, execute, capture) if portable else None)
                     pool.append(worker)
-                _clear_record(worker.record)
+                watchdog.clear(worker.record)
                 worker.conn.send(index)
                 worker.index = index
             busy = [w for w in pool if w.index is not None]
             if not busy:
                 break
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=watchdog.POLL_S)
             for worker in busy:
                 if worker.conn not in ready and worker.process.sentinel not in ready:
+                    late = watchdog.overdue(worker.record)
+                    if late is not None:  # SIGALRM did not end the call: end its worker from here
+                        what, seconds = late
+                        detail = (
+                            f"{what} ran past the time limit of {seconds:g} s and did not stop when interrupted "
+                            f"(SIGALRM ignored or blocked, or C code that never returns); dnspec ended its process "
+                            f"{watchdog.GRACE_S:g} s later"
+                        )
+                        index = worker.index
+                        give_up(worker, index, HUNG, detail)
+                        record = results[index].record
+                        HANGS.hung.setdefault(what, record[1] if isinstance(record, tuple) else record)
                     continue
                 index, worker.index = worker.index, None
                 try:
                     kind, value, output, hung = pickle.loads(worker.conn.recv_bytes())
                 except (EOFError, OSError):  # it died before answering
                     worker.process.join()
-                    how, detail = describe_exit(worker.process.exitcode)
-                    results[index] = WorkerDied(tasks[index], detail, how, _read_record(worker.record))
-                    finished[tasks[index]] = results[index]
-                    _end(worker)
-                    pool.remove(worker)
-                    on_done(tasks[index])
+                    give_up(worker, index, *describe_exit(worker.process.exitcode))
                     continue
                 if kind == "error":
                     raise WorkerError(f"a dnspec worker failed on {tasks[index]!r}:\n{value}")
@@ -368,6 +394,15 @@ def run_tasks(
     return results
 
 
+def _portable_state(method: str, tasks, execute, capture) -> bytes:
+    """What a worker that is not forked needs, pickled (:func:`start_methods.dumps`), with
+    the implementations hung so far in this run."""
+    try:
+        return start_methods.dumps({"tasks": tasks, "execute": execute, "capture": capture, "hung": dict(HANGS.hung)})
+    except start_methods.PicklingTrouble as error:
+        raise WorkerError(f"cannot start a {method} worker: its tasks do not pickle ({error})") from error
+
+
 def _next(queue: deque, tasks: list, skip, finished: dict):
     while queue:
         index = queue.popleft()
@@ -380,6 +415,7 @@ def _start(context, state) -> _Worker:
     parent_end, child_end = context.Pipe()
     handle, record = tempfile.mkstemp(prefix="dnspec-worker-", suffix=".record")
     os.close(handle)
+    watchdog.clear(record)
     process = context.Process(target=_worker_main, args=(child_end, record, state), daemon=True)
     try:
         process.start()
@@ -388,6 +424,7 @@ def _start(context, state) -> _Worker:
             f"cannot start a {context.get_start_method()} worker: its tasks do not pickle ({error}); "
             "CUDA already initialized in dnspec's own process?"
         ) from error
+    watchdog.track(process.pid)
     child_end.close()
     return _Worker(process, parent_end, record)
 
@@ -398,10 +435,10 @@ def _end(worker: _Worker, grace_s: float = 0.0) -> None:
     if grace_s:
         worker.process.join(grace_s)
     if worker.process.is_alive():
-        worker.process.kill()
+        watchdog.kill_group(worker.process.pid)
     worker.process.join()
-    with contextlib.suppress(OSError):  # child processes the implementation left in the worker's group
-        os.killpg(worker.process.pid, signal.SIGKILL)
+    watchdog.kill_group(worker.process.pid)  # child processes the implementation left in the worker's group
+    watchdog.untrack(worker.process.pid)
     worker.conn.close()
     with contextlib.suppress(OSError):
         os.unlink(worker.record)

@@ -21,6 +21,7 @@ wrongly, is a failed property, never a dnspec traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import shlex
@@ -167,11 +168,13 @@ class _Screen:
 
 
 def run(args) -> int:
+    from dnspec.calling.start_methods import StartMethodError, forced
     from dnspec.config import ConfigError
 
     try:
+        forced()  # DNSPEC_START_METHOD, validated before anything runs
         runs = configured_runs(args)
-    except (ConfigError, UsageProblem) as problem:
+    except (ConfigError, UsageProblem, StartMethodError) as problem:
         print(f"dnspec verify: {problem}", file=sys.stderr)
         return 2
     codes = [_run_one(one) for one in runs]
@@ -371,15 +374,14 @@ def _run(args) -> int:
             on_advance=screen.advance,
             selected=selected,
             capture=buffer,
+            budget_s=getattr(args, "budget", None) or None,
         )
     if wants_pictures(args.report):  # redrawn from the live implementation, each call under the time limit
-        from dnspec.reports.pictures import divergence_pictures
+        from dnspec.reports.pictures import pictures_task
 
         pictures = workers.run_tasks(  # redrawn in a worker too: the implementation never runs here
             ["pictures"],
-            lambda task: divergence_pictures(
-                tested, result.divergences, seed=args.seed, device=args.device, time_limit_s=time_limit
-            ),
+            functools.partial(pictures_task, tested, result.divergences, args.seed, args.device, time_limit),
             jobs=1,
             device=args.device,
             in_process=args.in_process,
@@ -411,6 +413,11 @@ def _run(args) -> int:
             f"hang: {impl.name} ran past the time limit of {time_limit:g} s on {HANGS.hung[impl.name]!r}; "
             "it was stopped and not called again in this run, so every later property fails"
         )
+    if result.unjudged:
+        report.notes.append(
+            f"budget: the run's budget of {args.budget:g} s (--budget) was spent; not judged: "
+            f"{', '.join(result.unjudged)}; this verdict is incomplete (exit 1)"
+        )
     if buffer.total:
         report.captured_output = {"chars": buffer.total, "head": buffer.head(), "tail": buffer.tail()}
         report.notes.append(
@@ -426,7 +433,7 @@ def _run(args) -> int:
     report.options["accepted"] = [entry.id for entry in getattr(args, "accepted", [])]
     accept.apply(report, list(getattr(args, "accepted", [])) + shared)
     report.fixed = judged_fixed(report.fixed, args, names)
-    code = 1 if any(r.status == "fail" for r in report.outcomes) else 0
+    code = 1 if any(r.status == "fail" for r in report.outcomes) or result.unjudged else 0
     if report.fixed and getattr(args, "strict_accept", False):
         code = 1
     report.exit_code, report.seconds = code, round(time.perf_counter() - started, 2)

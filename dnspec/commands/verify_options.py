@@ -15,6 +15,20 @@ import os
 from dnspec.config import DTYPE_NAMES
 
 DEFAULT_TIME_LIMIT_S = 30.0
+DEFAULT_BUDGET_S = 1800.0  # a whole verify run: past it, the verdict so far and what was not judged (exit 1)
+
+
+def _seconds(text: str) -> float:
+    """--budget's value: a number of seconds, 0 for none."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds (0: no budget), not {text!r}")
+    return value
+
+
 UPSTREAM_ARGUMENTS = (
     "targets",
     "num_classes",
@@ -86,6 +100,14 @@ def build_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         metavar="SECONDS",
         help=f"stop any single call of the implementation after this long (default {DEFAULT_TIME_LIMIT_S:g}; 0 = no limit)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help=f"stop the whole run after this long with the verdict so far, saying what was not judged, exit 1 "
+        f"(default {DEFAULT_BUDGET_S:g}; 0 = no budget)",
     )
     parser.add_argument(
         "--no-pinned",
@@ -309,6 +331,7 @@ def configured_runs(args) -> list:
         ("against", None if getattr(args, "no_against", False) else config.against),
         ("jobs", config.jobs),
         ("time_limit", config.time_limit if config.time_limit is not None else DEFAULT_TIME_LIMIT_S),
+        ("budget", config.budget if config.budget is not None else DEFAULT_BUDGET_S),
         ("report", config.reports or None),
     ):
         if getattr(args, name, None) is None:

@@ -115,6 +115,8 @@ def summary_line(report: VerifyReport) -> str:
     if counts.get("known"):
         parts.insert(2, f"{counts['known']} known")
     verdict = "conforms" if counts["fail"] == 0 else "does NOT conform"
+    if counts["fail"] == 0 and any(note.startswith("budget: ") for note in report.notes):
+        verdict = "NOT fully judged (its budget was spent)"
     known = sum(1 for d in report.divergences if d.known)
     new = len(report.divergences) - known
     if new:

@@ -34,6 +34,7 @@ found, and ``--seed`` replays a run.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class RunResult:
     compatibility_level: str = ""  # a key of COMPATIBILITY
     lineages: dict = field(default_factory=dict)  # lineage contract -> [cases with its numbers, cases compared]
     against_raised: int = 0  # cases on which THEIRS (--against) raised, judged by the contract alone
+    unjudged: tuple = ()  # what the run's budget left unjudged: "regime common", "label_flip_rate", "shrinking"
 
 
 # --- the whole run ---------------------------------------------------------------------------
@@ -103,17 +105,23 @@ def run(
     stop_early=False,
     selected=None,
     capture=None,
+    budget_s: float | None = None,
 ) -> RunResult:
     """The verify pipeline (see the module docstring). ``names``: properties to run (None:
     all); ``regimes``: regimes to sweep (None: all); ``on_stage(text)`` says what runs now
     and ``on_advance()`` that a sweep or fixed batch finished (for a progress bar);
     ``stop_early``: verdicts only (no shrinking, each property stops at its first failure,
     one process); ``selected``: a :func:`plan` to run instead; ``capture``: the buffer the
-    implementation's output goes to (worker processes send theirs back to it). With
+    implementation's output goes to (worker processes send theirs back to it);
+    ``budget_s``: seconds for the whole run, after which no further sweep, fixed batch or
+    shrink starts (those running finish, each call under its time limit and the
+    watchdog) and :attr:`RunResult.unjudged` names what was not judged. With
     ``options.jobs`` above 1 the sweeps and fixed batches run in worker processes
     (:mod:`dnspec.calling.workers`); shrinking stays here."""
     on_stage = on_stage or (lambda text: None)
     on_advance = on_advance or (lambda: None)
+    ends = time.monotonic() + budget_s if budget_s else None
+    unjudged: list[str] = []
     HANGS.hung.pop(impl.name, None)  # "hung earlier in this run" means this run
     base = options.max_examples if options.max_examples is not None else settings.default.max_examples
     derandomized = settings.default.derandomize
@@ -125,26 +133,12 @@ def run(
     tasks = [("sweep", regime) for regime in regime_names] if checks else []
     tasks += [("fixed", prop) for prop, variant, skip in selected if prop.kind not in GENERATED and not skip]
 
-    def execute(task):
-        kind, what = task[:2]
-        started = time.perf_counter()
-        if kind == "sweep":
-            value = sweep_here(
-                impl,
-                what,
-                checks,
-                options,
-                max_examples=examples_for(what, base),
-                seed=seed,
-                stop_early=stop_early,
-                compare_reference=compare,
-                isolate_cases=len(task) > 2,
-            )
-        else:
-            value = fixed_here(what, impl, options)
-        return value, time.perf_counter() - started
+    execute = functools.partial(_execute, impl, checks, options, base, seed, stop_early, compare)
 
-    def skip(task, finished):  # a verdict is all that is wanted, and every property has one
+    def skip(task, finished):  # a verdict is all that is wanted, and every property has one; or out of budget
+        if ends is not None and time.monotonic() > ends:
+            unjudged.append(f"regime {task[1]}" if task[0] == "sweep" else task[1].name)
+            return True
         return stop_early and task[0] == "sweep" and _every_check_failed(checks, finished)
 
     jobs = 1 if stop_early else max(1, options.jobs)
@@ -198,7 +192,7 @@ def run(
         options,
         base,
         seed,
-        shrink_them=not stop_early and Phase.shrink in settings.default.phases,
+        shrink_them=not stop_early and Phase.shrink in settings.default.phases and not _spent(ends, unjudged),
         on_stage=on_stage,
         capture=capture,
     )
@@ -214,6 +208,8 @@ def run(
                     prop, variant, {r: c[name] for r, c in cells.items()}, divergences, seconds.get(name, 0.0)
                 )
             )
+        elif prop.name not in fixed:  # the budget was spent before its batch ran
+            outcomes.append(Outcome(prop, variant, "skip", "not judged: the run's budget (--budget) was spent"))
         else:
             status, message, details, _ = fixed[prop.name]
             numbers = [d.number for d in divergences if any(f.label == name for f in d.findings)]
@@ -242,7 +238,38 @@ def run(
     )
     result = RunResult(outcomes, divergences, line, seed, calls, tuple(same_seed), conventions, level)
     result.lineages, result.against_raised = lineage_tallies, against_raised
+    result.unjudged = tuple(unjudged)
     return result
+
+
+def _execute(impl, checks, options, base, seed, stop_early, compare, task):
+    """One worker task of :func:`run`, timed: a regime's sweep or a fixed batch
+    (module-level, its state as arguments: it pickles for any start method)."""
+    kind, what = task[:2]
+    started = time.perf_counter()
+    if kind == "sweep":
+        value = sweep_here(
+            impl,
+            what,
+            checks,
+            options,
+            max_examples=examples_for(what, base),
+            seed=seed,
+            stop_early=stop_early,
+            compare_reference=compare,
+            isolate_cases=len(task) > 2,
+        )
+    else:
+        value = fixed_here(what, impl, options)
+    return value, time.perf_counter() - started
+
+
+def _spent(ends, unjudged: list) -> bool:
+    """The budget is spent (then shrinking is skipped, and said)."""
+    if ends is not None and time.monotonic() > ends:
+        unjudged.append("shrinking (each divergence keeps the first case seen)")
+        return True
+    return False
 
 
 def _every_check_failed(checks, done: dict) -> bool:
@@ -307,23 +334,11 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
             wanted.append((divergence, prop, _variant_of(prop, finding.label, impl, options)))
     died = any(d.signature.key.startswith(DIED) for d in divergences)
     tasks = [("shrink", divergence.number) for divergence, _, _ in wanted]
-    by_task = dict(zip(tasks, wanted, strict=False))
-
-    def execute(task):
-        divergence, prop, variant = by_task[task[:2]]
-        finding = divergence.representative
-        return shrink_here(
-            impl,
-            prop,
-            variant,
-            finding.regime,
-            finding.signature,
-            options,
-            max_examples=examples_for(finding.regime, base),
-            seed=seed,
-            isolate_cases=died or len(task) > 2,
-            replay_case=finding.case,
-        )
+    what = {
+        task[1]: (prop, variant, d.representative.regime, d.representative.signature, d.representative.case)
+        for task, (d, prop, variant) in zip(tasks, wanted, strict=False)
+    }
+    execute = functools.partial(_shrink_one, impl, options, base, seed, died, what)
 
     if tasks:
         on_stage(f"shrinking {len(tasks)} divergence{'s' if len(tasks) > 1 else ''}")
@@ -339,6 +354,26 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
         divergence.example_label = chosen.label
         divergence.example_regime = chosen.regime
     return results
+
+
+def _shrink_one(impl, options, base, seed, died, what, task):
+    """One shrink task of :func:`_choose_examples` (module-level, its state as arguments):
+    ``what[number]`` is (property, variant, regime, signature, case) of divergence ``number``,
+    the case its sweep saw (replayed first: a failure that does not happen again there
+    depends on the call history)."""
+    prop, variant, regime, signature, case = what[task[1]]
+    return shrink_here(
+        impl,
+        prop,
+        variant,
+        regime,
+        signature,
+        options,
+        max_examples=examples_for(regime, base),
+        seed=seed,
+        isolate_cases=died or len(task) > 2,
+        replay_case=case,
+    )
 
 
 def _variant_of(prop: Property, name: str, impl, options):

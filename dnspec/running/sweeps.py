@@ -15,6 +15,7 @@ phases (plan, sweep every regime, classify, shrink, judge) are :mod:`dnspec.runn
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -22,19 +23,30 @@ from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 
-from dnspec.calling import workers
+from dnspec.calling import start_methods, workers
 from dnspec.calling.call import ImplementationError
 from dnspec.calling.clean_text import clean
 from dnspec.calling.trial import Trial
 from dnspec.checks.call_history import CHECK as HISTORY
 from dnspec.checks.invariants import lineage_matches, same_seed_comparison
-from dnspec.checks.suite import Property, RunOptions, enforced, label
+from dnspec.checks.suite import BY_NAME, Property, RunOptions, enforced, label
 from dnspec.checks.violations import PropertyViolation, each_failure
 from dnspec.contract import lineages
 from dnspec.generation import regimes as regime_registry
 from dnspec.generation.strategies import REGIME_SETS, edge_case_buckets, pinned_cases, regime_cases
+from dnspec.running.divergences import HANGS as _HANGS
 from dnspec.running.divergences import RAISES as _RAISES
 from dnspec.running.divergences import VIOLATES, Finding, Signature, crash_signature
+
+
+def property_named(name: str) -> Property:
+    """The registered property ``name`` (how a property travels to a worker that is not forked)."""
+    return BY_NAME[name]
+
+
+start_methods.BY_REFERENCE.append(
+    (lambda obj: isinstance(obj, Property), lambda p: (property_named, (p.name,)) if BY_NAME.get(p.name) is p else None)
+)
 
 # each edge regime gets this share of the common regime's examples, and at least EDGE_MIN
 EDGE_SHARE = 0.2
@@ -208,6 +220,12 @@ def death_finding(prop_label: str, how: str, detail: str, case, regime: str, imp
     )
 
 
+def hang_finding(prop_label: str, how: str, detail: str, case, regime: str, impl=None, call_regimes=None) -> Finding:
+    """The finding of a call the watchdog ended (the same signature as a call SIGALRM
+    stopped: one ``hangs`` divergence)."""
+    return Finding(prop_label, Signature(_HANGS, "timeout"), detail, case, regime, call_regimes=call_regimes)
+
+
 def _judge(impl, case, regime: str, pending, options: RunOptions, compare_reference: bool) -> dict:
     """Every pending check on one case: {"results": {label: None (held) or [Finding]},
     "calls", "observed", "same_seed": (equal, compared), "lineages": {name: equal},
@@ -244,7 +262,7 @@ def _judge_isolated(impl, case, regime: str, pending, options: RunOptions, compa
     """:func:`_judge` in a process forked for this case alone; a death is a finding of
     every pending check on this case (one divergence: the same signature)."""
     try:
-        return workers.in_child(lambda: _judge(impl, case, regime, pending, options, compare_reference))
+        return workers.in_child(functools.partial(_judge, impl, case, regime, pending, options, compare_reference))
     except workers.ChildDied as died:
         return {
             "results": {
@@ -326,22 +344,26 @@ def sweep(
     ``stop_early``: stop checking a property at its first failure (a verdict is all that
     is wanted: the self-test)."""
     task = ("sweep", regime)
-
-    def execute(task):
-        return sweep_here(
-            impl,
-            regime,
-            checks,
-            options,
-            max_examples=max_examples,
-            seed=seed,
-            stop_early=stop_early,
-            compare_reference=compare_reference,
-            isolate_cases=len(task) > 2,
-        )
-
+    execute = functools.partial(
+        _sweep_task, impl, regime, checks, options, max_examples, seed, stop_early, compare_reference
+    )
     value = run_isolated([task], execute, options, jobs=1)[0]
     return died_result(task, value, checks) if isinstance(value, workers.WorkerDied) else value
+
+
+def _sweep_task(impl, regime, checks, options, max_examples, seed, stop_early, compare_reference, task):
+    """A worker task of :func:`sweep` (module-level, its state as arguments: it pickles)."""
+    return sweep_here(
+        impl,
+        regime,
+        checks,
+        options,
+        max_examples=max_examples,
+        seed=seed,
+        stop_early=stop_early,
+        compare_reference=compare_reference,
+        isolate_cases=len(task) > 2,
+    )
 
 
 def run_isolated(tasks: list, execute, options: RunOptions, *, jobs: int, capture=None, on_done=None, skip=None):
@@ -349,7 +371,8 @@ def run_isolated(tasks: list, execute, options: RunOptions, *, jobs: int, captur
     (:func:`dnspec.calling.workers.run_tasks`); a sweep or shrink whose worker died is run
     again with each case in a process of its own (``execute`` gets the task with
     ``"isolated"`` appended), and keeps its :class:`~dnspec.calling.workers.WorkerDied`
-    only if that dies too."""
+    only if that dies too. A task whose call the watchdog ended (``how`` is
+    :data:`~dnspec.calling.workers.HUNG`) is not run again: it would hang again."""
     values = workers.run_tasks(
         tasks,
         execute,
@@ -363,7 +386,7 @@ def run_isolated(tasks: list, execute, options: RunOptions, *, jobs: int, captur
     dead = [
         i
         for i, (t, v) in enumerate(zip(tasks, values, strict=False))
-        if isinstance(v, workers.WorkerDied) and t[0] != "fixed"
+        if isinstance(v, workers.WorkerDied) and v.how != workers.HUNG and t[0] != "fixed"
     ]
     if dead:
         again = workers.run_tasks(
@@ -489,29 +512,40 @@ def shrink(
     when the signature is a death). Returns the minimal Finding, or None when generation
     does not reproduce it (it was seen on a pinned case only)."""
 
-    def execute(task):
-        return shrink_here(
-            impl,
-            prop,
-            variant,
-            regime,
-            signature,
-            options,
-            max_examples=max_examples,
-            seed=seed,
-            isolate_cases=len(task) > 2 or signature.key.startswith(DIED),
-        )
-
+    execute = functools.partial(
+        _shrink_task, impl, prop, variant, regime, signature, options, max_examples, seed, False
+    )
     value = run_isolated([("shrink", regime)], execute, options, jobs=1)[0]
     return None if isinstance(value, workers.WorkerDied) else value
+
+
+def _shrink_task(impl, prop, variant, regime, signature, options, max_examples, seed, isolate, task):
+    """A worker task of :func:`shrink` (module-level, its state as arguments: it pickles);
+    each try in a process of its own when ``isolate``, when the task was isolated after a
+    death, or when the signature is a death."""
+    return shrink_here(
+        impl,
+        prop,
+        variant,
+        regime,
+        signature,
+        options,
+        max_examples=max_examples,
+        seed=seed,
+        isolate_cases=isolate or len(task) > 2 or signature.key.startswith(DIED),
+    )
 
 
 def fixed_workload(prop: Property, impl, options: RunOptions):
     """Run a statistical property or an advisory in a worker process: (status, message,
     details, findings); a worker that died is a failure."""
     task = ("fixed", prop)
-    value = run_isolated([task], lambda task: fixed_here(prop, impl, options), options, jobs=1)[0]
+    value = run_isolated([task], functools.partial(_fixed_task, prop, impl, options), options, jobs=1)[0]
     return died_result(task, value, []) if isinstance(value, workers.WorkerDied) else value
+
+
+def _fixed_task(prop, impl, options, task):
+    return fixed_here(prop, impl, options)
 
 
 def fixed_here(prop: Property, impl, options: RunOptions):
@@ -543,11 +577,14 @@ def fixed_here(prop: Property, impl, options: RunOptions):
 def died_result(task, died, checks):
     """What a task whose worker process died (twice: the second time with each case in a
     process of its own) counts as: for a sweep, one death finding of every check on the
-    case the worker noted last (else in that regime); for a fixed batch, a failed property."""
+    case the worker noted last (else in that regime); for a fixed batch, a failed property.
+    A worker the watchdog ended (``how`` :data:`~dnspec.calling.workers.HUNG`) stands for a
+    ``hangs`` finding instead, with the same case: one divergence however many checks."""
     kind, what = task[:2]
+    made = hang_finding if died.how == workers.HUNG else death_finding
     if kind == "fixed":
         case = died.record[1] if isinstance(died.record, tuple) and hasattr(died.record[1], "targets") else None
-        finding = death_finding(what.name, died.how, died.detail, case, regime_registry.COMMON)
+        finding = made(what.name, died.how, died.detail, case, regime_registry.COMMON)
         return ("fail", f"checking {what.name}: {finding.message}", finding.message, [finding])
     regime, case = died.record if isinstance(died.record, tuple) and len(died.record) == 2 else (what, None)
     if not hasattr(case, "targets"):
@@ -556,7 +593,7 @@ def died_result(task, died, checks):
     for prop, variant in checks:
         cell = Cell(label(prop, variant), what)
         cell.add(
-            death_finding(
+            made(
                 cell.label,
                 died.how,
                 died.detail,

@@ -6,6 +6,10 @@ can pass.
 
 ``STOPPING``  variants that end their process (``os._exit(0)``, ``sys.exit(0)``, a segfault)
               on batches of one image;
+``HANGING``   variants that hang where SIGALRM cannot stop them, on batches of two images
+              (the common regime): a deadlock inside C (a pthread mutex locked twice
+              through ctypes, as a CUDA or OpenMP deadlock looks) and a loop that ignores
+              SIGALRM; only the run's watchdog ends them (one ``hangs`` divergence);
 ``BROKEN``    variants of the two new properties, with the properties that must catch them
               (the shape of :data:`properties.selftest.broken_variants.BROKEN`);
 ``CONTROLS``  correct variants that must pass everything: one changes process state and
@@ -34,8 +38,8 @@ def _one_image(targets) -> bool:
     return len(targets) == 1
 
 
-def _variant(misbehave):
-    """The reference, after ``misbehave(targets, ...)`` on batches of one image."""
+def _variant(misbehave, images: int = 1):
+    """The reference, after ``misbehave()`` on batches of ``images`` images."""
 
     def fn(
         targets,
@@ -48,7 +52,7 @@ def _variant(misbehave):
         *,
         noise=None,
     ):
-        if _one_image(targets):
+        if len(targets) == images:
             misbehave()
         return reference(
             targets,
@@ -78,6 +82,25 @@ def calls_sys_exit():
 def segfaults():
     """Reads address 0: a segmentation fault."""
     ctypes.string_at(0)
+
+
+def deadlocks_in_c():
+    """Locks one pthread mutex twice through ctypes: the thread waits forever inside libc,
+    never back in Python (no signal handler runs). glibc's pthread_mutex_t is 40 bytes on
+    x86_64; a zeroed buffer of 64 is a valid default mutex on every libc we meet."""
+    libc = ctypes.CDLL(None)
+    mutex = ctypes.create_string_buffer(64)
+    libc.pthread_mutex_lock(mutex)
+    libc.pthread_mutex_lock(mutex)
+
+
+def ignores_alarm_and_loops():
+    """Ignores SIGALRM (a library that installs SIG_IGN for "robustness"), then loops."""
+    import signal
+
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    while True:
+        pass
 
 
 def reseeds():
@@ -245,6 +268,11 @@ STOPPING: dict[str, Implementation] = {
     "segfault": _impl("segfault", _variant(segfaults)),
 }
 
+HANGING: dict[str, Implementation] = {
+    "c_deadlock": _impl("c-deadlock", _variant(deadlocks_in_c, images=2)),
+    "ignores_alarm": _impl("ignores-alarm", _variant(ignores_alarm_and_loops, images=2)),
+}
+
 BROKEN: dict[str, tuple[Implementation, set[str]]] = {
     "grad_mode_leak": (_impl("grad-mode-leak", leaks_grad_mode), {"process_state"}),
     "reseeds": (_impl("reseeds", _variant(reseeds)), {"fresh_noise"}),
@@ -261,4 +289,5 @@ CONTROLS: dict[str, Implementation] = {
 os_exit, sys_exit, segfault = (STOPPING[name] for name in ("os_exit", "sys_exit", "segfault"))
 grad_mode_leak, reseeding, noise_caching = (BROKEN[name][0] for name in ("grad_mode_leak", "reseeds", "caches_noise"))
 state_restoring, other_draw_order, thread_leaving = CONTROLS.values()
+c_deadlock, alarm_ignoring = HANGING["c_deadlock"], HANGING["ignores_alarm"]
 dirty_text = _impl("dirty-text", _variant(prints_and_raises_dirty_text))

@@ -11,7 +11,7 @@ import pytest
 from dnspec.checks.suite import BY_NAME, RunOptions
 from dnspec.running.runner import evaluate
 
-from .stopping_variants import BROKEN, CONTROLS, REGIME, STOPPING
+from .stopping_variants import BROKEN, CONTROLS, HANGING, REGIME, STOPPING
 
 OPTIONS = RunOptions(seed=0, max_examples=10)
 
@@ -37,3 +37,15 @@ def test_a_state_or_noise_variant_is_caught(name):
 def test_a_correct_control_passes(name, prop):
     outcome = evaluate(BY_NAME[prop], CONTROLS[name], OPTIONS)
     assert outcome.status == "pass", (name, prop, outcome.message)
+
+
+@pytest.mark.parametrize("name", HANGING)
+def test_a_hang_sigalrm_cannot_stop_fails_with_the_case_it_hung_on(name):
+    """The route of the pytest plugin and the self-test: the run's watchdog ends the call
+    (a C deadlock, a loop that ignores SIGALRM) and the property fails with a hangs
+    finding on a batch of two images."""
+    from dataclasses import replace
+
+    outcome = evaluate(BY_NAME["structure"], HANGING[name], replace(OPTIONS, time_limit_s=1))
+    assert outcome.status == "fail"
+    assert "did not stop when interrupted" in outcome.message + outcome.details, outcome.message

@@ -344,6 +344,12 @@ def pictures_for(impl, divergence, *, seed=None, device: str = "cpu", time_limit
     return pictures
 
 
+def pictures_task(impl, divergences, seed, device, time_limit_s, task):
+    """:func:`divergence_pictures` as a worker task (module-level, its state as arguments:
+    it pickles for any start method)."""
+    return divergence_pictures(impl, divergences, seed=seed, device=device, time_limit_s=time_limit_s)
+
+
 def divergence_pictures(impl, divergences, *, seed=None, device: str = "cpu", time_limit_s=None) -> Pictures:
     """Every divergence's pictures (see :func:`pictures_for`); never raises (but
     KeyboardInterrupt): a picture that cannot be drawn is a note."""
