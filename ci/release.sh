@@ -58,7 +58,7 @@ echo "ci/release.sh: built and checked $(basename "$sdist") and $(basename "$whe
 
 # 3. a new venv outside the repository: the lock's dependencies, then the README's line
 step=$(seconds)
-python3 -m venv "$work/venv"
+"${PYTHON:-$(command -v python3.11 || command -v python3)}" -m venv "$work/venv"  # the lock is for Python 3.11
 # --no-compile: no .pyc for torch's thousands of modules (minutes on a loaded machine)
 "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps --no-compile \
     -r ci/locks/test.txt 2>&1 | quiet || fail "installing ci/locks/test.txt into a new venv failed"
