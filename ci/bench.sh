@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/dnspec ] || [ -n "$(find dnspec pyproject.toml -newer .venv/bin/dnspec -print -quit)" ]; then
-    bash ci/install.sh test,peers,plot
+    bash ci/install.sh
 fi
 status=0
 .venv/bin/dnspec bench reference fast \

@@ -18,7 +18,7 @@ content, then the closing comment (the convention of docs/ and the README):
 
 ``produced by the command in its first line``: the fenced block's first line is ``$ COMMAND``;
 the command is run in the repository root (``bash -c``, the environment's ``.venv/bin``
-first on PATH, stdout and stderr together as a terminal shows them) and its output must be
+first on PATH (``DNSPEC_DOCS_VENV`` names another venv: ci/latest.sh), stdout and stderr together as a terminal shows them) and its output must be
 the rest of the block. Volatile parts are normalised on both sides before comparing (see
 :data:`VOLATILE`: seconds taken, the repository's absolute path, temporary folders). A line
 ``...`` in the block stands for any number of output lines (the block shows the head and
@@ -39,6 +39,11 @@ The blocks' commands run in parallel (one per core), so the check costs about it
 command. The links: every ``[text](target)`` outside code whose target is not a URL must
 name an existing file relative to the page, and its ``#anchor`` (if any) a heading of the
 target page, spelled as GitHub spells heading anchors.
+
+A block whose output differs only in a package's version (``transformers 5.24.0`` where the
+run prints ``5.25.0``, a name the lock pins) is reported as that move in one line, with what
+to do: a version the lock moved to means regenerating the block in the lock's commit; any
+other means the environment is not the lock's (``bash ci/install.sh``).
 """
 
 from __future__ import annotations
@@ -139,7 +144,7 @@ def fenced(body: str) -> tuple[str, str, int, int]:
 
 def run(command: str) -> str:
     env = dict(os.environ)
-    venv_bin = ROOT / ".venv" / "bin"
+    venv_bin = ROOT / os.environ.get("DNSPEC_DOCS_VENV", ".venv") / "bin"  # ci/latest.sh: .venv-latest
     if venv_bin.is_dir():
         env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
     for volatile in ("GITHUB_ACTIONS", "FORCE_COLOR", "DNSPEC_PROFILE"):
@@ -182,6 +187,85 @@ def elided(documented: str, actual: str) -> str:
     return "\n".join(out[:head] + ["..."] + (out[len(out) - tail :] if tail else []))
 
 
+# --- a difference that is a package's version alone ------------------------------------------
+
+LOCKS = [ROOT / "ci" / "locks" / "test.txt"]  # the lock of the environment the blocks run in (.venv)
+# "transformers 5.25.0", "torch==2.13.0+cpu", "dnspec v0.1.0": a name, then a version
+PACKAGE_VERSION = re.compile(
+    r"(?<![\w.\-])(?P<name>[A-Za-z][A-Za-z0-9_.\-]*?)(?P<sep>==| v?|=v?)(?P<version>\d+(?:\.\d+)+(?:[a-z0-9.+!]*[a-z0-9])?)(?![\w.])"
+)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions() -> dict[str, str]:
+    """{canonical package name: version} pinned by the lock files (``name==version``)."""
+    pins = {}
+    for lock in LOCKS:
+        if lock.is_file():
+            for m in re.finditer(
+                r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)==([^\s;\\]+)", lock.read_text(encoding="utf-8"), re.M
+            ):
+                pins[_canonical(m[1])] = m[2]
+    return pins
+
+
+def _versions(text: str, known: set[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for m in PACKAGE_VERSION.finditer(text):
+        if _canonical(m["name"]) in known:
+            found.setdefault(m["name"], []).append(m["version"])
+    return found
+
+
+def version_moves(documented: str, actual: str) -> str | None:
+    """When the block and the output differ only in the versions printed after package
+    names (a name the lock pins, or dnspec/python): one line naming each package whose
+    version moved, old -> new, and what to do (the lock's version: regenerate the block;
+    another: this environment is not the lock's). None when anything else differs too, or
+    no package version does."""
+    pins = locked_versions()
+    known = set(pins) | {"dnspec", "python"}
+
+    def masked(text: str) -> str:
+        def mask(m: re.Match) -> str:
+            return f"{m['name']}{m['sep']}<version>" if _canonical(m["name"]) in known else m.group(0)
+
+        return PACKAGE_VERSION.sub(mask, normalise(text))
+
+    if not matches(masked(documented), masked(actual)):
+        return None
+    before, after = _versions(normalise(documented), known), _versions(normalise(actual), known)
+    by_lock, elsewhere, unpinned = [], [], []
+    for name in sorted(set(before) | set(after), key=_canonical):
+        old, new = sorted(set(before.get(name, []))), sorted(set(after.get(name, [])))
+        if old == new:
+            continue
+        moved = f"{name} {', '.join(old) or '(none)'} -> {', '.join(new) or '(none)'}"
+        pin = pins.get(_canonical(name))
+        if pin is None:
+            unpinned.append(moved)
+        elif new == [pin]:
+            by_lock.append(moved)
+        else:
+            elsewhere.append(f"{moved} (the lock pins {pin})")
+    moves = []
+    if by_lock:
+        moves.append(
+            ", ".join(by_lock) + " (the lock's version now: regenerate the block, python ci/docs.py --update, "
+            "in the lock's commit)"
+        )
+    if elsewhere:
+        moves.append(
+            ", ".join(elsewhere) + " (this environment is not the lock's: bash ci/install.sh installs the lock, "
+            "bash ci/lock.sh moves it)"
+        )
+    moves.extend(unpinned)
+    return "differs: " + "; ".join(moves) if moves else None
+
+
 def paragraphs(text: str) -> list[str]:
     return [p.strip("\n") for p in re.split(r"\n[ \t]*\n", text.strip("\n")) if p.strip()]
 
@@ -216,6 +300,9 @@ def judge(block: Block) -> Verdict:
             new_body = block.body[:start] + new_inner + block.body[end:]
             if matches(documented, actual):
                 return Verdict(block, True)
+            moved = version_moves(documented, actual)
+            if moved:
+                return Verdict(block, False, moved, new_body)
             diff = difflib.unified_diff(
                 normalise(documented).split("\n"),
                 normalise(actual).split("\n"),
@@ -230,6 +317,9 @@ def judge(block: Block) -> Verdict:
             actual = run(command)
             if matches(block.body, actual):
                 return Verdict(block, True)
+            moved = version_moves(block.body, actual)
+            if moved:
+                return Verdict(block, False, moved, actual)
             diff = difflib.unified_diff(
                 normalise(block.body).split("\n"),
                 normalise(actual).split("\n"),

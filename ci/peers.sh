@@ -3,11 +3,11 @@
 #
 #   bash ci/peers.sh [OUT.md]        (default OUT.md: peers-matrix.md)
 #
-# 1. Creates .venv-peers in the repository root (reused when present) and installs dnspec
-#    into it, non-editable, with every peer: transformers (the `peers` extra), libreyolo,
-#    lightly-train and ultralytics, with torch 2.14.1 and torchvision 0.29.1 held by
-#    ci/constraints-peers.txt (both lie on our machines' disk; pip never pulls another
-#    torch). The peers need torchvision, and PyPI's torchvision does not load beside the
+# 1. Creates .venv-peers in the repository root (reused when present) and installs into it
+#    exactly the peers' lock, ci/locks/peers.txt (written by ci/lock.sh, --require-hashes):
+#    every peer, transformers (the `peers` extra), libreyolo, lightly-train and
+#    ultralytics, with torch 2.14.1 and torchvision 0.29.1 (both lie on our machines'
+#    disk; pip never pulls another torch), then dnspec, non-editable, --no-deps. The peers need torchvision, and PyPI's torchvision does not load beside the
 #    CPU torch 2.13 of the default .venv, which this job leaves as it is.
 # 2. Runs the adapter tests in that venv: properties/test_peer_adapters.py (libreyolo,
 #    lightly-train) and properties/test_adapters.py (transformers, ultralytics).
@@ -45,11 +45,16 @@ else
     "${PYTHON:-$(command -v python3.11 || command -v python3)}" -m venv "$venv"
 fi
 status=0
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c ci/constraints-peers.txt \
-    ".[test,peers,plot]" torch torchvision libreyolo lightly-train ultralytics >"$venv/pip-install.log" 2>&1 || status=$?
+rm -rf build
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    -r ci/locks/peers.txt >"$venv/pip-install.log" 2>&1 || status=$?
+if [ "$status" -eq 0 ]; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation . \
+        >>"$venv/pip-install.log" 2>&1 || status=$?
+fi
 grep -v "^WARNING: Location .* is ignored" "$venv/pip-install.log" || true
 if [ "$status" -ne 0 ]; then
-    echo "ci/peers.sh: pip install into $venv failed (exit $status); the peers' pins do not resolve together with ci/constraints-peers.txt" >&2
+    echo "ci/peers.sh: pip install into $venv failed (exit $status): ci/locks/peers.txt (bash ci/lock.sh writes it), then dnspec" >&2
     exit 2
 fi
 if ! "$venv/bin/python" -m pip check >"$venv/pip-check.log" 2>&1; then

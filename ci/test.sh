@@ -3,25 +3,23 @@
 # configured in pyproject.toml), run the property suite against the installed package on
 # every core (pytest-xdist's -n auto: each worker has its own module-level caches, and the
 # tests write only under their tmp_path), check that every output shown in README.md and
-# docs/ is still what its command prints and every link resolves (ci/docs.py), then the
-# speed gates (ci/bench.sh). Extra arguments go to pytest (e.g. --impl fast; -n 0 runs in
-# one process). pytest's exit status is kept: a failure, or no test collected (5), fails
+# docs/ is still what its command prints and every link resolves (ci/docs.py), the release
+# artifact check (ci/release.sh), then the speed gates (ci/bench.sh). Extra arguments go
+# to pytest (e.g. --impl fast; -n 0 runs in one process). pytest's exit status is kept: a failure, or no test collected (5), fails
 # this script; so does any ruff finding or documentation difference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash ci/install.sh test,peers,plot
-# ruff pinned: another version formats differently
-RUFF_VERSION=0.17.6
-if [ "$(.venv/bin/ruff --version 2>/dev/null)" != "ruff ${RUFF_VERSION}" ]; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check "ruff==${RUFF_VERSION}" 2>&1 \
-        | grep -v "^WARNING: Location .* is ignored" || true
-fi
+bash ci/install.sh
+# ruff comes from the lock (ci/locks/test.in pins it: another version formats differently)
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # .venv/bin/pytest (not `python -m pytest`) so the installed dnspec is tested, not ./dnspec
 .venv/bin/pytest properties -p no:cacheprovider -n auto "$@"
 # the documented outputs: each marked block's command re-run (in parallel), links checked
 .venv/bin/python ci/docs.py
+# the release artifact: sdist and wheel built, checked, installed into a new venv and run
+# from outside the repository (ci/release.sh)
+bash ci/release.sh
 if [ -f ci/bench.sh ]; then
     bash ci/bench.sh
 fi

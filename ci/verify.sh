@@ -3,6 +3,6 @@
 # RT-DETR contract. Arguments go to `dnspec verify` (default: reference).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash ci/install.sh test,peers,plot
+bash ci/install.sh
 if [ "$#" -eq 0 ]; then set -- reference; fi
 .venv/bin/dnspec verify "$@"

@@ -5,7 +5,7 @@ Each command module provides ``add_parser(subparsers)`` (registers its arguments
 
 Only the command at hand is imported and registered (``dnspec verify ...`` never imports
 the benchmark machinery, ``dnspec bench`` never the verify pipeline); ``dnspec``,
-``dnspec --help`` and an unknown command register them all, so the help lists every
+``dnspec --help``, ``dnspec --version`` and an unknown command register them all, so the help lists every
 command and argparse names the valid choices.
 """
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from dnspec import __version__
 
 COMMAND_MODULES = ("verify", "matrix", "bench", "demo", "contracts")
 
@@ -32,6 +34,8 @@ def build_parser(argv: list[str] | None = None, *, every_command: bool = False) 
         prog="dnspec",
         description="Verify and benchmark contrastive denoising (CDN) query builders of RT-DETR-style detectors.",
     )
+    # the version written once, in dnspec/__init__.py (pyproject.toml reads it from there)
+    parser.add_argument("--version", action="version", version=f"dnspec {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = None if every_command else _command_in(argv)
     for name in COMMAND_MODULES if chosen is None else (chosen,):

@@ -6,7 +6,8 @@ commands is ``python ci/docs.py`` itself, run by ci/test.sh after the suite.)
 The checker's own behaviour is tested on pages written under tmp_path: a block whose
 output changed is caught and ``--update`` rewrites it, volatile parts (seconds, the
 clone's path) are not a difference, ``...`` stands for any lines, a copied block must be
-its file's paragraphs, and a broken link or anchor is named."""
+its file's paragraphs, a broken link or anchor is named, and a block that differs only in
+a locked package's version says which package moved (and nothing else is called that)."""
 
 import importlib.util
 import sys
@@ -109,3 +110,46 @@ def test_links_and_anchors(tmp_path, link, broken):
     (tmp_path / "other.md").write_text("# A heading\n\n## Second\n\n## Second\n")
     page = _page(tmp_path, f"# Here\n\nsee {link}\n\n```\n[fenced](missing.md)\n```\n")
     assert bool(docs.link_problems(page)) == broken
+
+
+def test_a_difference_in_a_locked_packages_version_alone_names_the_package(tmp_path, monkeypatch):
+    lock = tmp_path / "test.txt"
+    lock.write_text(
+        "transformers==5.25.0 \\\n    --hash=sha256:00\n    # via dnspec\ntorch==2.13.0+cpu \\\n    --hash=sha256:11\n"
+    )
+    monkeypatch.setattr(docs, "LOCKS", [lock])
+    block = (
+        "<!-- lineage: produced by the command in its first line -->\n```\n"
+        "$ printf '| rt_detr | transformers 5.25.0 | conforms |\\nrows 3 in 1.5 s\\n'\n"
+        "| rt_detr | transformers 5.24.0 | conforms |\nrows 3 in 9.0 s\n```\n<!-- /lineage -->\n"
+    )
+    (moved,) = docs.blocks(_page(tmp_path, block))
+    verdict = docs.judge(moved)
+    assert not verdict.ok and "\n" not in verdict.message
+    assert verdict.message.startswith("differs: transformers 5.24.0 -> 5.25.0 (the lock's version now")
+    assert "transformers 5.25.0" in verdict.new_body  # --update still rewrites it
+    # a version the lock does not pin: the environment is not the lock's
+    (stale,) = docs.blocks(_page(tmp_path, block.replace("transformers 5.25.0 |", "transformers 5.26.0 |")))
+    message = docs.judge(stale).message
+    assert "transformers 5.24.0 -> 5.26.0 (the lock pins 5.25.0)" in message and "bash ci/install.sh" in message
+
+
+@pytest.mark.parametrize(
+    ("documented", "actual"),
+    [
+        ("transformers 5.24.0\nrows 3", "transformers 5.25.0\nrows 4"),  # the version and something else
+        ("spans 0.267 of 1.5", "spans 0.268 of 1.5"),  # a number after a word that is no package
+        ("notapackage 1.2.3", "notapackage 1.2.4"),  # a name the lock does not pin
+    ],
+)
+def test_other_differences_are_not_called_a_version_move(tmp_path, monkeypatch, documented, actual):
+    lock = tmp_path / "test.txt"
+    lock.write_text("transformers==5.25.0 \\\n    --hash=sha256:00\n")
+    monkeypatch.setattr(docs, "LOCKS", [lock])
+    assert docs.version_moves(documented, actual) is None
+    assert docs.version_moves(documented, documented) is None
+
+
+def test_the_real_lock_is_read():
+    pins = docs.locked_versions()
+    assert pins.get("torch", "").endswith("+cpu") and "transformers" in pins and "ruff" in pins

@@ -1,8 +1,11 @@
 """The documentation describes what the code has: every registered property in the table of
 docs/properties.md, every input regime in docs/regimes.md, every empty-batch convention in
 docs/conventions.md and every fast builder it names; and the README stays a front door (at
-most about 250 lines) whose map links every page of docs/."""
+most about 250 lines) whose map links every page of docs/; the install lines of the README and
+docs/ci.md work today (a clone, or the wheel of this version: ci/release.sh runs the README's
+line), and the version is written once, where ``dnspec --version`` reads it."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,55 @@ def test_the_readme_is_a_front_door_that_maps_every_page():
     assert len(pages) >= 10
     unlinked = [name for name in pages if f"(docs/{name})" not in README]
     assert not unlinked, unlinked
+
+
+# the install lines (issue 24): dnspec is not on the package index, so every page says how to
+# install it from a clone or from the wheel built from one, and ci/release.sh runs the
+# README's GitHub Actions line as written on the wheel it builds
+WHEEL_STEP = re.compile(r"^- run: (pip install (?:[\w.\-]+/)*dnspec-(?P<version>[^-\s]+)-py3-none-any\.whl)$", re.M)
+
+
+def _version_in_source() -> str:
+    (version,) = re.findall(r'^__version__ = "([^"]+)"$', (ROOT / "dnspec" / "__init__.py").read_text(), re.M)
+    return version
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/ci.md"])
+def test_no_page_installs_dnspec_from_the_index_it_is_not_on(page):
+    text = (ROOT / page).read_text(encoding="utf-8")
+    assert not re.search(r"pip install ['\"]?dnspec(?![\w/\-.])", text), page
+    assert "pip install path/to/dnspec" in text, page  # from a clone
+
+
+def test_the_readmes_ci_step_installs_the_wheel_of_this_version():
+    steps = WHEEL_STEP.findall(README)
+    assert len(steps) == 1, (
+        "the README's GitHub Actions example has one '- run: pip install .../dnspec-VERSION-py3-none-any.whl'"
+    )
+    assert WHEEL_STEP.search(README)["version"] == _version_in_source()
+    # ci/release.sh reads the line with the same shape and runs it on the wheel it builds
+    assert "- run: \\(pip install .*dnspec-[^ ]*\\.whl\\)$" in (ROOT / "ci" / "release.sh").read_text()
+
+
+def test_every_wheel_the_pages_name_is_this_versions():
+    version = _version_in_source()
+    for page in ("README.md", "docs/ci.md"):
+        named = re.findall(r"dnspec-([^-\s`]+)-py3-none-any\.whl", (ROOT / page).read_text(encoding="utf-8"))
+        assert named and set(named) == {version}, (page, named)
+    assert f"pip install tools/dnspec-{version}-py3-none-any.whl" in _page("ci.md")  # its GitHub Actions job
+
+
+def test_the_version_is_written_once_and_dnspec_version_prints_it(capsys):
+    import importlib.metadata
+
+    import dnspec
+    from dnspec.cli import main
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "dnspec.__version__"}
+    assert dnspec.__version__ == _version_in_source() == importlib.metadata.version("dnspec")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"dnspec {dnspec.__version__}\n"
