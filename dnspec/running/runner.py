@@ -46,9 +46,10 @@ from dnspec.calling.call import HANGS
 from dnspec.checks.suite import GENERATED_KINDS as GENERATED
 from dnspec.checks.suite import PROPERTIES, Property, RunOptions, label
 from dnspec.generation import regimes as regime_registry
-from dnspec.running.divergences import VIOLATES, Divergence, Finding, Signature, classify, fold_history
+from dnspec.running.divergences import HISTORY, VIOLATES, Divergence, Finding, Signature, classify, fold_history
 from dnspec.running.sweeps import (
     DIED,
+    REPLAYED,
     Cell,
     died_result,
     examples_for,
@@ -319,7 +320,11 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
     each shrink a worker task (with each try in a process of its own when the
     implementation killed a process in this run); the first case seen when shrinking is
     off, the workload of a statistical property, or a pinned case that generation does
-    not reproduce."""
+    not reproduce. A shrink's call-history finding that rests only on a replay of the
+    sweep's case (:data:`~dnspec.running.sweeps.REPLAYED`) is kept only when the
+    ``call_history`` property failed in this run too; else the divergence keeps its own
+    signature and the sweep's case. A ``.mixed`` finding (two conventions across cases)
+    is not shrunk: no one case shows it."""
     wanted = []
     for divergence in divergences:
         finding = divergence.representative
@@ -329,6 +334,7 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
             and prop is not None
             and prop.kind in GENERATED
             and finding.signature.kind != "hangs"
+            and not finding.signature.key.endswith(".mixed")  # two conventions across cases: no one case shows it
             and finding.case is not None
         ):
             wanted.append((divergence, prop, _variant_of(prop, finding.label, impl, options)))
@@ -344,6 +350,8 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
         on_stage(f"shrinking {len(tasks)} divergence{'s' if len(tasks) > 1 else ''}")
     shrunk = run_isolated(tasks, execute, options, jobs=max(1, options.jobs), capture=capture) if tasks else []
     results = {task[1]: value for task, value in zip(tasks, shrunk, strict=False) if isinstance(value, Finding)}
+    history_failed = any(d.signature == Signature(VIOLATES, HISTORY) for d in divergences)
+    results = {n: f for n, f in results.items() if f.details != REPLAYED or history_failed}
     for divergence in divergences:
         found = results.get(divergence.number)
         chosen = found or divergence.representative

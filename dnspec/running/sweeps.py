@@ -432,6 +432,8 @@ def shrink_here(
     find it again, the sweep's own case (``replay_case``) when it does not show it on
     each of :data:`REPLAYS` calls. A death is never replayed (each try costs a process)."""
     last: list[Finding] = []
+    judged_case: list = []  # the case generation gave when ``last`` was seen: replays call it, not the
+    # finding's own case (an agreement check reports the case converted to the dtype it compared)
     calls = [0, 0]  # calls made by this shrink so far, and when the last failure was seen
     judge = _judge_isolated if isolate_cases else _judge
     name = label(prop, variant)
@@ -442,6 +444,7 @@ def shrink_here(
         for finding in judged["results"][name] or ():
             if finding.signature == signature:
                 last[:] = [finding]
+                judged_case[:] = [case]
                 calls[1] = calls[0]
                 return True
         return False
@@ -459,9 +462,9 @@ def shrink_here(
         except _Reproduced:
             if not last:
                 return None
-            found, seen = last[0], calls[1]
-            if all(shows(found.case) for _ in range(replays)):
-                return found
+            found, seen, case = last[0], calls[1], judged_case[0]
+            if all(shows(case) for _ in range(replays)):
+                return last[0]
             return history_finding(impl, name, regime, signature, found, seen)
         except Flaky:  # FlakyFailure, FlakyReplay: a failure that did not happen again on the same case
             return history_finding(impl, name, regime, signature, last[0] if last else None, calls[1])
@@ -493,7 +496,16 @@ def history_finding(
         "at import, a cache keyed on the wrong thing, or a call counter)"
     )
     case = failed.case if failed is not None else None
-    return Finding(prop_label, Signature(VIOLATES, HISTORY), clean(message), case, regime)
+    return Finding(
+        prop_label, Signature(VIOLATES, HISTORY), clean(message), case, regime, details=REPLAYED if again else ""
+    )
+
+
+# the details of a history finding that rests only on a replay of the sweep's case by the
+# property alone: the sweep judged that case with every check sharing one trial (and, for
+# dtype agreement, reported it converted), so a replay that holds is evidence of a call
+# history only where the call_history property failed too (dnspec.running.divergences.fold_history)
+REPLAYED = "replayed alone"
 
 
 def shrink(
