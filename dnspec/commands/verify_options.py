@@ -13,6 +13,7 @@ import inspect
 import os
 
 from dnspec.config import DTYPE_NAMES
+from dnspec.implementations.binding import RTDETR_PARAMETERS
 
 DEFAULT_TIME_LIMIT_S = 30.0
 DEFAULT_BUDGET_S = 1800.0  # a whole verify run: past it, the verdict so far and what was not judged (exit 1)
@@ -29,15 +30,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-UPSTREAM_ARGUMENTS = (
-    "targets",
-    "num_classes",
-    "num_queries",
-    "class_embed",
-    "num_denoising",
-    "label_noise_ratio",
-    "box_noise_scale",
-)
 DEVICES = ("cpu", "cuda", "mps")
 
 
@@ -247,11 +239,11 @@ def signature_problem(impl) -> str:
     except (TypeError, ValueError):
         return ""
     try:
-        signature.bind(*UPSTREAM_ARGUMENTS)
+        signature.bind(*RTDETR_PARAMETERS)
     except TypeError as error:
         return (
             f"signature: {impl.name} has parameters {signature}, which cannot take the upstream arguments "
-            f"({', '.join(UPSTREAM_ARGUMENTS)}): {error}; every property will fail with a TypeError"
+            f"({', '.join(RTDETR_PARAMETERS)}): {error}; every property will fail with a TypeError"
         )
     return ""
 
