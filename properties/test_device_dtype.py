@@ -25,3 +25,22 @@ def test_statistics_hold_on_device(impl, options, device):
     on_device = replace(options, device=device)
     for name in ("label_flip_rate", "box_magnitudes"):
         check_property(name, impl, on_device)
+
+
+def test_an_empty_group_without_index_lists_is_compared_not_crashed_on():
+    """Dome-DETR's all-empty batch: zero-width queries, a [Q, Q] mask and dn_meta whose
+    dn_positive_idx is None. Two such calls agree (no unreadable-output divergence in the
+    agreement properties); None in one call only is a dn_positive_idx difference."""
+    import torch
+
+    from dnspec.checks.agreement import _same_layout
+    from dnspec.checks.violations import PropertyViolation
+
+    def empty(idx):
+        meta = {"dn_positive_idx": idx, "dn_num_group": 0, "dn_num_split": [0, 3]}
+        return (torch.zeros(2, 0, 4), torch.zeros(2, 0, 4), torch.zeros(3, 3, dtype=torch.bool), meta)
+
+    _same_layout(empty(None), empty(None), "two calls", "determinism", None)
+    with pytest.raises(PropertyViolation) as caught:
+        _same_layout(empty(None), empty([torch.zeros(0, dtype=torch.int64)] * 2), "two calls", "determinism", None)
+    assert caught.value.check == "determinism.dn_positive_idx"

@@ -86,7 +86,8 @@ def _check_place(outputs, case, what, check):
 
 
 def _same_layout(a, b, what, check, case):
-    """Mask and dn_meta exactly equal (what no random draw changes)."""
+    """Mask and dn_meta exactly equal (what no random draw changes); a ``dn_positive_idx``
+    of None (an empty group's, as Dome-DETR builds it) is equal only to None."""
     if (a[0] is None) != (b[0] is None):
         raise PropertyViolation(f"{what}: one call returned None outputs and the other did not", f"{check}.none", case)
     if a[0] is None:
@@ -96,7 +97,14 @@ def _same_layout(a, b, what, check, case):
     ma, mb = a[3], b[3]
     if ma["dn_num_group"] != mb["dn_num_group"] or list(ma["dn_num_split"]) != list(mb["dn_num_split"]):
         raise PropertyViolation(f"{what}: dn_num_group/dn_num_split differ", f"{check}.dn_meta", case)
-    for i, (x, y) in enumerate(zip(ma["dn_positive_idx"], mb["dn_positive_idx"], strict=False)):
+    pa, pb = ma.get("dn_positive_idx"), mb.get("dn_positive_idx")
+    if pa is None or pb is None:  # no index lists (an empty group: the structure check judges the convention)
+        if (pa is None) != (pb is None):
+            raise PropertyViolation(
+                f"{what}: dn_positive_idx is None in one call only", f"{check}.dn_positive_idx", case
+            )
+        return
+    for i, (x, y) in enumerate(zip(pa, pb, strict=False)):
         if not torch.equal(torch.as_tensor(x).cpu(), torch.as_tensor(y).cpu()):
             raise PropertyViolation(f"{what}: dn_positive_idx[{i}] differs", f"{check}.dn_positive_idx", case)
 
