@@ -162,6 +162,13 @@ def quad_builder(targets, num_classes, num_queries, class_embed, num_denoising=1
 
 def crashing_builder(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0):
     return {}["labels"]
+
+def weight_tensor_builder(gt_meta, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0):
+    device = class_embed.device  # an embedding weight tensor, indexed by label, not an nn.Embedding
+    return class_embed[torch.zeros(1, dtype=torch.int64, device=device)]
+
+def attribute_bug_builder(targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0):
+    return targets[0]["labels"].devise  # a typo: a bug, not another API
 """
 
 
@@ -178,6 +185,7 @@ def other_apis(tmp_path):
         ("numpy_builder", "it returns numpy.ndarray where RT-DETR returns torch tensors"),
         ("hoi_builder", "it reads targets[i]['sub_boxes']"),
         ("quad_builder", "its box output has 8 values per row (quadrilaterals"),
+        ("weight_tensor_builder", "it uses class_embed as a tensor ('Embedding' object has no attribute 'device')"),
     ],
 )
 def test_a_builder_of_another_api_is_found_by_one_probe_call(other_apis, name, says):
@@ -189,6 +197,9 @@ def test_a_builder_of_another_api_is_found_by_one_probe_call(other_apis, name, s
 def test_rtdetrs_api_and_an_ordinary_crash_are_left_to_the_properties(other_apis):
     assert probe(load_implementation("reference")) is None
     assert probe(load_implementation(f"{other_apis}:crashing_builder")) is None  # KeyError 'labels': a bug, not an API
+    assert (
+        probe(load_implementation(f"{other_apis}:attribute_bug_builder")) is None
+    )  # AttributeError, not on class_embed
 
 
 def test_an_oriented_box_fork_is_exit_2_with_one_line(capsys):

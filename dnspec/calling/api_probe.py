@@ -14,7 +14,10 @@ three boxes) and says it is another API when, and only when:
   the builder's own code (it reads ``targets[i]["rboxes"]``, ``["sub_boxes"]``, ...);
 - it returns arrays of another framework (numpy, paddle, jax, tensorflow, mindspore)
   where RT-DETR returns torch tensors;
-- its box output has other than 4 values per row (5: oriented boxes, 8: quads).
+- its box output has other than 4 values per row (5: oriented boxes, 8: quads);
+- the call raises ``AttributeError`` in the builder's own code asking the ``nn.Embedding``
+  it was given as ``class_embed`` for a tensor's attribute (``class_embed.device``): it
+  takes an embedding weight tensor, as RT-DETRv3's PaddlePaddle-derived port does.
 
 Any other failure of the probe call is left to the properties (a bug is a divergence,
 with its regime and minimal example), and so is a probe that passes.
@@ -58,6 +61,11 @@ def probe(impl, time_limit_s: float | None = None) -> OtherApi | None:
                 f"it reads targets[i][{key!r}], which RT-DETR's targets do not have (they hold {', '.join(TARGET_KEYS)}: "
                 "labels [n] and boxes [n, 4] normalized cxcywh): its targets are another API's"
             )
+        if isinstance(cause, AttributeError) and _embedding_used_as_tensor(cause):
+            return OtherApi(
+                f"it uses class_embed as a tensor ({cause}), where RT-DETR passes the nn.Embedding it calls "
+                "(class_embed(labels)): its class embedding is another API's"
+            )
         return None
     foreign = _foreign(raw)
     if foreign:
@@ -78,13 +86,24 @@ def probe(impl, time_limit_s: float | None = None) -> OtherApi | None:
 
 def _their_key(error: KeyError) -> bool:
     """A string key other than RT-DETR's target keys, raised in the builder's code."""
+    key = error.args[0]
+    return isinstance(key, str) and key not in TARGET_KEYS and _raised_in_theirs(error)
+
+
+def _embedding_used_as_tensor(error: AttributeError) -> bool:
+    """The builder's own code asked the nn.Embedding it was given for a tensor's attribute
+    (``class_embed.device``, ``.shape``): it takes an embedding weight tensor instead."""
+    return str(error).startswith("'Embedding' object has no attribute") and _raised_in_theirs(error)
+
+
+def _raised_in_theirs(error: BaseException) -> bool:
+    """The error was raised in the builder's code, not in dnspec's."""
     import os
     import traceback
 
-    key = error.args[0]
     frames = traceback.extract_tb(error.__traceback__) if error.__traceback__ else []
     ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # the dnspec package
-    return isinstance(key, str) and key not in TARGET_KEYS and bool(frames) and not frames[-1].filename.startswith(ours)
+    return bool(frames) and not frames[-1].filename.startswith(ours)
 
 
 def _foreign(value, depth: int = 0) -> str:
