@@ -40,7 +40,10 @@ def test_an_empty_group_without_index_lists_is_compared_not_crashed_on():
         meta = {"dn_positive_idx": idx, "dn_num_group": 0, "dn_num_split": [0, 3]}
         return (torch.zeros(2, 0, 4), torch.zeros(2, 0, 4), torch.zeros(3, 3, dtype=torch.bool), meta)
 
-    _same_layout(empty(None), empty(None), "two calls", "determinism", None)
-    with pytest.raises(PropertyViolation) as caught:
-        _same_layout(empty(None), empty([torch.zeros(0, dtype=torch.int64)] * 2), "two calls", "determinism", None)
-    assert caught.value.check == "determinism.dn_positive_idx"
+    from dnspec.checks.invariants import assert_outputs_equal
+
+    for compare in (_same_layout, assert_outputs_equal):  # the agreement checks' and determinism's comparisons
+        compare(empty(None), empty(None), "two calls", check="determinism")
+        with pytest.raises(PropertyViolation) as caught:
+            compare(empty(None), empty([torch.zeros(0, dtype=torch.int64)] * 2), "two calls", check="determinism")
+        assert caught.value.check == "determinism.dn_positive_idx"

@@ -33,6 +33,7 @@ from dnspec.checks.invariants import (
     layout_of,
     outputs_of,
     returns_logits,
+    same_positive_indices,
 )
 from dnspec.checks.violations import PropertyViolation, judge_separately
 from dnspec.contract.decode import decode_boxes, expects_logit_space
@@ -85,7 +86,7 @@ def _check_place(outputs, case, what, check):
         )
 
 
-def _same_layout(a, b, what, check, case):
+def _same_layout(a, b, what, check, case=None):
     """Mask and dn_meta exactly equal (what no random draw changes); a ``dn_positive_idx``
     of None (an empty group's, as Dome-DETR builds it) is equal only to None."""
     if (a[0] is None) != (b[0] is None):
@@ -97,16 +98,7 @@ def _same_layout(a, b, what, check, case):
     ma, mb = a[3], b[3]
     if ma["dn_num_group"] != mb["dn_num_group"] or list(ma["dn_num_split"]) != list(mb["dn_num_split"]):
         raise PropertyViolation(f"{what}: dn_num_group/dn_num_split differ", f"{check}.dn_meta", case)
-    pa, pb = ma.get("dn_positive_idx"), mb.get("dn_positive_idx")
-    if pa is None or pb is None:  # no index lists (an empty group: the structure check judges the convention)
-        if (pa is None) != (pb is None):
-            raise PropertyViolation(
-                f"{what}: dn_positive_idx is None in one call only", f"{check}.dn_positive_idx", case
-            )
-        return
-    for i, (x, y) in enumerate(zip(pa, pb, strict=False)):
-        if not torch.equal(torch.as_tensor(x).cpu(), torch.as_tensor(y).cpu()):
-            raise PropertyViolation(f"{what}: dn_positive_idx[{i}] differs", f"{check}.dn_positive_idx", case)
+    same_positive_indices(ma, mb, what, check, case)
 
 
 def check_device_agreement(trial, device: str):

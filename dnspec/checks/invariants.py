@@ -458,9 +458,21 @@ def assert_outputs_equal(a, b, what: str, tolerance=None, check: str = "outputs"
             f"{check}.dn_meta",
             case,
         )
-    if len(ma["dn_positive_idx"]) != len(mb["dn_positive_idx"]):
+    same_positive_indices(ma, mb, what, check, case)
+
+
+def same_positive_indices(ma: dict, mb: dict, what: str, check: str, case=None) -> None:
+    """The two dn_meta's ``dn_positive_idx`` lists are equal, list by list (dtype, shape,
+    values); None (an empty group's, as Dome-DETR builds it for an all-empty batch: the
+    structure check judges that convention) equals only None."""
+    pa, pb = ma.get("dn_positive_idx"), mb.get("dn_positive_idx")
+    if pa is None or pb is None:
+        if (pa is None) != (pb is None):
+            fail(f"{what}: dn_positive_idx is None in one call only", f"{check}.dn_positive_idx", case)
+        return
+    if len(pa) != len(pb):
         fail(f"{what}: dn_positive_idx lengths differ", f"{check}.dn_positive_idx", case)
-    for i, (x, y) in enumerate(zip(ma["dn_positive_idx"], mb["dn_positive_idx"], strict=True)):
+    for i, (x, y) in enumerate(zip(pa, pb, strict=True)):
         x, y = torch.as_tensor(x), torch.as_tensor(y)
         if x.dtype != y.dtype or x.shape != y.shape or not torch.equal(x.cpu(), y.cpu()):
             fail(
