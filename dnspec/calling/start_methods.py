@@ -87,6 +87,12 @@ def start_method() -> str:
 # --- pickling by reference -----------------------------------------------------------------
 
 
+def _load_bound_spec(spec: str, bind: tuple):
+    from dnspec.implementations.specs import load_implementation
+
+    return load_implementation(spec, bind=dict(bind) or None)
+
+
 def _load_spec(spec: str):
     from dnspec.implementations.specs import load_implementation
 
@@ -150,6 +156,8 @@ def reduce_implementation(impl):
             return None
         except Exception:
             pass
+    if getattr(impl, "spec", ""):  # loaded from a SPEC string: the worker loads it the same way
+        return _load_bound_spec, (impl.spec, impl.bind)
     name = impl.name
     try:
         if _load_spec(name).fn is fn:

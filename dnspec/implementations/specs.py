@@ -62,6 +62,10 @@ class Implementation:
     extra: dict = field(default_factory=dict)
     not_comparable: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # the SPEC string (and its --bind items) it was loaded from: how a worker that is not
+    # forked loads it again (dnspec.calling.start_methods); "" for one made in code
+    spec: str = ""
+    bind: tuple[tuple[str, str], ...] = ()
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
@@ -241,7 +245,7 @@ def load_implementation(spec: str, bind: dict | None = None) -> Implementation:
         else:
             obj = _load_from_module(target, attr, spec)
         impl = as_implementation(obj, spec, bind=bind, notes=notes)
-        return impl if impl.name else replace(impl, name=spec)
+        return replace(impl, name=impl.name or spec, spec=spec, bind=tuple(sorted((bind or {}).items())))
     entry_points = _entry_points()
     if spec in entry_points:
         ep = entry_points[spec]
