@@ -216,7 +216,7 @@ def check_property(name: str, impl, options, variant=None, regime: str | None = 
 
     from dnspec.checks.suite import BY_NAME, GENERATED_KINDS, label
     from dnspec.generation.regimes import describe_set, regimes_of
-    from dnspec.running import sweeps
+    from dnspec.running import shrinks, sweeps
 
     prop = BY_NAME[name]
     reason = sweeps.skip_reason(prop, impl, options, variant)
@@ -239,7 +239,7 @@ def check_property(name: str, impl, options, variant=None, regime: str | None = 
         if Phase.shrink in settings.default.phases:
             base = options.max_examples if options.max_examples is not None else settings.default.max_examples
             finding = (
-                sweeps.shrink(
+                shrinks.shrink(
                     impl,
                     prop,
                     variant,

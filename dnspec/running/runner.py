@@ -12,14 +12,14 @@
               run once on their fixed seeded batches;
 4. classify   findings become divergences (:func:`dnspec.running.divergences.classify`), and each
               divergence's representative failure is shrunk on its own, in its own regime
-              (:func:`dnspec.running.sweeps.shrink`), to the minimal example reported;
+              (:func:`dnspec.running.shrinks.shrink`), to the minimal example reported;
 5. report     :class:`RunResult` holds one :class:`~dnspec.running.verdict.Outcome` per property (how it fared in
               each regime) and the divergences; :mod:`dnspec.reports.records` renders them.
 
 Every call of the implementation runs in a worker process (:mod:`dnspec.calling.workers`),
 never in the process that decides the verdict, unless ``options.in_process``: sweeps,
 fixed batches and shrinks are worker tasks (:mod:`dnspec.running.sweeps`; its
-:func:`~dnspec.running.sweeps.sweep`, :func:`~dnspec.running.sweeps.shrink` and
+:func:`~dnspec.running.sweeps.sweep`, :func:`~dnspec.running.shrinks.shrink` and
 :func:`~dnspec.running.sweeps.fixed_workload` are the pytest plugin's entry points, each
 run in a worker of its own). A task whose worker dies (a segfault, an abort, ``os._exit``, SIGKILL) is run again
 with a process forked per case (:func:`dnspec.calling.workers.in_child`), so that each
@@ -47,15 +47,14 @@ from dnspec.checks.suite import GENERATED_KINDS as GENERATED
 from dnspec.checks.suite import PROPERTIES, Property, RunOptions, label
 from dnspec.generation import regimes as regime_registry
 from dnspec.running.divergences import HISTORY, VIOLATES, Divergence, Finding, Signature, classify, fold_history
+from dnspec.running.shrinks import REPLAYED, shrink_here
 from dnspec.running.sweeps import (
     DIED,
-    REPLAYED,
     Cell,
     died_result,
     examples_for,
     fixed_here,
     run_isolated,
-    shrink_here,
     skip_reason,
     sweep_here,
 )
@@ -321,7 +320,7 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
     implementation killed a process in this run); the first case seen when shrinking is
     off, the workload of a statistical property, or a pinned case that generation does
     not reproduce. A shrink's call-history finding that rests only on a replay of the
-    sweep's case (:data:`~dnspec.running.sweeps.REPLAYED`) is kept only when the
+    sweep's case (:data:`~dnspec.running.shrinks.REPLAYED`) is kept only when the
     ``call_history`` property failed in this run too; else the divergence keeps its own
     signature and the sweep's case. A ``.mixed`` finding (two conventions across cases)
     is not shrunk: no one case shows it."""
