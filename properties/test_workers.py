@@ -123,6 +123,41 @@ def test_every_start_method_runs_tasks_and_names_a_death(method):
     assert isinstance(results[1], WorkerDied) and results[1].how == "exited with status 0"
 
 
+def _process_ids() -> tuple[int, int]:
+    return os.getpid(), os.getpgrp()
+
+
+def _per_case_children(method: str) -> tuple:
+    """In a worker: one piece of work in a process of its own, started by ``method``, and
+    one that dies there (what a sweep of an implementation that kills its process does)."""
+    import functools
+
+    from dnspec.calling import workers
+
+    os.environ["DNSPEC_START_METHOD"] = method  # this worker's own choice (a fork server keeps its start env)
+    child = workers.in_child(_process_ids)
+    try:
+        workers.in_child(functools.partial(os._exit, 3))
+        died = None
+    except workers.ChildDied as error:
+        died = error.how
+    return _process_ids(), child, died
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_per_case_process_starts_as_workers_do_and_stays_in_the_workers_group(method):
+    """Where workers are not forked (macOS, Windows, CUDA) a per-case process is not forked
+    either: it is started by the same method, its work pickled; it runs in a process of its
+    own, in the worker's process group (the watchdog's kill reaches it), and its death is
+    named."""
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    ((worker, group), (child, child_group), died) = run_tasks([method], _per_case_children, jobs=1, method=method)[0]
+    assert child not in (worker, os.getpid())
+    assert child_group == group == worker
+    assert died == "exited with status 3"
+
+
 def test_a_task_that_does_not_pickle_is_a_clear_error_on_spawn():
     with pytest.raises(WorkerError, match="do not pickle"):
         run_tasks([1, 2], lambda task: task, jobs=1, method="spawn")

@@ -18,7 +18,11 @@ SIGTERM, SIGHUP (and SIGINT, through ``KeyboardInterrupt`` and the pool's ``fina
 after which the signal takes its usual course. A SIGKILL of dnspec runs nothing of it, so
 each worker asks Linux to kill it when its parent dies (``PR_SET_PDEATHSIG``,
 :func:`die_with_parent`), and elsewhere watches its parent from a thread and ends its own
-group when the parent is gone.
+group when the parent is gone. A SIGKILL of the worker (that signal, or the watchdog's)
+runs nothing in it either, so each worker also starts a guard (:func:`guard_group`): a
+small forked process in the worker's group that holds nothing of the worker's, waits
+for the worker to end, and then kills the group, so a process the implementation
+started (and left in that group) ends with its worker however the worker ended.
 """
 
 from __future__ import annotations
@@ -93,6 +97,35 @@ def die_with_parent() -> None:
     threading.Thread(target=watch, name="dnspec-parent-watch", daemon=True).start()
 
 
+GUARD_POLL_S = 0.2  # how often a worker's guard looks whether its worker is still there
+
+
+def guard_group() -> int | None:
+    """In a worker that leads its process group: fork the group's guard (see the module
+    docstring) and return its pid (None where there is no ``os.fork``, or it failed). The
+    guard closes every file descriptor it inherited (the worker's pipes must report the
+    worker's death at once), checks :data:`GUARD_POLL_S` times a second whether its
+    parent is still the worker, and when it is not, SIGKILLs the group, itself included."""
+    if not hasattr(os, "fork") or os.getpgrp() != os.getpid():
+        return None
+    worker = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid:
+        return pid
+    try:  # the guard: nothing of the worker's but its group
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        os.closerange(0, 1 << 16)
+        while os.getppid() == worker:
+            time.sleep(GUARD_POLL_S)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    finally:
+        os._exit(0)
+
+
 # --- in the run ------------------------------------------------------------------------------
 
 
@@ -102,9 +135,9 @@ def clear(path: str) -> None:
         file.write(b"\0" * (RECORD_AT + 8))
 
 
-def overdue(path: str, now: float | None = None) -> tuple[str, float] | None:
+def overdue(path: str, now: float | None = None, grace_s: float = GRACE_S) -> tuple[str, float] | None:
     """(what is called, its time limit) when the worker whose record file is ``path`` has
-    run a call :data:`GRACE_S` past its deadline; else None."""
+    run a call ``grace_s`` (:data:`GRACE_S`) past its deadline; else None."""
     try:
         with open(path, "rb") as file:
             head = file.read(RECORD_AT)
@@ -113,7 +146,7 @@ def overdue(path: str, now: float | None = None) -> tuple[str, float] | None:
     if len(head) < RECORD_AT:
         return None
     deadline, seconds = _SLOT.unpack_from(head)
-    if deadline <= 0 or (time.monotonic() if now is None else now) < deadline + GRACE_S:
+    if deadline <= 0 or (time.monotonic() if now is None else now) < deadline + grace_s:
         return None
     return head[_NAME_AT:RECORD_AT].rstrip(b"\0").decode("utf-8", "replace"), seconds
 

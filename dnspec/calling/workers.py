@@ -15,7 +15,7 @@ Before it calls the implementation on a case, a worker notes that case (:func:`n
 a file of its own, so that when the worker dies (a segfault, an abort, ``os._exit`` with
 any status, SIGKILL from the out-of-memory killer) the task gets a :class:`WorkerDied`
 naming how it died and the case it was working on. :func:`in_child` runs one piece of
-work in a process forked for it alone (a fresh worker per case, for sweeps and shrinks of
+work in a process started for it alone (a fresh worker per case, for sweeps and shrinks of
 an implementation known to kill its process), raising :class:`ChildDied` when it dies.
 
 Workers are ended when the tasks are done: each runs multiprocessing's finalizers (not
@@ -74,6 +74,7 @@ os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # torch.cuda.is_ava
 _STATE: dict = {}  # what a forked worker reads: the tasks, how to execute one, the capture buffer
 IN_WORKER = False  # True in a worker process (and its per-case children): calls run where they are
 _RECORD_FD: int | None = None  # the worker's record file (see note)
+_RECORD_PATH: str | None = None  # its path (a per-case process that is not forked opens it again)
 END_GRACE_S = 2.0  # a worker asked to end gets this long to run its finalizers before it is killed
 FORKSERVER_PRELOAD = ("torch", "hypothesis", "dnspec.running.runner", "dnspec.running.sweeps")  # names, not imports
 HUNG = "hung"  # WorkerDied.how of a worker the watchdog ended: a call ran past its limit and the grace
@@ -93,7 +94,7 @@ class WorkerDied:
 
 
 class ChildDied(Exception):
-    """A process forked for one piece of work (:func:`in_child`) died before answering."""
+    """A process started for one piece of work (:func:`in_child`) died before answering."""
 
     def __init__(self, how: str, detail: str):
         super().__init__(detail)
@@ -183,19 +184,20 @@ def _worker_main(conn, record_path: str, state=None) -> None:
     """A worker's loop (``state``: the pickled tasks, executor, capture and hangs when not
     forked): run the task whose index arrives, send back (kind, value, output,
     hung) pickled; None ends it."""
-    global IN_WORKER, _RECORD_FD
+    global IN_WORKER, _RECORD_FD, _RECORD_PATH
     IN_WORKER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # its own process group: what the implementation starts ends with it (_end)
     watchdog.die_with_parent()
+    watchdog.guard_group()  # ... even when this worker is SIGKILLed
     faulthandler.disable()  # a crash is reported as a divergence, not as a dump on the terminal
     if state is not None:  # spawned or forkserver: the state came pickled
         loaded = pickle.loads(state)
         HANGS.hung.update(loaded.pop("hung"))
         _STATE.update(loaded)
     _one_thread_after_fork()
-    _RECORD_FD = os.open(record_path, os.O_WRONLY)
+    _RECORD_PATH, _RECORD_FD = record_path, os.open(record_path, os.O_WRONLY)
     calling.WATCH = watchdog.Slot(_RECORD_FD)
     capture = _STATE.get("capture")
     while True:
@@ -221,9 +223,33 @@ def _answer(fn, capture) -> bytes:
 
 
 def in_child(fn, capture=None):
-    """``fn()`` in a process forked for it alone (its result pickled back); what the
+    """``fn()`` in a process started for it alone (its result pickled back); what the
     implementation printed there is absorbed into ``capture`` and its hangs merged. Raises
-    :class:`ChildDied` when the process dies before answering."""
+    :class:`ChildDied` when the process dies before answering. Forked where workers are
+    (:func:`start_method`); elsewhere (macOS, Windows, a CUDA context in this worker,
+    ``DNSPEC_START_METHOD``) started the same way as workers, with ``fn`` pickled
+    (:func:`start_methods.dumps`). The process joins this worker's process group and
+    writes its deadline into this worker's record file, so the run's watchdog and the end
+    of this worker end it too."""
+    method = start_method()
+    if method == "fork":
+        data, exitcode = _forked_child(fn, capture)
+    else:
+        data, exitcode = _started_child(fn, capture, method)
+    if not data:
+        how, detail = describe_exit(exitcode)
+        raise ChildDied(how, detail)
+    kind, value, output, hung = pickle.loads(data)
+    if kind == "error":
+        raise WorkerError(value)
+    if capture is not None and output is not None:
+        capture.absorb(output)
+    for name, case in hung.items():
+        HANGS.hung.setdefault(name, case)
+    return value
+
+
+def _forked_child(fn, capture) -> tuple[bytes, int]:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: answer, then end without running anything else of this process
@@ -244,18 +270,55 @@ def in_child(fn, capture=None):
         while chunk := source.read(1 << 20):
             chunks.append(chunk)
     _, status = os.waitpid(pid, 0)
-    data = b"".join(chunks)
-    if not data:
-        how, detail = describe_exit(_exitcode(status))
-        raise ChildDied(how, detail)
-    kind, value, output, hung = pickle.loads(data)
-    if kind == "error":
-        raise WorkerError(value)
-    if capture is not None and output is not None:
-        capture.absorb(output)
-    for name, case in hung.items():
-        HANGS.hung.setdefault(name, case)
-    return value
+    return b"".join(chunks), _exitcode(status)
+
+
+def _started_child(fn, capture, method: str) -> tuple[bytes, int]:
+    try:
+        state = start_methods.dumps({"fn": fn, "capture": capture, "hung": dict(HANGS.hung)})
+    except start_methods.PicklingTrouble as error:
+        raise WorkerError(
+            f"cannot start a {method} process for one case: its work does not pickle ({error})"
+        ) from error
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    parent_end, child_end = context.Pipe(duplex=False)
+    group = os.getpgrp() if hasattr(os, "getpgrp") else None
+    process = context.Process(target=_child_main, args=(child_end, state, _RECORD_PATH, group))
+    process.start()
+    child_end.close()
+    try:
+        data = parent_end.recv_bytes()
+    except (EOFError, OSError):  # it died before answering
+        data = b""
+    finally:
+        parent_end.close()
+    process.join()
+    return data, process.exitcode
+
+
+def _child_main(conn, state: bytes, record_path: str | None, group: int | None) -> None:
+    """A process started for one piece of work (:func:`in_child`, not forked): join the
+    worker's process group, write deadlines and notes into its record file, answer, end."""
+    global IN_WORKER, _RECORD_FD, _RECORD_PATH
+    try:
+        if group is not None:
+            with contextlib.suppress(OSError):
+                os.setpgid(0, group)
+        IN_WORKER = True
+        watchdog.die_with_parent()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        faulthandler.disable()
+        loaded = pickle.loads(state)
+        HANGS.hung.update(loaded["hung"])
+        if record_path is not None:
+            _RECORD_PATH, _RECORD_FD = record_path, os.open(record_path, os.O_WRONLY)
+            calling.WATCH = watchdog.Slot(_RECORD_FD)
+        _one_thread_after_fork()
+        conn.send_bytes(_answer(loaded["fn"], loaded["capture"]))
+    finally:
+        os._exit(0)
 
 
 class _HostPickler(pickle.Pickler):
@@ -303,6 +366,7 @@ def run_tasks(
     skip=None,
     in_process: bool = False,
     method: str | None = None,
+    grace_s: float = watchdog.GRACE_S,
 ) -> list:
     """``[execute(task) for task in tasks]``, each on one of ``jobs`` worker processes
     (see the module docstring); ``on_done(task)`` is called as each finishes, and a task
@@ -310,7 +374,9 @@ def run_tasks(
     not run (its value is None). A task whose worker died gets a :class:`WorkerDied`.
     ``in_process`` (or already in a worker): here, in order. ``method``: the start method
     (default :func:`start_method`); other than ``fork``, ``tasks`` and ``execute`` must
-    pickle."""
+    pickle. ``grace_s``: how long past a call's limit the watchdog waits before it ends
+    the worker (a hang's shrink waits less: whether SIGALRM could end a try does not
+    change what it shows)."""
     on_done = on_done or (lambda task: None)
     skip = skip or (lambda task, finished: False)
     results: list = [None] * len(tasks)
@@ -356,13 +422,13 @@ def run_tasks(
             ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=watchdog.POLL_S)
             for worker in busy:
                 if worker.conn not in ready and worker.process.sentinel not in ready:
-                    late = watchdog.overdue(worker.record)
+                    late = watchdog.overdue(worker.record, grace_s=grace_s)
                     if late is not None:  # SIGALRM did not end the call: end its worker from here
                         what, seconds = late
                         detail = (
                             f"{what} ran past the time limit of {seconds:g} s and did not stop when interrupted "
                             f"(SIGALRM ignored or blocked, or C code that never returns); dnspec ended its process "
-                            f"{watchdog.GRACE_S:g} s later"
+                            f"{grace_s:g} s later"
                         )
                         index = worker.index
                         give_up(worker, index, HUNG, detail)
@@ -416,7 +482,9 @@ def _start(context, state) -> _Worker:
     handle, record = tempfile.mkstemp(prefix="dnspec-worker-", suffix=".record")
     os.close(handle)
     watchdog.clear(record)
-    process = context.Process(target=_worker_main, args=(child_end, record, state), daemon=True)
+    # not a daemon: a daemonic process may start none of its own (an implementation's
+    # DataLoader workers, a per-case process started by spawn); the run ends it (_end)
+    process = context.Process(target=_worker_main, args=(child_end, record, state))
     try:
         process.start()
     except (pickle.PicklingError, AttributeError, TypeError) as error:

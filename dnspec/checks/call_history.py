@@ -7,11 +7,12 @@ so that Hypothesis cannot replay its failures. This property judges the history 
 on a small fixed workload (:func:`workload`: :data:`CASES` cases of one shape, with
 noise on, each with its own seed and values):
 
-1. **fresh**: each case is called first, alone, in a process forked for it from the
-   worker (:func:`dnspec.calling.workers.in_child`), so nothing of this workload was
-   called before it there; where the worker cannot fork (or in ``--in-process``), each
-   case is called once here first, in order, which still catches generators and
-   counters but not a cache filled by an earlier case;
+1. **fresh**: each case is called first, alone, in a process started for it from the
+   worker (:func:`dnspec.calling.workers.in_child`: forked, or started as workers are
+   where they are not forked), so nothing of this workload was called before it there;
+   in ``--in-process`` (no worker), each case is called once here first, in order,
+   which still catches generators and counters but not a cache filled by an earlier
+   case;
 2. **after other calls**: then :data:`ROUNDS` rounds through the cases, each call after
    ``torch.manual_seed(case.seed)``; every call must give exactly the fresh call's
    outputs (every tensor equal, NaN where NaN; the same dn_meta).
@@ -22,11 +23,14 @@ import (each call continues its stream: the same seed gives another draw); a cou
 fresh ones are consecutive); a cache keyed on the wrong thing (shape, id): the fresh
 call of a case is its own, the later one is served another case's outputs.
 
-Its cost: ``CASES`` forked processes and ``CASES * (ROUNDS + 1)`` calls (15) on cases of
-five boxes, once per run (a few tenths of a second).
+Its cost: ``CASES`` processes and ``CASES * (ROUNDS + 1)`` calls (15) on cases of five
+boxes, once per run (a few tenths of a second forked; seconds where each process is
+spawned and imports torch).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -103,11 +107,11 @@ def differs(a, b, where: str = "outputs") -> str:
 
 def _fresh(impl, cases) -> list:
     """Each case's fresh outputs (see the module docstring, step 1)."""
-    if workers.IN_WORKER and workers.can_fork(cases[0].device):
+    if workers.IN_WORKER:
         fresh = []
         for case in cases:
             try:
-                fresh.append(workers.in_child(lambda case=case: _call(impl, case)))
+                fresh.append(workers.in_child(functools.partial(_call, impl, case)))
             except (workers.ChildDied, workers.WorkerError):
                 break  # it raised or died there: called here, it raises or dies as a finding
         if len(fresh) == len(cases):
