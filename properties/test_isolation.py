@@ -232,6 +232,8 @@ def test_a_hang_sigalrm_cannot_stop_is_one_hangs_divergence_with_its_case(tmp_pa
     (divergence,) = data["divergences"]
     assert divergence["name"].startswith("hangs"), divergence["name"]
     assert divergence["example"].count("'labels'") == 2  # the batch of two images it hung on
+    assert divergence["example_shrunk"]  # each try on a fresh worker under the watchdog
+    assert divergence["example"].count("[0.5, 0.5, 0.5, 0.5]") == 2  # one box per image, Hypothesis' simplest
     assert "did not stop when interrupted" in json.dumps(divergence)
     assert elapsed < HANG_BOUND_S
 
@@ -273,22 +275,40 @@ def _marked(marker: str) -> list[int]:
     return found
 
 
+def _helper_started(marker: str) -> bool:
+    """The implementation's own process (``time.sleep(600)``) runs, in this run's environment."""
+    for pid in _marked(marker):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if b"time.sleep(600)" in cmdline.read():
+                return True
+    return False
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not workers.can_fork("cpu"), reason="reads /proc")
-@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
-@pytest.mark.parametrize("route", ["verify", "pytest"])
-def test_no_process_of_a_run_outlives_it(tmp_path, route, signal_name):
+@pytest.mark.parametrize(
+    "route, signal_name, builder",
+    [
+        ("verify", "SIGKILL", "alarm_ignoring"),
+        ("verify", "SIGTERM", "alarm_ignoring"),
+        ("pytest", "SIGKILL", "alarm_ignoring"),
+        ("pytest", "SIGTERM", "alarm_ignoring"),
+        ("verify", "SIGKILL", "process_starting_hang"),
+    ],
+)
+def test_no_process_of_a_run_outlives_it(tmp_path, route, signal_name, builder):
     """As ``timeout -s KILL|TERM`` does: the run is signalled once its workers spin (a
-    builder that ignores SIGALRM, with a long time limit); once the run is gone, none of
-    its processes (workers, their children) is."""
+    builder that ignores SIGALRM, with a long time limit; one that starts a process of its
+    own first); once the run is gone, none of its processes (workers, their children, the
+    implementation's own) is."""
     import time
     import uuid
 
     marker = f"DNSPEC_TEST_MARKER_{uuid.uuid4().hex}"
     root = tmp_path
-    (root / "pyproject.toml").write_text(f'[tool.dnspec]\nspec = "{VARIANTS}:alarm_ignoring"\ntime_limit = 600\n')
+    (root / "pyproject.toml").write_text(f'[tool.dnspec]\nspec = "{VARIANTS}:{builder}"\ntime_limit = 600\n')
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
     env[marker] = "1"
-    command = [*DNSPEC, f"{VARIANTS}:alarm_ignoring", *QUICK, "--time-limit", "600"]
+    command = [*DNSPEC, f"{VARIANTS}:{builder}", *QUICK, "--time-limit", "600"]
     if route == "pytest":
         command = [*PYTEST, "--dnspec", "--regime", "common"]
     run = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -297,6 +317,8 @@ def test_no_process_of_a_run_outlives_it(tmp_path, route, signal_name):
         while len(_marked(marker)) < 2 and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(_marked(marker)) >= 2, "the run never started a worker"
+        while builder == "process_starting_hang" and not _helper_started(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
         time.sleep(1.0)  # the worker is in the builder's loop
         os.kill(run.pid, getattr(signal, signal_name))
         run.wait(timeout=30)

@@ -160,11 +160,10 @@ def call_implementation(
     return read.outputs
 
 
-def _call_implementation(
-    impl, case, *, time_limit_s: float | None = None, class_embed=None, args=None, reseed: bool = True, **kwargs
-):
-    """The call itself (see :func:`call_implementation`), its value as returned."""
-    name = getattr(impl, "name", repr(impl))
+def refuse_if_hung(name: str, case) -> None:
+    """Raise :class:`ImplementationTimeout` at once when ``name`` hung earlier in this run
+    (every caller of an implementation asks first: waiting the limit out again would
+    only repeat the hang)."""
     if name in HANGS.hung:
         refused = ImplementationTimeout(
             f"{name} hung on an earlier case and is not called again in this run "
@@ -172,6 +171,14 @@ def _call_implementation(
         )
         refused.case = case
         raise refused
+
+
+def _call_implementation(
+    impl, case, *, time_limit_s: float | None = None, class_embed=None, args=None, reseed: bool = True, **kwargs
+):
+    """The call itself (see :func:`call_implementation`), its value as returned."""
+    name = getattr(impl, "name", repr(impl))
+    refuse_if_hung(name, case)
     if time_limit_s is None:
         time_limit_s = DEFAULT_TIME_LIMIT_S_ACTIVE
     LAST_CALL.leaks = []

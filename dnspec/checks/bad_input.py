@@ -32,7 +32,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
-from dnspec.calling.call import ImplementationTimeout, time_limit
+from dnspec.calling.call import ImplementationTimeout, refuse_if_hung, time_limit
 from dnspec.contract.boxes import INVERSE_SIGMOID_EPS
 from dnspec.generation.error_inputs import ERROR_KINDS, ErrorCase, available_kinds, error_cases
 
@@ -77,8 +77,10 @@ def classify_bad_input_behaviour(
     """Call ``impl`` on the broken call (seeded, under no_grad) and classify what it did.
 
     A call that runs past ``time_limit_s`` raises ImplementationTimeout for the caller to
-    record as ``hangs``; any other exception is the outcome ``raises``."""
+    record as ``hangs``, as does an implementation that hung earlier in this run (it is
+    not called again); any other exception is the outcome ``raises``."""
     name = getattr(impl, "name", getattr(impl, "__name__", repr(impl)))
+    refuse_if_hung(name, error_case.case)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -46,8 +46,9 @@ from dnspec.calling.call import HANGS
 from dnspec.checks.suite import GENERATED_KINDS as GENERATED
 from dnspec.checks.suite import PROPERTIES, Property, RunOptions, label
 from dnspec.generation import regimes as regime_registry
+from dnspec.running.divergences import HANGS as HANGS_KIND
 from dnspec.running.divergences import HISTORY, VIOLATES, Divergence, Finding, Signature, classify, fold_history
-from dnspec.running.shrinks import REPLAYED, shrink_here
+from dnspec.running.shrinks import REPLAYED, shrink_hang, shrink_here
 from dnspec.running.sweeps import (
     DIED,
     Cell,
@@ -195,6 +196,7 @@ def run(
         shrink_them=not stop_early and Phase.shrink in settings.default.phases and not _spent(ends, unjudged),
         on_stage=on_stage,
         capture=capture,
+        ends=ends,
     )
     divergences = fold_history(divergences, shrunk)
     outcomes = []
@@ -313,7 +315,9 @@ def _mixed_conventions(observed: dict) -> list[Finding]:
     return findings
 
 
-def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: bool, on_stage, capture=None) -> dict:
+def _choose_examples(
+    divergences, impl, options, base, seed, *, shrink_them: bool, on_stage, capture=None, ends=None
+) -> dict:
     """Set each divergence's example, and return the shrinks' findings by divergence
     number (:func:`dnspec.running.divergences.fold_history` reads them): its representative failure shrunk in its own regime,
     each shrink a worker task (with each try in a process of its own when the
@@ -323,8 +327,10 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
     sweep's case (:data:`~dnspec.running.shrinks.REPLAYED`) is kept only when the
     ``call_history`` property failed in this run too; else the divergence keeps its own
     signature and the sweep's case. A ``.mixed`` finding (two conventions across cases)
-    is not shrunk: no one case shows it."""
-    wanted = []
+    is not shrunk: no one case shows it. A hang is shrunk here, after the others, each
+    try on a fresh worker under the watchdog (:func:`~dnspec.running.shrinks.shrink_hang`,
+    which stops at ``ends``, the run's budget)."""
+    wanted, hangs = [], []
     for divergence in divergences:
         finding = divergence.representative
         prop = next((p for p in PROPERTIES if p.name == finding.label.split("[")[0]), None)
@@ -332,11 +338,11 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
             shrink_them
             and prop is not None
             and prop.kind in GENERATED
-            and finding.signature.kind != "hangs"
             and not finding.signature.key.endswith(".mixed")  # two conventions across cases: no one case shows it
             and finding.case is not None
         ):
-            wanted.append((divergence, prop, _variant_of(prop, finding.label, impl, options)))
+            chosen = (divergence, prop, _variant_of(prop, finding.label, impl, options))
+            (hangs if finding.signature.kind == HANGS_KIND else wanted).append(chosen)
     died = any(d.signature.key.startswith(DIED) for d in divergences)
     tasks = [("shrink", divergence.number) for divergence, _, _ in wanted]
     what = {
@@ -349,6 +355,14 @@ def _choose_examples(divergences, impl, options, base, seed, *, shrink_them: boo
         on_stage(f"shrinking {len(tasks)} divergence{'s' if len(tasks) > 1 else ''}")
     shrunk = run_isolated(tasks, execute, options, jobs=max(1, options.jobs), capture=capture) if tasks else []
     results = {task[1]: value for task, value in zip(tasks, shrunk, strict=False) if isinstance(value, Finding)}
+    for divergence, prop, variant in hangs:
+        regime = divergence.representative.regime
+        on_stage(f"shrinking a hang in {regime} (each try on a fresh worker, ended when it hangs)")
+        found = shrink_hang(
+            impl, prop, variant, regime, options, max_examples=examples_for(regime, base), seed=seed, ends=ends
+        )
+        if found is not None:
+            results[divergence.number] = found
     history_failed = any(d.signature == Signature(VIOLATES, HISTORY) for d in divergences)
     results = {n: f for n, f in results.items() if f.details != REPLAYED or history_failed}
     for divergence in divergences:

@@ -2,22 +2,36 @@
 property fails with one signature (other failures do not count) and lets Hypothesis
 shrink it, in a worker process (each try in a process of its own when the signature is
 a death); a failure that does not happen again on its own case is a call-history
-finding (:func:`history_finding`), never a crash of the run. The sweeps that find the
-divergences are :mod:`dnspec.running.sweeps`.
+finding (:func:`history_finding`), never a crash of the run. A hang is shrunk from the
+process that runs the watchdog instead (:func:`shrink_hang`): each try is a task on a
+fresh worker, ended from outside when it hangs. The sweeps that find the divergences are
+:mod:`dnspec.running.sweeps`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import time
+from dataclasses import replace
 
 from hypothesis.errors import Flaky
 
-from dnspec.calling import workers
+from dnspec.calling import watchdog, workers
+from dnspec.calling.call import HANGS as HUNG_IN_RUN
 from dnspec.calling.clean_text import clean
 from dnspec.checks.call_history import CHECK as HISTORY
 from dnspec.checks.suite import Property, RunOptions, label
-from dnspec.running.divergences import VIOLATES, Finding, Signature
-from dnspec.running.sweeps import DIED, _hypothesis_test, _judge, _judge_isolated, calls_limited, run_isolated
+from dnspec.running.divergences import HANGS, VIOLATES, Finding, Signature
+from dnspec.running.sweeps import (
+    DIED,
+    _hypothesis_test,
+    _judge,
+    _judge_isolated,
+    calls_limited,
+    hang_finding,
+    run_isolated,
+)
 
 
 class _Reproduced(Exception):
@@ -138,8 +152,11 @@ def shrink(
 ):
     """Find and shrink a case of ``regime`` on which ``prop`` fails with ``signature``
     (other failures do not count), in a worker process (each try in a process of its own
-    when the signature is a death). Returns the minimal Finding, or None when generation
-    does not reproduce it (it was seen on a pinned case only)."""
+    when the signature is a death; a hang: :func:`shrink_hang`, from this process).
+    Returns the minimal Finding, or None when generation does not reproduce it (it was
+    seen on a pinned case only)."""
+    if signature.kind == HANGS:
+        return shrink_hang(impl, prop, variant, regime, options, max_examples=max_examples, seed=seed)
 
     execute = functools.partial(
         _shrink_task, impl, prop, variant, regime, signature, options, max_examples, seed, False
@@ -163,3 +180,101 @@ def _shrink_task(impl, prop, variant, regime, signature, options, max_examples, 
         seed=seed,
         isolate_cases=isolate or len(task) > 2 or signature.key.startswith(DIED),
     )
+
+
+# A hang's shrink: each try that hangs costs its time limit, so a try gets a shorter one
+# (TRY_LIMIT_FACTOR times the slowest try that finished, at least TRY_LIMIT_FLOOR_S, at
+# most the run's) and the watchdog's grace is TRY_GRACE_S; the smallest case that hung
+# is then called once more under the run's own limit and grace before it is reported.
+# The shrink stops after HANG_TRIES tries that hang or HANG_SHRINK_CALLS tries in all.
+HANG_TRIES = 32
+HANG_SHRINK_CALLS = 100
+TRY_LIMIT_FACTOR = 10.0
+TRY_LIMIT_FLOOR_S = 0.5
+TRY_GRACE_S = 0.5
+
+
+def shrink_hang(
+    impl, prop: Property, variant, regime: str, options: RunOptions, *, max_examples: int, seed=None, ends=None
+):
+    """Shrink a ``hangs`` divergence of ``prop`` in ``regime`` from this process (the one
+    that runs the watchdog, never a worker): Hypothesis draws the cases here, as the
+    sweep did (same seed), and each try runs on a fresh worker
+    (:func:`dnspec.calling.workers.run_tasks`), so a try that hangs is ended from outside
+    (SIGALRM, else the watchdog) and the next try starts clean. A try that hangs counts
+    as showing the divergence; one that finishes, or fails otherwise, does not. Tries run
+    under a shorter limit (see :data:`TRY_LIMIT_FACTOR`), are not repeated (each case's
+    outcome is kept), and stop after :data:`HANG_TRIES` hanging ones,
+    :data:`HANG_SHRINK_CALLS` in all, or at ``ends`` (``time.monotonic()``, the run's
+    budget); later tries count as holding, so the shrinker ends with the smallest case
+    that hung. That case is called once more under the run's own limit and grace: the
+    Finding of that call when it hangs there too, else None (the divergence keeps the
+    sweep's case), as when no try hung or ``options.in_process`` (no watchdog there).
+    The implementation counts as hung in this run afterwards, as before."""
+    if options.in_process or not options.time_limit_s:
+        return None
+    outcomes: dict[str, Finding | None] = {}
+    smallest: list = []
+    spent = {"tries": 0, "hangs": 0, "slowest": 0.0}
+
+    def try_limit() -> float:
+        limit = max(TRY_LIMIT_FLOOR_S, TRY_LIMIT_FACTOR * spent["slowest"])
+        return min(options.time_limit_s, limit)
+
+    def outcome(case) -> Finding | None:
+        key = repr(case)
+        if key in outcomes:
+            return outcomes[key]
+        out_of_time = ends is not None and time.monotonic() > ends
+        if spent["hangs"] >= HANG_TRIES or spent["tries"] >= HANG_SHRINK_CALLS or out_of_time:
+            return None
+        spent["tries"] += 1
+        started = time.monotonic()
+        found = _hang_try(impl, prop, variant, regime, replace(options, time_limit_s=try_limit()), case, TRY_GRACE_S)
+        if found is None:
+            spent["slowest"] = max(spent["slowest"], time.monotonic() - started)
+        spent["hangs"] += found is not None
+        outcomes[key] = found
+        return found
+
+    def one_case(case):
+        if outcome(case) is not None:  # the shrinker only tries cases smaller than its best: the last is the smallest
+            smallest[:] = [case]
+            raise _Reproduced() from None
+
+    hung_before = HUNG_IN_RUN.hung.get(impl.name)
+    here = replace(options, device="cpu")  # cases are drawn here on the CPU (no CUDA context in this process)
+    test = _hypothesis_test(one_case, regime, impl, here, max_examples, seed, explicit=False, shrink=True)
+    confirmed = None
+    try:
+        with contextlib.suppress(_Reproduced, Flaky):  # Flaky: the final replay came after the tries ran out
+            test()
+        if smallest:
+            confirmed = _hang_try(impl, prop, variant, regime, options, smallest[0], watchdog.GRACE_S)
+    finally:
+        if hung_before is not None or confirmed is not None:
+            HUNG_IN_RUN.hung[impl.name] = confirmed.case if confirmed is not None else hung_before
+    return confirmed
+
+
+def _hang_try(impl, prop, variant, regime, options, case, grace_s) -> Finding | None:
+    """One try of :func:`shrink_hang`: ``prop`` on ``case`` on a fresh worker, under
+    ``options.time_limit_s`` and the watchdog's ``grace_s``; its ``hangs`` finding, or None."""
+    HUNG_IN_RUN.hung.pop(impl.name, None)  # the fresh worker calls it again
+    execute = functools.partial(_try_case, impl, prop, variant, regime, options)
+    value = workers.run_tasks([("try", case)], execute, jobs=1, device=options.device, grace_s=grace_s)[0]
+    if isinstance(value, workers.WorkerDied):
+        if value.how == workers.HUNG:
+            return hang_finding(label(prop, variant), value.how, value.detail, case, regime, impl)
+        return None
+    return next((f for f in value or () if f.signature.kind == HANGS), None)
+
+
+def _try_case(impl, prop, variant, regime, options, task):
+    """One try of :func:`shrink_hang`, a worker task (module-level, its state as
+    arguments: it pickles): ``prop`` on the task's case, on the run's device; its
+    findings, or None when it held."""
+    case = task[1] if task[1].device == options.device else task[1].to(options.device)
+    workers.note((regime, case))
+    with calls_limited(options):
+        return _judge(impl, case, regime, [(prop, variant)], options, False)["results"][label(prop, variant)]

@@ -103,6 +103,17 @@ def ignores_alarm_and_loops():
         pass
 
 
+def starts_a_process_and_loops():
+    """Starts a helper process (a data loader's worker, a compile server), then ignores
+    SIGALRM and loops: when the run is SIGKILLed, its worker dies by the parent-death
+    signal, and the helper must go with it (the worker's guard ends the group)."""
+    import subprocess
+    import sys
+
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    ignores_alarm_and_loops()
+
+
 def reseeds():
     """torch.manual_seed(0) at the top, for "reproducible denoising groups"."""
     torch.manual_seed(0)
@@ -291,3 +302,19 @@ grad_mode_leak, reseeding, noise_caching = (BROKEN[name][0] for name in ("grad_m
 state_restoring, other_draw_order, thread_leaving = CONTROLS.values()
 c_deadlock, alarm_ignoring = HANGING["c_deadlock"], HANGING["ignores_alarm"]
 dirty_text = _impl("dirty-text", _variant(prints_and_raises_dirty_text))
+
+
+def sleeps_on_six_boxes(
+    targets, num_classes, num_queries, class_embed, num_denoising=100, label_noise_ratio=0.5, box_noise_scale=1.0
+):
+    """Sleeps (SIGALRM ends it) on batches with six boxes or more: the first such batch
+    generation draws has more, and a hang's shrink must find one with exactly six."""
+    import time
+
+    if sum(len(t["labels"]) for t in targets) >= 6:
+        time.sleep(3600)
+    return reference(targets, num_classes, num_queries, class_embed, num_denoising, label_noise_ratio, box_noise_scale)
+
+
+sleeping_on_six_boxes = _impl("sleeps-on-six-boxes", sleeps_on_six_boxes)
+process_starting_hang = _impl("process-starting-hang", _variant(starts_a_process_and_loops, images=2))
