@@ -5,8 +5,8 @@ Each command module provides ``add_parser(subparsers)`` (registers its arguments
 
 Only the command at hand is imported and registered (``dnspec verify ...`` never imports
 the benchmark machinery, ``dnspec bench`` never the verify pipeline); ``dnspec``,
-``dnspec --help``, ``dnspec --version`` and an unknown command register them all, so the help lists every
-command and argparse names the valid choices.
+``dnspec --help`` and an unknown command register them all, so the help lists every
+command and argparse names the valid choices; ``dnspec --version`` alone imports none.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def build_parser(argv: list[str] | None = None, *, every_command: bool = False) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:  # what argparse prints, without importing commands
+        print(f"dnspec {__version__}")
+        return 0
     args = build_parser(argv).parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # a command that reruns itself in subprocesses needs it
     return int(args.func(args) or 0)

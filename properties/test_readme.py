@@ -98,13 +98,15 @@ def test_the_version_is_written_once_and_dnspec_version_prints_it(capsys):
     import importlib.metadata
 
     import dnspec
-    from dnspec.cli import main
+    from dnspec.cli import build_parser, main
 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
     assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "dnspec.__version__"}
     assert dnspec.__version__ == _version_in_source() == importlib.metadata.version("dnspec")
-    with pytest.raises(SystemExit) as exit_:
-        main(["--version"])
+    assert main(["--version"]) == 0  # the fast path: no command imported
+    assert capsys.readouterr().out == f"dnspec {dnspec.__version__}\n"
+    with pytest.raises(SystemExit) as exit_:  # argparse's, for the help: the same line
+        build_parser(["--version"]).parse_args(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out == f"dnspec {dnspec.__version__}\n"
