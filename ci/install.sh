@@ -6,6 +6,8 @@
 #    transitive, at an exact version, each file checked against its sha256
 #    (--require-hashes): a release published after the lock changes nothing here. torch
 #    is the CPU wheel on our machines' disk (an unpinned torch pulls a multi-GB CUDA build).
+#    The installer is uv (ci/uv.sh, itself locked in ci/locks/uv.txt): the same files,
+#    checked the same way, in seconds rather than pip's minute.
 # 2. dnspec itself, non-editable (the suite tests the installed package, as users get it),
 #    --no-deps (its dependencies are the lock's) and built by the locked setuptools
 #    (--no-build-isolation: no unpinned build backend is fetched).
@@ -28,8 +30,8 @@ if ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'
 fi
 pip=(.venv/bin/python -m pip --disable-pip-version-check)
 # (pipefail: a pipeline fails when pip does, whatever the filter says)
-"${pip[@]}" install --quiet --require-hashes --no-deps -r "$lock" 2>&1 | quiet \
-    || { echo "ci/install.sh: installing $lock failed" >&2; exit 1; }
+source ci/uv.sh
+uv_install .venv/bin/python "$lock" || { echo "ci/install.sh: installing $lock failed" >&2; exit 1; }
 "${pip[@]}" install --quiet --no-deps --no-build-isolation . 2>&1 | quiet \
     || { echo "ci/install.sh: building and installing dnspec failed" >&2; exit 1; }
 "${pip[@]}" check >/dev/null || { "${pip[@]}" check >&2; echo "ci/install.sh: $lock does not satisfy dnspec's requirements" >&2; exit 1; }

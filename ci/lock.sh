@@ -13,7 +13,8 @@
 #
 # Every package, direct and transitive, is pinned to an exact version with the sha256 of
 # every file of that version on the indexes (pip installs them with --require-hashes).
-# The resolver is uv's `pip compile` (a pinned uv, installed into .venv-lock), for CI's
+# The resolver is uv's `pip compile` (uv locked in ci/locks/uv.txt, installed into
+# .venv-lock by ci/uv.sh, which the installs use too), for CI's
 # Python (3.11) and platform (x86_64 Linux, glibc 2.28 or newer), whatever machine runs
 # this script. It takes the newest version across all the indexes pip is configured with
 # (--index-strategy unsafe-best-match: what pip itself does), so the lock holds what a
@@ -32,33 +33,21 @@
 # commit: `python ci/docs.py` names the package that moved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-UV_VERSION=0.13.9
-if [ "$(.venv-lock/bin/uv --version 2>/dev/null)" != "uv ${UV_VERSION}" ]; then
-    [ -x .venv-lock/bin/python ] || python3 -m venv .venv-lock
-    .venv-lock/bin/python -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}" 2>&1 \
-        | grep -v "^WARNING: Location .* is ignored" || true
-fi
-
-# the sources pip is configured with (pip.conf, PIP_* variables), passed on to uv
-sources=()
-for link in $(python3 -m pip config get global.find-links 2>/dev/null || true) ${PIP_FIND_LINKS:-}; do
-    sources+=(--find-links "$link")
-done
-for index in $(python3 -m pip config get global.index-url 2>/dev/null || true) ${PIP_INDEX_URL:-}; do
-    sources+=(--index-url "$index")
-done
-for index in $(python3 -m pip config get global.extra-index-url 2>/dev/null || true) ${PIP_EXTRA_INDEX_URL:-}; do
-    sources+=(--extra-index-url "$index")
-done
+source ci/uv.sh
+ensure_uv
+uv_sources
 
 compile() { # OUT.txt IN.in CONSTRAINTS
-    .venv-lock/bin/uv pip compile --quiet pyproject.toml "$2" --all-extras --constraint "$3" \
+    "$uv" pip compile --quiet pyproject.toml "$2" --all-extras --constraint "$3" \
         --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
         --index-strategy unsafe-best-match "${sources[@]}" --no-emit-find-links --no-emit-index-url \
         --custom-compile-command "bash ci/lock.sh" --output-file "$1"
 }
+"$uv" pip compile --quiet ci/locks/uv.in --generate-hashes --python-version 3.11 \
+    --python-platform x86_64-manylinux_2_28 --index-strategy unsafe-best-match "${sources[@]}" \
+    --no-emit-find-links --no-emit-index-url --custom-compile-command "bash ci/lock.sh" --output-file ci/locks/uv.txt
 compile ci/locks/test.txt ci/locks/test.in ci/constraints.txt
 compile ci/locks/peers.txt ci/locks/peers.in ci/constraints-peers.txt
-for lock in ci/locks/test.txt ci/locks/peers.txt; do
+for lock in ci/locks/uv.txt ci/locks/test.txt ci/locks/peers.txt; do
     echo "ci/lock.sh: $lock: $(grep -c '^[A-Za-z0-9]' "$lock") packages"
 done

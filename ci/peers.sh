@@ -4,7 +4,8 @@
 #   bash ci/peers.sh [OUT.md]        (default OUT.md: peers-matrix.md)
 #
 # 1. Creates .venv-peers in the repository root (reused when present) and installs into it
-#    exactly the peers' lock, ci/locks/peers.txt (written by ci/lock.sh, --require-hashes):
+#    exactly the peers' lock, ci/locks/peers.txt (written by ci/lock.sh, --require-hashes,
+#    installed by uv: ci/uv.sh):
 #    every peer, transformers (the `peers` extra), libreyolo, lightly-train and
 #    ultralytics, with torch 2.14.1 and torchvision 0.29.1 (both lie on our machines'
 #    disk; pip never pulls another torch), then dnspec, non-editable, --no-deps. The peers need torchvision, and PyPI's torchvision does not load beside the
@@ -46,8 +47,8 @@ else
 fi
 status=0
 rm -rf build
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
-    -r ci/locks/peers.txt >"$venv/pip-install.log" 2>&1 || status=$?
+source ci/uv.sh
+uv_install "$venv/bin/python" ci/locks/peers.txt >"$venv/pip-install.log" 2>&1 || status=$?
 if [ "$status" -eq 0 ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation . \
         >>"$venv/pip-install.log" 2>&1 || status=$?
