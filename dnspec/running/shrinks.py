@@ -183,15 +183,18 @@ def _shrink_task(impl, prop, variant, regime, signature, options, max_examples, 
 
 
 # A hang's shrink: each try that hangs costs its time limit, so a try gets a shorter one
-# (TRY_LIMIT_FACTOR times the slowest try that finished, at least TRY_LIMIT_FLOOR_S, at
-# most the run's) and the watchdog's grace is TRY_GRACE_S; the smallest case that hung
-# is then called once more under the run's own limit and grace before it is reported.
+# (the run's until a try finished, then TRY_LIMIT_FACTOR times the slowest try that
+# finished, at least TRY_LIMIT_FLOOR_S, at most the run's) and the watchdog's grace is
+# TRY_GRACE_S; the cases that hung are then called once more under the run's own limit
+# and grace, smallest first (at most CONFIRMATIONS of them), and the first that hangs
+# there too is reported (on a busy machine a try that was only slow can pass for a hang).
 # The shrink stops after HANG_TRIES tries that hang or HANG_SHRINK_CALLS tries in all.
 HANG_TRIES = 32
 HANG_SHRINK_CALLS = 100
 TRY_LIMIT_FACTOR = 10.0
 TRY_LIMIT_FLOOR_S = 0.5
 TRY_GRACE_S = 0.5
+CONFIRMATIONS = 4
 
 
 def shrink_hang(
@@ -207,19 +210,21 @@ def shrink_hang(
     outcome is kept), and stop after :data:`HANG_TRIES` hanging ones,
     :data:`HANG_SHRINK_CALLS` in all, or at ``ends`` (``time.monotonic()``, the run's
     budget); later tries count as holding, so the shrinker ends with the smallest case
-    that hung. That case is called once more under the run's own limit and grace: the
-    Finding of that call when it hangs there too, else None (the divergence keeps the
-    sweep's case), as when no try hung or ``options.in_process`` (no watchdog there).
+    that hung. The cases that hung are called once more under the run's own limit and
+    grace, smallest first (at most :data:`CONFIRMATIONS`): the Finding of the first that
+    hangs there too, else None (the divergence keeps the sweep's case), as when no try
+    hung or ``options.in_process`` (no watchdog there).
     The implementation counts as hung in this run afterwards, as before."""
     if options.in_process or not options.time_limit_s:
         return None
     outcomes: dict[str, Finding | None] = {}
-    smallest: list = []
-    spent = {"tries": 0, "hangs": 0, "slowest": 0.0}
+    hung: list = []  # the cases that hung, in the order tried: each later one is smaller
+    spent = {"tries": 0, "hangs": 0, "slowest": None}
 
     def try_limit() -> float:
-        limit = max(TRY_LIMIT_FLOOR_S, TRY_LIMIT_FACTOR * spent["slowest"])
-        return min(options.time_limit_s, limit)
+        if spent["slowest"] is None:  # nothing finished yet: no measure of a normal call here
+            return options.time_limit_s
+        return min(options.time_limit_s, max(TRY_LIMIT_FLOOR_S, TRY_LIMIT_FACTOR * spent["slowest"]))
 
     def outcome(case) -> Finding | None:
         key = repr(case)
@@ -232,14 +237,15 @@ def shrink_hang(
         started = time.monotonic()
         found = _hang_try(impl, prop, variant, regime, replace(options, time_limit_s=try_limit()), case, TRY_GRACE_S)
         if found is None:
-            spent["slowest"] = max(spent["slowest"], time.monotonic() - started)
+            spent["slowest"] = max(spent["slowest"] or 0.0, time.monotonic() - started)
         spent["hangs"] += found is not None
         outcomes[key] = found
         return found
 
     def one_case(case):
         if outcome(case) is not None:  # the shrinker only tries cases smaller than its best: the last is the smallest
-            smallest[:] = [case]
+            if not hung or hung[-1] is not case:
+                hung.append(case)
             raise _Reproduced() from None
 
     hung_before = HUNG_IN_RUN.hung.get(impl.name)
@@ -249,8 +255,10 @@ def shrink_hang(
     try:
         with contextlib.suppress(_Reproduced, Flaky):  # Flaky: the final replay came after the tries ran out
             test()
-        if smallest:
-            confirmed = _hang_try(impl, prop, variant, regime, options, smallest[0], watchdog.GRACE_S)
+        for case in reversed(hung[-CONFIRMATIONS:]):
+            confirmed = _hang_try(impl, prop, variant, regime, options, case, watchdog.GRACE_S)
+            if confirmed is not None:
+                break
     finally:
         if hung_before is not None or confirmed is not None:
             HUNG_IN_RUN.hung[impl.name] = confirmed.case if confirmed is not None else hung_before
