@@ -49,19 +49,28 @@ def outputs_of(trial, key: CallKey = CallKey()):
     layout = layout_of(case)
     if case.num_denoising <= 0 or not layout.produces_output:
         return outputs
-    read = read_layout(mask, case, layout)
+    read = read_layout(mask, case, layout, trial.memo)
     if isinstance(read, ReadMask):
         return (outputs[0], outputs[1], read.combined(), outputs[3])
     return outputs
 
 
-def read_layout(mask, case, layout: CdnLayout | None = None) -> ReadMask | Unreadable:
+def read_layout(mask, case, layout: CdnLayout | None = None, memo: dict | None = None) -> ReadMask | Unreadable:
     """``mask`` read in the layout conventions of :mod:`dnspec.contract.mask_layouts`, for
     the case's batch and T = N + Q, the oracle deciding a bool mask's polarity where the
-    layout does not."""
+    layout does not. With ``memo`` (a trial's: it lives as long as the outputs it reads)
+    a mask is read once however many checks ask (a per-head mask of a batch of eight
+    images holds millions of entries)."""
+    if memo is not None:
+        hit = memo.get(("read_layout", id(mask)))
+        if hit is not None and hit[0] is mask:  # the memo holds the mask, so its id is not reused
+            return hit[1]
     layout = layout or layout_of(case)
     size = layout.num_dn_rows + case.num_queries
-    return read_mask(mask, case.batch_size, size, layout.attn_mask(device=getattr(mask, "device", None)))
+    read = read_mask(mask, case.batch_size, size, layout.attn_mask(device=getattr(mask, "device", None)))
+    if memo is not None:
+        memo[("read_layout", id(mask))] = (mask, read)
+    return read
 
 
 def raw_outputs_of(trial, key: CallKey = CallKey()):
@@ -192,7 +201,7 @@ def check_structure(trial):
                 + (" (the inputs' dtype, or RT-DETR's float32 buffer)" if len(dtypes) > 1 else ""),
                 f"structure.{name}.dtype",
             )
-    read = read_layout(attn_mask, case, layout)
+    read = read_layout(attn_mask, case, layout, trial.memo)
     if isinstance(read, Unreadable):
         fail(f"{read.message} (N={n}, Q={q}, bs={bs})", f"structure.attn_mask.{read.part}")
     if not read.ambiguous:

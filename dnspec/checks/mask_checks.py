@@ -31,7 +31,7 @@ def check_attention_mask(trial):
     produced_outputs(trial)  # a mask in no known layout is the structure property's failure
     raw = raw_outputs_of(trial)[2]
     expected = layout.attn_mask()
-    read = read_layout(raw, case, layout)
+    read = read_layout(raw, case, layout, trial.memo)
     if isinstance(read, Unreadable):
         # a [T, T] mask in no value convention (a 0/1 float mask): the structure check names
         # its dtype; its truth values are judged here as RT-DETR's

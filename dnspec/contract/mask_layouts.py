@@ -91,8 +91,12 @@ class ReadMask:
 
     def combined(self) -> torch.Tensor:
         """bool [T, T]: blocked where every slice blocks (any slice that lets a query see a
-        key shows in it)."""
-        return self.slices.all(dim=0)
+        key shows in it); computed once per read mask (read-only, as the outputs are)."""
+        cached = self.__dict__.get("_combined")
+        if cached is None:
+            cached = self.slices.all(dim=0)
+            object.__setattr__(self, "_combined", cached)  # frozen: a cache, not a field
+        return cached
 
 
 @dataclass(frozen=True)
@@ -138,15 +142,15 @@ def read_mask(mask, batch_size: int, size: int, expected: torch.Tensor | None = 
             return ReadMask(layout, BLOCKED, slices, heads)
         return _by_polarity(layout, heads, slices, expected.to(slices.device))
     if mask.is_floating_point():
-        bad = ~((slices == 0) | (slices <= BLOCKING))
-        if bool(bad.any()):
-            value = float(slices[bad][0])
+        blocked = slices <= BLOCKING
+        if not bool((blocked | (slices == 0)).all()):
+            value = float(slices[~blocked & (slices != 0)][0])
             return Unreadable(
                 "dtype",
                 f"attn_mask is a {mask.dtype} mask holding {value:g}: a float mask must be additive, 0 where a query "
                 f"may attend and -inf or <= {BLOCKING:g} where it may not (or use a bool mask)",
             )
-        return ReadMask(layout, ADDITIVE, slices <= BLOCKING, heads)
+        return ReadMask(layout, ADDITIVE, blocked, heads)
     return Unreadable("dtype", f"attn_mask has dtype {mask.dtype}, expected torch.bool or an additive float mask")
 
 
