@@ -202,7 +202,12 @@ def test_rtdetrs_api_and_an_ordinary_crash_are_left_to_the_properties(other_apis
     )  # AttributeError, not on class_embed
 
 
-def test_an_oriented_box_fork_is_exit_2_with_one_line(capsys):
+@pytest.mark.parametrize("method", [None, "spawn"], ids=["default", "spawn"])
+def test_an_oriented_box_fork_is_exit_2_with_one_line(capsys, monkeypatch, method):
+    """On every start method: the probe runs in a worker that is not forked too (it was a
+    closure, which did not pickle, and the failure read as "no other API")."""
+    if method is not None:
+        monkeypatch.setenv("DNSPEC_START_METHOD", method)
     code = main(["verify", f"{TREES / 'obb_fork' / 'denoising.py'}:{FUNCTION}", "--profile", "ci"])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""

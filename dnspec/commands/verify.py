@@ -471,19 +471,26 @@ def _other_api(impl, args, buffer) -> str:
     """What makes ``impl`` another API than RT-DETR's (:mod:`dnspec.calling.api_probe`: one probe
     call, in a worker process unless --in-process), or ''."""
     from dnspec.calling import workers
-    from dnspec.calling.api_probe import probe
 
     limit = args.time_limit if args.time_limit and args.time_limit > 0 else None
-
-    def one(task):
-        with captured(buffer):
-            return probe(impl, limit)
-
+    one = functools.partial(_probe_task, impl, limit, buffer)  # module-level: it pickles for spawn
     try:
-        found = workers.run_tasks(["probe"], one, jobs=1, device=args.device, in_process=args.in_process)[0]
+        found = workers.run_tasks(
+            ["probe"], one, jobs=1, device=args.device, capture=buffer, in_process=args.in_process
+        )[0]
+    except workers.WorkerError:
+        raise  # dnspec's own failure (a task that does not pickle, say) is not "no other API"
     except Exception:  # the probe decides nothing it cannot finish: the properties will
         return ""
     return found.what if found is not None and hasattr(found, "what") else ""
+
+
+def _probe_task(impl, limit, buffer, task):
+    """The API probe, a worker task (module-level, its state as arguments)."""
+    from dnspec.calling.api_probe import probe
+
+    with captured(buffer):
+        return probe(impl, limit)
 
 
 def _size(chars: int) -> str:
