@@ -9,19 +9,29 @@
 # this script; so does any ruff finding or documentation difference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# each step's wall time, printed as it ends (where CI's minutes go: CONTRIBUTING.md)
+mark=$(date +%s)
+took() { local now; now=$(date +%s); echo "ci/test.sh: $1 took $((now - mark)) s"; mark=$now; }
 bash ci/install.sh
+took "install"
 # ruff comes from the lock (ci/locks/test.in pins it: another version formats differently)
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+took "ruff"
 # .venv/bin/pytest (not `python -m pytest`) so the installed dnspec is tested, not ./dnspec
 .venv/bin/pytest properties -p no:cacheprovider -n auto "$@"
+took "the property suite"
 # the documented outputs: each marked block's command re-run (in parallel), links checked
 .venv/bin/python ci/docs.py
+took "the docs check"
 # the release artifact: sdist and wheel built, checked, installed into a new venv and run
 # from outside the repository (ci/release.sh)
 bash ci/release.sh
+took "the release check"
 if [ -f ci/bench.sh ]; then
     bash ci/bench.sh
+    took "the speed gates"
 fi
 # the macOS/Windows/CUDA route: the self-test and verify again with workers that are not forked (issue 26)
 bash ci/spawn.sh
+took "the spawn route"
