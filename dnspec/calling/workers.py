@@ -180,25 +180,36 @@ def _one_thread_after_fork() -> None:
         torch.set_num_threads(1)
 
 
+def _settle(record_path: str | None, group: int | None = None) -> None:
+    """What a worker and a per-case process do first: calls run here (``IN_WORKER``),
+    SIGINT is the run's, the process joins process group ``group`` (0: a group of its own;
+    None: the one it has), dies with its parent, a crash is a divergence (no faulthandler
+    dump), and, given ``record_path``, notes and deadlines go to that record file (a
+    forked per-case process keeps the worker's)."""
+    global IN_WORKER, _RECORD_FD, _RECORD_PATH
+    IN_WORKER = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if group is not None:
+        with contextlib.suppress(OSError):
+            os.setpgid(0, group)
+    watchdog.die_with_parent()
+    faulthandler.disable()
+    if record_path is not None:
+        _RECORD_PATH, _RECORD_FD = record_path, os.open(record_path, os.O_WRONLY)
+        calling.WATCH = watchdog.Slot(_RECORD_FD)
+
+
 def _worker_main(conn, record_path: str, state=None) -> None:
     """A worker's loop (``state``: the pickled tasks, executor, capture and hangs when not
     forked): run the task whose index arrives, send back (kind, value, output,
     hung) pickled; None ends it."""
-    global IN_WORKER, _RECORD_FD, _RECORD_PATH
-    IN_WORKER = True
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)  # its own process group: what the implementation starts ends with it (_end)
-    watchdog.die_with_parent()
+    _settle(record_path, group=0)  # its own process group: what the implementation starts ends with it (_end)
     watchdog.guard_group()  # ... even when this worker is SIGKILLed
-    faulthandler.disable()  # a crash is reported as a divergence, not as a dump on the terminal
     if state is not None:  # spawned or forkserver: the state came pickled
         loaded = pickle.loads(state)
         HANGS.hung.update(loaded.pop("hung"))
         _STATE.update(loaded)
     _one_thread_after_fork()
-    _RECORD_PATH, _RECORD_FD = record_path, os.open(record_path, os.O_WRONLY)
-    calling.WATCH = watchdog.Slot(_RECORD_FD)
     capture = _STATE.get("capture")
     while True:
         index = conn.recv()
@@ -255,9 +266,7 @@ def _forked_child(fn, capture) -> tuple[bytes, int]:
     if pid == 0:  # the child: answer, then end without running anything else of this process
         try:
             os.close(read_fd)
-            watchdog.die_with_parent()
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            faulthandler.disable()
+            _settle(None)  # forked: it keeps the worker's record file and deadline slot
             _one_thread_after_fork()
             view = memoryview(_answer(fn, capture))
             while view:
@@ -280,9 +289,7 @@ def _started_child(fn, capture, method: str) -> tuple[bytes, int]:
         raise WorkerError(
             f"cannot start a {method} process for one case: its work does not pickle ({error})"
         ) from error
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    context = _context(method)
     parent_end, child_end = context.Pipe(duplex=False)
     group = os.getpgrp() if hasattr(os, "getpgrp") else None
     process = context.Process(target=_child_main, args=(child_end, state, _RECORD_PATH, group))
@@ -301,20 +308,10 @@ def _started_child(fn, capture, method: str) -> tuple[bytes, int]:
 def _child_main(conn, state: bytes, record_path: str | None, group: int | None) -> None:
     """A process started for one piece of work (:func:`in_child`, not forked): join the
     worker's process group, write deadlines and notes into its record file, answer, end."""
-    global IN_WORKER, _RECORD_FD, _RECORD_PATH
     try:
-        if group is not None:
-            with contextlib.suppress(OSError):
-                os.setpgid(0, group)
-        IN_WORKER = True
-        watchdog.die_with_parent()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        faulthandler.disable()
+        _settle(record_path, group)
         loaded = pickle.loads(state)
         HANGS.hung.update(loaded["hung"])
-        if record_path is not None:
-            _RECORD_PATH, _RECORD_FD = record_path, os.open(record_path, os.O_WRONLY)
-            calling.WATCH = watchdog.Slot(_RECORD_FD)
         _one_thread_after_fork()
         conn.send_bytes(_answer(loaded["fn"], loaded["capture"]))
     finally:
@@ -389,9 +386,7 @@ def run_tasks(
             on_done(task)
         return results
     method = method or start_method(device)
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":  # the server imports these once; each worker is then a cheap fork of it
-        context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    context = _context(method)
     portable = method != "fork"
     queue = deque(range(len(tasks)))
     pool: list[_Worker] = []
@@ -458,6 +453,15 @@ def run_tasks(
             _end(worker, grace_s=END_GRACE_S)
         _STATE.clear()
     return results
+
+
+def _context(method: str):
+    """multiprocessing's context for ``method``; a fork server imports
+    :data:`FORKSERVER_PRELOAD` once, so that each process is then a cheap fork of it."""
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    return context
 
 
 def _portable_state(method: str, tasks, execute, capture) -> bytes:

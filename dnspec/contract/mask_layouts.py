@@ -32,6 +32,7 @@ single ``[T, T]`` mask the other checks compare (blocked only where every slice 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -92,11 +93,11 @@ class ReadMask:
     def combined(self) -> torch.Tensor:
         """bool [T, T]: blocked where every slice blocks (any slice that lets a query see a
         key shows in it); computed once per read mask (read-only, as the outputs are)."""
-        cached = self.__dict__.get("_combined")
-        if cached is None:
-            cached = self.slices.all(dim=0)
-            object.__setattr__(self, "_combined", cached)  # frozen: a cache, not a field
-        return cached
+        return self._every_slice_blocks
+
+    @functools.cached_property
+    def _every_slice_blocks(self) -> torch.Tensor:
+        return self.slices.all(dim=0)
 
 
 @dataclass(frozen=True)
