@@ -9,7 +9,14 @@
 #   uv_install PYTHON LOCK      installs exactly LOCK into the venv of PYTHON (--require-hashes,
 #                               --no-deps), as pip would, in seconds rather than minutes
 #                               (measured: ci/locks/test.txt 4 s against pip's 51 s,
-#                               ci/locks/peers.txt 16 s against about 170 s, no cache)
+#                               ci/locks/peers.txt 16 s against about 170 s, no cache), and
+#                               compiles the bytecode as pip does (--compile-bytecode, 18 s
+#                               for ci/locks/test.txt): uv does not by default, and where
+#                               PYTHONDONTWRITEBYTECODE is set (it is on CI's machines) no
+#                               process ever writes it, so every one of CI's hundreds of
+#                               Python processes compiled torch's modules again, ~2.2 s each
+#                               (`import torch, hypothesis, dnspec.commands.verify`: 4.0 s
+#                               against 1.8 s)
 uv=.venv-lock/bin/uv
 uv_version=$(sed -n 's/^uv==\([0-9.]*\).*/\1/p' ci/locks/uv.in)
 
@@ -38,6 +45,6 @@ uv_sources() {
 
 uv_install() { # PYTHON LOCK
     ensure_uv && uv_sources
-    "$uv" pip install --quiet --python "$1" --require-hashes --no-deps -r "$2" \
+    "$uv" pip install --quiet --python "$1" --require-hashes --no-deps -r "$2" --compile-bytecode \
         --index-strategy unsafe-best-match "${sources[@]}"
 }
