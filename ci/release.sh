@@ -59,9 +59,10 @@ echo "ci/release.sh: built and checked $(basename "$sdist") and $(basename "$whe
 # 3. a new venv outside the repository: the lock's dependencies, then the README's line
 step=$(seconds)
 "${PYTHON:-$(command -v python3.11 || command -v python3)}" -m venv "$work/venv"  # the lock is for Python 3.11
-# --no-compile: no .pyc for torch's thousands of modules (minutes on a loaded machine)
+# --no-compile: no .pyc for torch's thousands of modules; the three commands below start
+# only a few Python processes, which compile what they import for less than that costs
 source ci/uv.sh  # the lock's files, hash-checked, by uv (as ci/install.sh does)
-uv_install "$work/venv/bin/python" ci/locks/test.txt || fail "installing ci/locks/test.txt into a new venv failed"
+uv_install "$work/venv/bin/python" ci/locks/test.txt --no-compile || fail "installing ci/locks/test.txt into a new venv failed"
 install_line=$(sed -n 's/^- run: \(pip install .*dnspec-[^ ]*\.whl\)$/\1/p' README.md | head -1)
 [ -n "$install_line" ] || fail "README.md has no '- run: pip install ...dnspec-VERSION-py3-none-any.whl' step"
 wheel_path=$(awk '{ print $NF }' <<<"$install_line")

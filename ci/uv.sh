@@ -6,7 +6,8 @@
 #                               indexes, PIP_* variables) as uv options, in the array $sources:
 #                               uv does not read pip's configuration, and the torch wheels CI
 #                               uses lie on the machines' disk (find-links)
-#   uv_install PYTHON LOCK      installs exactly LOCK into the venv of PYTHON (--require-hashes,
+#   uv_install PYTHON LOCK [--no-compile]
+#                               installs exactly LOCK into the venv of PYTHON (--require-hashes,
 #                               --no-deps), as pip would, in seconds rather than minutes
 #                               (measured: ci/locks/test.txt 4 s against pip's 51 s,
 #                               ci/locks/peers.txt 16 s against about 170 s, no cache), and
@@ -16,7 +17,8 @@
 #                               process ever writes it, so every one of CI's hundreds of
 #                               Python processes compiled torch's modules again, ~2.2 s each
 #                               (`import torch, hypothesis, dnspec.commands.verify`: 4.0 s
-#                               against 1.8 s)
+#                               against 1.8 s); --no-compile skips it where few processes
+#                               start (the release check's venv: it would cost more than it saves)
 uv=.venv-lock/bin/uv
 uv_version=$(sed -n 's/^uv==\([0-9.]*\).*/\1/p' ci/locks/uv.in)
 
@@ -43,8 +45,10 @@ uv_sources() {
     done
 }
 
-uv_install() { # PYTHON LOCK
+uv_install() { # PYTHON LOCK [--no-compile]
     ensure_uv && uv_sources
-    "$uv" pip install --quiet --python "$1" --require-hashes --no-deps -r "$2" --compile-bytecode \
+    local compile=(--compile-bytecode)
+    [ "${3:-}" = "--no-compile" ] && compile=()
+    "$uv" pip install --quiet --python "$1" --require-hashes --no-deps -r "$2" "${compile[@]}" \
         --index-strategy unsafe-best-match "${sources[@]}"
 }
