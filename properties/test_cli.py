@@ -442,6 +442,29 @@ def test_matrix_survives_an_implementation_that_kills_its_interpreter(capsys, tm
     assert "Regenerate with `dnspec matrix" in text
 
 
+def test_matrix_in_parallel_writes_the_same_table_in_the_same_row_order(capsys, tmp_path):
+    """--parallel runs the verify subprocesses side by side; the table is the one of one at
+    a time, rows in the order the SPECs were given (not the order they finished), and a bad
+    count is refused where it is parsed."""
+    import re
+
+    specs = ["reference", fixture("crashes.py", "build_abort"), fixture("broken.py")]
+    quick = ["--only", "structure", "--profile", "ci", "--max-examples", "3", "--jobs", "1", "--seed", "0"]
+    tables = []
+    out_path = tmp_path / "matrix.md"  # one path: the table's command line names it
+    for parallel in ("1", "3"):
+        assert main(["matrix", *specs, *quick, "--parallel", parallel, "--out", str(out_path)]) == 0
+        tables.append(re.sub(r"\d+(?:\.\d+)? ?s\b", "<N> s", out_path.read_text()))
+    capsys.readouterr()
+    assert tables[0] == tables[1]
+    first_cells = [line.split(" | ")[0] for line in tables[1].splitlines() if line.startswith("| ") and " | " in line]
+    order = [next(i for i, cell in enumerate(first_cells) if spec.split("/")[-1] in cell) for spec in specs]
+    assert order == sorted(order) and len(set(order)) == 3, (order, first_cells)
+    with pytest.raises(SystemExit) as exited:
+        main(["matrix", "reference", "--parallel", "0"])
+    assert exited.value.code == 2 and "--parallel" in capsys.readouterr().err
+
+
 def test_python_dash_m_dnspec_exit_status_in_a_subprocess():
     done = subprocess.run(
         [sys.executable, "-m", "dnspec", "verify", fixture("wrong_outputs.py"), "--only", "structure", *QUICK],

@@ -9,6 +9,13 @@ interpreter, exhausts memory or hangs inside C code (where the per-call SIGALRM 
 cannot reach) costs its own row, never the table; a subprocess that ends without a report
 gets an error row with its exit status and last line of output.
 
+``--parallel N`` runs up to N of those subprocesses at once. Each verify run already has a
+worker per core, but it also has phases on one core (starting Python, importing torch and
+the peer's package, writing its report), during which the other cores wait: on CI's two
+cores the peers matrix kept them busy 78% of the time one at a time. The table, its row
+order and each row are the same whatever N (each row is its own subprocess and report);
+only the order of the progress lines follows which finishes first.
+
 Each SPEC's accepted divergences come from ``[tool.dnspec]`` (:mod:`dnspec.config`: the
 nearest pyproject.toml, or ``--config FILE``), so its cells say KNOWN where a divergence is
 accepted (:mod:`dnspec.running.accept`).
@@ -20,6 +27,7 @@ what it is for), 2 when it could not be (no implementation, unusable option).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import shlex
@@ -30,6 +38,17 @@ import time
 from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 900.0
+
+
+def _count(text: str) -> int:
+    """--parallel's value: a whole number of subprocesses, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of subprocesses, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
+    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -94,6 +113,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="worker processes inside each verify run (default: its own default, one per core)",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="verify up to N implementations at once, each in its own subprocess (default 1); the table is the "
+        "same, the progress lines come as runs finish",
     )
     parser.add_argument(
         "--config",
@@ -211,20 +238,31 @@ def run(args) -> int:
         print("dnspec matrix: no implementation to run", file=sys.stderr)
         return 2
     console = Console(file=sys.stderr, highlight=False, markup=False, soft_wrap=True)
-    reports = []
-    with tempfile.TemporaryDirectory(prefix="dnspec-matrix-") as workdir:
-        for index, spec in enumerate(specs, 1):
-            with console.status(f"[{index}/{len(specs)}] dnspec verify {spec}"):
-                report = run_one(spec, args, workdir)
-            if not report.error:
-                accept.apply(report, accepted_for(spec, config))
-            reports.append(report)
-            line = f"ERROR {spec}: {report.error}" if report.error else summary_line(report)
-            console.print(f"[{index}/{len(specs)}] {line}")
-            if against and not accept.same_spec(spec, against):  # the column comparing it with the baseline
-                with console.status(f"[{index}/{len(specs)}] dnspec verify {spec} --against {against}"):
-                    compared = run_one(spec, args, workdir, against=against)
-                report.options["against_compatibility"] = compared.error or compared.compatibility
+
+    def row(spec: str):
+        """One implementation's report (its accepted divergences applied) and, with a
+        baseline, its compatibility with it; runs in a thread, its verify in a subprocess."""
+        report = run_one(spec, args, workdir)
+        if not report.error:
+            accept.apply(report, accepted_for(spec, config))
+        if against and not accept.same_spec(spec, against):  # the column comparing it with the baseline
+            compared = run_one(spec, args, workdir, against=against)
+            report.options["against_compatibility"] = compared.error or compared.compatibility
+        return report
+
+    reports: list = [None] * len(specs)
+    with (
+        tempfile.TemporaryDirectory(prefix="dnspec-matrix-") as workdir,
+        concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool,
+        console.status(f"dnspec verify: {len(specs)} implementations, {args.parallel} at a time") as status,
+    ):
+        futures = {pool.submit(row, spec): index for index, spec in enumerate(specs)}
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            index = futures[future]
+            report = reports[index] = future.result()
+            line = f"ERROR {specs[index]}: {report.error}" if report.error else summary_line(report)
+            console.print(f"[{index + 1}/{len(specs)}] {line}")
+            status.update(f"dnspec verify: {done} of {len(specs)} implementations done")
     command = "dnspec matrix" + (" " + shlex.join(args.specs) if args.specs else "")
     if args.profile:
         command += f" --profile {args.profile}"
