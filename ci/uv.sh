@@ -14,8 +14,8 @@
 #                               compiles the bytecode as pip does (--compile-bytecode, 18 s
 #                               for ci/locks/test.txt): uv does not by default, and where
 #                               PYTHONDONTWRITEBYTECODE is set (it is on CI's machines) no
-#                               process ever writes it, so every one of CI's hundreds of
-#                               Python processes compiled torch's modules again, ~2.2 s each
+#                               process ever writes it, so every Python process CI starts
+#                               outside a fork compiled torch's modules again, ~2.2 s each
 #                               (`import torch, hypothesis, dnspec.commands.verify`: 4.0 s
 #                               against 1.8 s); --no-compile skips it where few processes
 #                               start (the release check's venv: it would cost more than it saves)
