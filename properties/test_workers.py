@@ -158,6 +158,42 @@ def test_a_per_case_process_starts_as_workers_do_and_stays_in_the_workers_group(
     assert died == "exited with status 3"
 
 
+def _hypothesis_in_a_worker(_task) -> tuple:
+    """In a worker, before and after its first Hypothesis test case: whether what it started
+    with is frozen, whether Hypothesis' own PRNG was already there (so the first case does
+    not register it with a full collection), and the warnings that case raised."""
+    import gc
+    import warnings
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.core import threadlocal
+
+    had_prng = threadlocal._hypothesis_global_random is not None
+
+    @settings(max_examples=2, database=None)
+    @given(st.integers())
+    def case(value):
+        pass
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        case()
+    return gc.get_freeze_count() > 0, had_prng, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_a_worker_starts_with_hypothesis_prepared_and_its_start_frozen(method):
+    """Hypothesis registers its own PRNG on a thread's first test case with a full garbage
+    collection (0.1 s beside torch), once per worker: done before the workers are forked
+    (or as a worker that was not forked starts), then what the worker started with is frozen
+    (``gc.freeze``), so its first case costs no collection and warns of nothing."""
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    frozen, had_prng, warned = run_tasks([0], _hypothesis_in_a_worker, jobs=1, method=method)[0]
+    assert frozen and had_prng and warned == [], (frozen, had_prng, warned)
+
+
 def test_a_task_that_does_not_pickle_is_a_clear_error_on_spawn():
     with pytest.raises(WorkerError, match="do not pickle"):
         run_tasks([1, 2], lambda task: task, jobs=1, method="spawn")

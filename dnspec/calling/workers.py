@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import functools
+import gc
 import io
 import multiprocessing
 import multiprocessing.util
@@ -199,6 +200,26 @@ def _settle(record_path: str | None, group: int | None = None) -> None:
         calling.WATCH = watchdog.Slot(_RECORD_FD)
 
 
+def hypothesis_prepared() -> None:
+    """Give this thread Hypothesis' own PRNG now, if it has none yet. Hypothesis does it on
+    a thread's first test case, registering the PRNG with a full garbage collection
+    (``hypothesis.internal.entropy.register_random``): 0.1 s in a process that holds torch
+    (215,000 tracked objects), paid again by every worker on its first case, about 6% of
+    the self-test's CPU time (py-spy). So a run does it once before it forks workers
+    (:func:`run_tasks`), which inherit it; a worker that was not forked does it when it
+    starts (:func:`_worker_main`); and each worker then freezes what it started with
+    (``gc.freeze``: a later collection there never traverses it, 0.1 s -> under 1 ms).
+    The PRNG is registered before the freeze: Hypothesis' check of its referrers would
+    not see frozen ones. A Hypothesis without this private helper only costs the time
+    again (``properties/test_workers.py`` fails then, so that it is looked at)."""
+    try:
+        from hypothesis.internal.entropy import deterministic_PRNG
+    except ImportError:  # pragma: no cover - a Hypothesis that moved it
+        return
+    with deterministic_PRNG():  # seeds every registered PRNG and puts each state back
+        pass
+
+
 def _worker_main(conn, record_path: str, state=None) -> None:
     """A worker's loop (``state``: the pickled tasks, executor, capture and hangs when not
     forked): run the task whose index arrives, send back (kind, value, output,
@@ -210,6 +231,8 @@ def _worker_main(conn, record_path: str, state=None) -> None:
         HANGS.hung.update(loaded.pop("hung"))
         _STATE.update(loaded)
     _one_thread_after_fork()
+    hypothesis_prepared()  # nothing to do in a forked worker: its parent did it (run_tasks)
+    gc.freeze()  # what it started with is never traversed by a collection here (see hypothesis_prepared)
     capture = _STATE.get("capture")
     while True:
         index = conn.recv()
@@ -388,6 +411,8 @@ def run_tasks(
     method = method or start_method(device)
     context = _context(method)
     portable = method != "fork"
+    if not portable:
+        hypothesis_prepared()  # once here, inherited by every worker forked from this process
     queue = deque(range(len(tasks)))
     pool: list[_Worker] = []
     limit = max(1, min(jobs, len(tasks)))
