@@ -18,6 +18,16 @@ result that depends on the call history, and a same-seed comparison it explains,
 by the ``call_history`` item when that item is collected and fails. Accepted divergences
 (``accept``, ``--against``) are xfailed (strict) as before, and never own a bug.
 
+**Each regime run once under pytest-xdist.** A regime's run serves all of its items, but
+xdist's default distribution (``-n N``, ``--dist load``) deals items out one by one, so
+every worker met every regime and made its run: N workers, N times the work.
+:func:`regime_scope` names the unit an item belongs to (its SPEC's regime; a fixed
+workload, which is a run of its own, alone), and :class:`RegimeScheduling` (xdist's
+``loadscope`` with those units; the plugin chooses it for ``--dist load``) gives each
+unit to one worker, with nothing renamed (``--dist loadgroup`` would suffix every item's
+id with its group). Other tests of the session are each a unit of their own, as under
+``load``; another ``--dist`` the user chose is kept.
+
 **As careful as verify.** Everything of the implementation's that an item shows (the
 failure text, skip and xfail reasons) is cleaned by :func:`dnspec.calling.clean_text.clean`;
 the captured output sections are cleaned by the plugin's report hook.
@@ -289,3 +299,30 @@ def _selected(impl, options, regime, entry):
     if regime is None:
         return [e for e in runner.plan(impl, options) if e[0] is entry[0] and str(e[1]) == str(entry[1])] or [entry]
     return [e for e in runner.plan(impl, options) if e[0].kind in GENERATED_KINDS]
+
+
+def regime_scope(nodeid: str) -> str:
+    """The unit of work a node id belongs to under pytest-xdist: ``COLLECTOR::[REGIME]``
+    for an item of dnspec's in a regime (``dnspec::boxes[common]`` and
+    ``dnspec[SPEC]::dtype_agreement[bfloat16][common]`` -> ``dnspec::[common]`` and
+    ``dnspec[SPEC]::[common]``: the items one regime's run serves); the node id itself for
+    anything else, a fixed-workload item included (its run is its own)."""
+    collector, _, name = nodeid.rpartition("::")
+    if not (collector == "dnspec" or (collector.startswith("dnspec[") and collector.endswith("]"))):
+        return nodeid
+    regime = name[name.rfind("[") + 1 : -1] if name.endswith("]") and "[" in name else ""
+    if not regime or regime == FIXED_WORKLOAD:
+        return nodeid
+    return f"{collector}::[{regime}]"
+
+
+def regime_scheduling(config, log):
+    """xdist's ``loadscope`` scheduler with :func:`regime_scope`'s units (xdist imported here:
+    only a session with xdist calls it)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RegimeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return regime_scope(nodeid)
+
+    return RegimeScheduling(config, log)

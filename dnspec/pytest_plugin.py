@@ -38,8 +38,9 @@ it from accept. With ``--against THEIRS`` (or ``against`` in ``[tool.dnspec]``) 
 of MINE follows a run of THEIRS with the same options, as ``dnspec verify --against``
 does: MINE's divergences that THEIRS shows too are accepted, xfail(strict) "shared with
 THEIRS". Advisories xfail (not strict) unless ``--strict-advisories``. Items are ordered
-regime by regime and grouped for xdist (``-n auto --dist loadgroup`` gives one run per
-regime in all); ``-n auto`` alone works too. What pytest shows of these items and of the
+regime by regime, and under xdist's default distribution (``-n auto``) each regime's items
+go to one worker together (:func:`pytest_xdist_make_scheduler`): one run per regime in all,
+as ``--dist loadgroup`` gives too. What pytest shows of these items and of the
 tests of ``--impl`` (captured output, failure text, reasons) is cleaned as dnspec's
 reports are (:func:`pytest_runtest_makereport`): no control character, no line that
 starts with ``::`` (a GitHub workflow command).
@@ -323,6 +324,18 @@ def pytest_collection_modifyitems(session, config, items):
         collector.against = against if against and not same_spec(against, spec) else None
         added += [item for item in session.genitems(collector) if isinstance(item, pytest.Item)]
     items[:0] = added
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With dnspec's items and xdist's default distribution (``--dist load``), each regime's
+    items go to one worker (:func:`dnspec.pytest_items.regime_scheduling`), so each regime
+    is run once in all, not once per worker; any other ``--dist`` is xdist's own."""
+    if config.getoption("dnspec", default=None) is None or config.getvalue("dist") != "load":
+        return None
+    from dnspec.pytest_items import regime_scheduling
+
+    return regime_scheduling(config, log)
 
 
 @pytest.hookimpl(hookwrapper=True)

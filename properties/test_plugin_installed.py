@@ -8,6 +8,7 @@ installed (never this checkout: the folder is not under it and PYTHONPATH is cle
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -102,9 +103,31 @@ def test_pytest_dnspec_collects_the_items_and_xfails_the_known_ones(tmp_path):
     assert "failed" not in outcomes.values()
     assert "known divergence boxes.crossed@common: D-FINE keeps |w|" in output
     # each regime's items are judged by that regime's run alone: a few regimes on two workers give the same
-    code_n, outcomes_n, output_n = _pytest(root, "--dnspec", *FEW_REGIMES, "-n", "2")
+    code_n, outcomes_n, output_n = _pytest(root, "--dnspec", *FEW_REGIMES, "-n", "2", "-v", "-v")
     few = {name: status for name, status in outcomes.items() if name.rsplit("[", 1)[1][:-1] in FEW_NAMES}
     assert code_n == 0 and outcomes_n == few, output_n[-3000:]
+    # ... and each regime went to one worker as a whole (its run made once, not once per worker)
+    workers_of = {}
+    for worker, regime in re.findall(r"^\[(gw\d+)\].*? dnspec::\S+\[(\w+)\](?:\s|$)", output_n, re.MULTILINE):
+        workers_of.setdefault(regime, set()).add(worker)
+    assert set(workers_of) == set(FEW_NAMES) and all(len(w) == 1 for w in workers_of.values()), workers_of
+
+
+@pytest.mark.parametrize(
+    "nodeid, unit",
+    [
+        ("dnspec::boxes[common]", "dnspec::[common]"),
+        ("dnspec::dtype_agreement[bfloat16][batch_of_one]", "dnspec::[batch_of_one]"),
+        ("dnspec[src/a.py:build]::structure[box_noise_scale_0]", "dnspec[src/a.py:build]::[box_noise_scale_0]"),
+        ("dnspec::label_flip_rate[fixed_workload]", "dnspec::label_flip_rate[fixed_workload]"),  # a run of its own
+        ("tests/test_boxes.py::test_boxes[common]", "tests/test_boxes.py::test_boxes[common]"),  # not dnspec's
+        ("dnspec_extra.py::test_x[common]", "dnspec_extra.py::test_x[common]"),
+    ],
+)
+def test_an_item_s_unit_of_work_under_xdist_is_its_regime(nodeid, unit):
+    from dnspec.pytest_items import regime_scope
+
+    assert regime_scope(nodeid) == unit
 
 
 def test_pytest_dnspec_fails_on_a_new_mask_bug_with_and_without_xdist(tmp_path):
