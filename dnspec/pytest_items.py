@@ -22,7 +22,7 @@ by the ``call_history`` item when that item is collected and fails. Accepted div
 xdist's default distribution (``-n N``, ``--dist load``) deals items out one by one, so
 every worker met every regime and made its run: N workers, N times the work.
 :func:`regime_scope` names the unit an item belongs to (its SPEC's regime; a fixed
-workload, which is a run of its own, alone), and :class:`RegimeScheduling` (xdist's
+workload, which is a run of its own, alone), and :func:`regime_scheduling` (xdist's
 ``loadscope`` with those units; the plugin chooses it for ``--dist load``) gives each
 unit to one worker, with nothing renamed (``--dist loadgroup`` would suffix every item's
 id with its group). Other tests of the session are each a unit of their own, as under
