@@ -241,12 +241,14 @@ def run(args) -> int:
 
     def row(spec: str):
         """One implementation's report (its accepted divergences applied) and, with a
-        baseline, its compatibility with it; runs in a thread, its verify in a subprocess."""
-        report = run_one(spec, args, workdir)
+        baseline, its compatibility with it; runs in a thread, its verify in a subprocess
+        that writes its report in a folder of this row's own (a SPEC given twice is two rows)."""
+        folder = tempfile.mkdtemp(dir=workdir)
+        report = run_one(spec, args, folder)
         if not report.error:
             accept.apply(report, accepted_for(spec, config))
         if against and not accept.same_spec(spec, against):  # the column comparing it with the baseline
-            compared = run_one(spec, args, workdir, against=against)
+            compared = run_one(spec, args, folder, against=against)
             report.options["against_compatibility"] = compared.error or compared.compatibility
         return report
 
